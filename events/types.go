@@ -1,0 +1,481 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Prefix is the reverse-DNS prefix of every event type keyguard defines.
+const Prefix = "dev.keyguard."
+
+// keyguard's own event types.
+const (
+	TypeKeyRotated       = Prefix + "key.rotated"
+	TypeKeyStateChanged  = Prefix + "key.state_changed"
+	TypeRotationSettled  = Prefix + "rotation.settled"
+	TypeBackupRequested  = Prefix + "backup.requested"
+	TypeBackupStarted    = Prefix + "backup.started"
+	TypeBackupCompleted  = Prefix + "backup.completed"
+	TypeBackupFailed     = Prefix + "backup.failed"
+	TypeRestoreRequested = Prefix + "restore.requested"
+	TypeRestoreCompleted = Prefix + "restore.completed"
+	TypeAlert            = Prefix + "alert"
+	// TypeTick is the type keyguard's own ticker (local stack, tests) gives a scheduler tick.
+	TypeTick = Prefix + "tick"
+)
+
+// Platform event types keyguard accepts.
+const (
+	// TypeKnativePing is what Code Engine cron (Knative ping source) sends.
+	TypeKnativePing = "dev.knative.sources.ping"
+	// CloudLogsAlertPrefix and CloudLogsAlertSuffix bracket an IBM Cloud Logs alert notification
+	// type: com.ibm.cloud.logs.<alert name>:AlertTriggered.
+	CloudLogsAlertPrefix = "com.ibm.cloud.logs."
+	CloudLogsAlertSuffix = ":AlertTriggered"
+)
+
+// IsCloudLogsAlert reports whether t is a Cloud Logs alert notification type.
+func IsCloudLogsAlert(t string) bool {
+	return strings.HasPrefix(t, CloudLogsAlertPrefix) && strings.HasSuffix(t, CloudLogsAlertSuffix) &&
+		len(t) > len(CloudLogsAlertPrefix)+len(CloudLogsAlertSuffix)
+}
+
+// BackupType is the Db2 backup granularity.
+type BackupType string
+
+// Backup types. Incremental is Db2's cumulative incremental; delta is incremental since the last
+// backup of any type.
+const (
+	Full        BackupType = "full"
+	Incremental BackupType = "incremental"
+	Delta       BackupType = "delta"
+)
+
+// Valid reports whether t is a known backup type.
+func (t BackupType) Valid() bool { return t == Full || t == Incremental || t == Delta }
+
+// Rank orders types for precedence when several slots fall due at once: full first.
+func (t BackupType) Rank() int {
+	switch t {
+	case Full:
+		return 0
+	case Incremental:
+		return 1
+	case Delta:
+		return 2
+	}
+	return 3
+}
+
+// Mode is online (database stays available, needs archive logging) or offline.
+type Mode string
+
+// Backup modes.
+const (
+	Online  Mode = "online"
+	Offline Mode = "offline"
+)
+
+// Valid reports whether m is a known mode.
+func (m Mode) Valid() bool { return m == Online || m == Offline }
+
+// FailureClass says what a failed backup needs next.
+type FailureClass string
+
+// Failure classes.
+const (
+	// Transient failures are retried with backoff.
+	Transient FailureClass = "transient"
+	// Rotation failures come from key material in transition; they reopen or extend the hold.
+	Rotation FailureClass = "rotation"
+	// Configuration failures (archive logging off, TRACKMOD off, no space) need an operator.
+	Configuration FailureClass = "configuration"
+	// Permanent failures are not retried; they alert at once.
+	Permanent FailureClass = "permanent"
+)
+
+// Valid reports whether c is a known class.
+func (c FailureClass) Valid() bool {
+	return c == Transient || c == Rotation || c == Configuration || c == Permanent
+}
+
+// Retryable reports whether a failure of class c is worth retrying on a backoff schedule.
+func (c FailureClass) Retryable() bool { return c == Transient || c == Rotation }
+
+// KeyState is a Key Protect key state, by its documented name.
+type KeyState string
+
+// Key Protect key states (0 pre-activation is not used by root keys in service).
+const (
+	KeyActive      KeyState = "active"
+	KeySuspended   KeyState = "suspended"
+	KeyDeactivated KeyState = "deactivated"
+	KeyDestroyed   KeyState = "destroyed"
+)
+
+// Valid reports whether s is a known key state.
+func (s KeyState) Valid() bool {
+	return s == KeyActive || s == KeySuspended || s == KeyDeactivated || s == KeyDestroyed
+}
+
+// Usable reports whether backups may be protected by a key in state s.
+func (s KeyState) Usable() bool { return s == KeyActive }
+
+// Severity of an alert.
+type Severity string
+
+// Alert severities.
+const (
+	Critical Severity = "critical"
+	Warning  Severity = "warning"
+	Info     Severity = "info"
+)
+
+// Valid reports whether s is a known severity.
+func (s Severity) Valid() bool { return s == Critical || s == Warning || s == Info }
+
+// Payload is implemented by every keyguard event's data.
+type Payload interface {
+	// EventType is the CloudEvents type the payload travels under.
+	EventType() string
+	// Validate returns an error naming every field that is missing or wrong.
+	Validate() error
+}
+
+// KeyRotated says a root key has a new version.
+type KeyRotated struct {
+	KeyCRN     string    `json:"key_crn"`
+	OldVersion string    `json:"old_version,omitempty"`
+	NewVersion string    `json:"new_version"`
+	RotatedAt  time.Time `json:"rotated_at"`
+	// DetectedBy is poll, cloud-logs or managed.
+	DetectedBy string `json:"detected_by"`
+}
+
+// KeyStateChanged says a root key changed state (disabled, enabled, deleted, restored).
+type KeyStateChanged struct {
+	KeyCRN    string    `json:"key_crn"`
+	State     KeyState  `json:"state"`
+	Previous  KeyState  `json:"previous,omitempty"`
+	ChangedAt time.Time `json:"changed_at"`
+}
+
+// RotationSettled says a database's rotation window closed.
+type RotationSettled struct {
+	Database   string    `json:"database"`
+	KeyCRN     string    `json:"key_crn"`
+	KeyVersion string    `json:"key_version"`
+	OpenedAt   time.Time `json:"opened_at"`
+	ClosedAt   time.Time `json:"closed_at"`
+	// Confirmed is true when every registration reported the new version; false when the window
+	// closed at its maximum without confirmation.
+	Confirmed bool   `json:"confirmed"`
+	Reason    string `json:"reason"`
+}
+
+// BackupRequested asks for a backup now (operator, managed rotation).
+type BackupRequested struct {
+	Database    string     `json:"database"`
+	Type        BackupType `json:"type"`
+	Mode        Mode       `json:"mode,omitempty"`
+	RequestedBy string     `json:"requested_by"`
+	Reason      string     `json:"reason,omitempty"`
+}
+
+// BackupStarted says the scheduler started a run.
+type BackupStarted struct {
+	Database   string     `json:"database"`
+	RunID      string     `json:"run_id"`
+	Type       BackupType `json:"type"`
+	Mode       Mode       `json:"mode"`
+	Slot       time.Time  `json:"slot"`
+	StartedAt  time.Time  `json:"started_at"`
+	LeaseUntil time.Time  `json:"lease_until"`
+	KeyCRN     string     `json:"key_crn"`
+	KeyVersion string     `json:"key_version,omitempty"`
+	Executor   string     `json:"executor"`
+}
+
+// BackupCompleted says a run produced a verified image.
+type BackupCompleted struct {
+	Database       string     `json:"database"`
+	RunID          string     `json:"run_id"`
+	Type           BackupType `json:"type"`
+	Mode           Mode       `json:"mode"`
+	StartedAt      time.Time  `json:"started_at"`
+	EndedAt        time.Time  `json:"ended_at"`
+	ImageTimestamp string     `json:"image_timestamp"`
+	Location       string     `json:"location,omitempty"`
+	SizeBytes      int64      `json:"size_bytes"`
+	SHA256         string     `json:"sha256,omitempty"`
+	KeyCRN         string     `json:"key_crn"`
+	KeyVersion     string     `json:"key_version,omitempty"`
+	Verified       bool       `json:"verified"`
+	CatalogKey     string     `json:"catalog_key,omitempty"`
+}
+
+// BackupFailed says a run failed, with a classified reason.
+type BackupFailed struct {
+	Database  string       `json:"database"`
+	RunID     string       `json:"run_id"`
+	Type      BackupType   `json:"type"`
+	Mode      Mode         `json:"mode,omitempty"`
+	StartedAt time.Time    `json:"started_at"`
+	EndedAt   time.Time    `json:"ended_at"`
+	Class     FailureClass `json:"class"`
+	Code      string       `json:"code,omitempty"`
+	Message   string       `json:"message"`
+}
+
+// RestoreRequested asks for a restore plan or run.
+type RestoreRequested struct {
+	Database    string    `json:"database"`
+	Target      string    `json:"target,omitempty"`
+	PointInTime time.Time `json:"point_in_time,omitzero"`
+	RequestedBy string    `json:"requested_by"`
+}
+
+// RestoreCompleted says a restore finished.
+type RestoreCompleted struct {
+	Database string   `json:"database"`
+	Images   []string `json:"images"`
+	Success  bool     `json:"success"`
+	Message  string   `json:"message,omitempty"`
+}
+
+// Alert is what keyguard tells a person.
+type Alert struct {
+	Severity Severity `json:"severity"`
+	Database string   `json:"database,omitempty"`
+	KeyCRN   string   `json:"key_crn,omitempty"`
+	// Reason is a short machine-readable cause, e.g. backup-failures, key-state, unrestorable.
+	Reason   string   `json:"reason"`
+	Message  string   `json:"message"`
+	RunID    string   `json:"run_id,omitempty"`
+	Failures int      `json:"failures,omitempty"`
+	Related  []string `json:"related,omitempty"`
+}
+
+// EventType implementations.
+func (KeyRotated) EventType() string       { return TypeKeyRotated }
+func (KeyStateChanged) EventType() string  { return TypeKeyStateChanged }
+func (RotationSettled) EventType() string  { return TypeRotationSettled }
+func (BackupRequested) EventType() string  { return TypeBackupRequested }
+func (BackupStarted) EventType() string    { return TypeBackupStarted }
+func (BackupCompleted) EventType() string  { return TypeBackupCompleted }
+func (BackupFailed) EventType() string     { return TypeBackupFailed }
+func (RestoreRequested) EventType() string { return TypeRestoreRequested }
+func (RestoreCompleted) EventType() string { return TypeRestoreCompleted }
+func (Alert) EventType() string            { return TypeAlert }
+
+// problems collects validation messages.
+type problems []string
+
+func (p *problems) need(ok bool, format string, args ...any) {
+	if !ok {
+		*p = append(*p, fmt.Sprintf(format, args...))
+	}
+}
+
+func (p problems) err(typ string) error {
+	if len(p) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, typ, strings.Join(p, "; "))
+}
+
+const maxField = 1024
+
+func text(s string) bool { return s != "" && len(s) <= maxField }
+
+// Validate implementations.
+
+func (e KeyRotated) Validate() error {
+	var p problems
+	p.need(text(e.KeyCRN), "key_crn is required")
+	p.need(text(e.NewVersion), "new_version is required")
+	p.need(e.OldVersion == "" || e.OldVersion != e.NewVersion, "old_version equals new_version")
+	p.need(!e.RotatedAt.IsZero(), "rotated_at is required")
+	p.need(e.DetectedBy == "poll" || e.DetectedBy == "cloud-logs" || e.DetectedBy == "managed",
+		"detected_by must be poll, cloud-logs or managed")
+	return p.err(TypeKeyRotated)
+}
+
+func (e KeyStateChanged) Validate() error {
+	var p problems
+	p.need(text(e.KeyCRN), "key_crn is required")
+	p.need(e.State.Valid(), "state must be active, suspended, deactivated or destroyed")
+	p.need(e.Previous == "" || e.Previous.Valid(), "previous is not a key state")
+	p.need(!e.ChangedAt.IsZero(), "changed_at is required")
+	return p.err(TypeKeyStateChanged)
+}
+
+func (e RotationSettled) Validate() error {
+	var p problems
+	p.need(text(e.Database), "database is required")
+	p.need(text(e.KeyCRN), "key_crn is required")
+	p.need(text(e.KeyVersion), "key_version is required")
+	p.need(!e.OpenedAt.IsZero() && !e.ClosedAt.IsZero(), "opened_at and closed_at are required")
+	p.need(!e.ClosedAt.Before(e.OpenedAt), "closed_at is before opened_at")
+	return p.err(TypeRotationSettled)
+}
+
+func (e BackupRequested) Validate() error {
+	var p problems
+	p.need(text(e.Database), "database is required")
+	p.need(e.Type.Valid(), "type must be full, incremental or delta")
+	p.need(e.Mode == "" || e.Mode.Valid(), "mode must be online or offline")
+	p.need(text(e.RequestedBy), "requested_by is required")
+	return p.err(TypeBackupRequested)
+}
+
+func (e BackupStarted) Validate() error {
+	var p problems
+	p.need(text(e.Database), "database is required")
+	p.need(text(e.RunID), "run_id is required")
+	p.need(e.Type.Valid(), "type must be full, incremental or delta")
+	p.need(e.Mode.Valid(), "mode must be online or offline")
+	p.need(!e.StartedAt.IsZero(), "started_at is required")
+	p.need(e.LeaseUntil.After(e.StartedAt), "lease_until must be after started_at")
+	p.need(text(e.KeyCRN), "key_crn is required")
+	p.need(text(e.Executor), "executor is required")
+	return p.err(TypeBackupStarted)
+}
+
+func (e BackupCompleted) Validate() error {
+	var p problems
+	p.need(text(e.Database), "database is required")
+	p.need(text(e.RunID), "run_id is required")
+	p.need(e.Type.Valid(), "type must be full, incremental or delta")
+	p.need(e.Mode.Valid(), "mode must be online or offline")
+	p.need(!e.StartedAt.IsZero() && !e.EndedAt.IsZero(), "started_at and ended_at are required")
+	p.need(!e.EndedAt.Before(e.StartedAt), "ended_at is before started_at")
+	p.need(validImageTimestamp(e.ImageTimestamp), "image_timestamp must be 14 digits (yyyymmddhhmmss)")
+	p.need(e.SizeBytes >= 0, "size_bytes is negative")
+	p.need(e.SHA256 == "" || validHex(e.SHA256, 64), "sha256 must be 64 hex digits")
+	p.need(text(e.KeyCRN), "key_crn is required")
+	return p.err(TypeBackupCompleted)
+}
+
+func (e BackupFailed) Validate() error {
+	var p problems
+	p.need(text(e.Database), "database is required")
+	p.need(text(e.RunID), "run_id is required")
+	p.need(e.Type.Valid(), "type must be full, incremental or delta")
+	p.need(e.Mode == "" || e.Mode.Valid(), "mode must be online or offline")
+	p.need(!e.EndedAt.IsZero(), "ended_at is required")
+	p.need(e.Class.Valid(), "class must be transient, rotation, configuration or permanent")
+	p.need(e.Message != "" && len(e.Message) <= 4*maxField, "message is required (at most 4096 bytes)")
+	return p.err(TypeBackupFailed)
+}
+
+func (e RestoreRequested) Validate() error {
+	var p problems
+	p.need(text(e.Database), "database is required")
+	p.need(text(e.RequestedBy), "requested_by is required")
+	return p.err(TypeRestoreRequested)
+}
+
+func (e RestoreCompleted) Validate() error {
+	var p problems
+	p.need(text(e.Database), "database is required")
+	p.need(len(e.Images) > 0, "images must name at least one image")
+	return p.err(TypeRestoreCompleted)
+}
+
+func (e Alert) Validate() error {
+	var p problems
+	p.need(e.Severity.Valid(), "severity must be critical, warning or info")
+	p.need(text(e.Reason), "reason is required")
+	p.need(e.Message != "" && len(e.Message) <= 4*maxField, "message is required (at most 4096 bytes)")
+	p.need(e.Failures >= 0, "failures is negative")
+	return p.err(TypeAlert)
+}
+
+func validImageTimestamp(s string) bool {
+	if len(s) != 14 {
+		return false
+	}
+	_, err := time.Parse("20060102150405", s)
+	return err == nil
+}
+
+func validHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Errors returned by the decoders. Callers map ErrInvalid, ErrUnknownType and ErrTooLarge to a 4xx.
+var (
+	ErrInvalid     = errors.New("invalid event")
+	ErrUnknownType = errors.New("unknown event type")
+	ErrTooLarge    = errors.New("event too large")
+)
+
+// newPayload returns a pointer to the zero payload for a keyguard event type.
+func newPayload(typ string) (Payload, bool) {
+	switch typ {
+	case TypeKeyRotated:
+		return &KeyRotated{}, true
+	case TypeKeyStateChanged:
+		return &KeyStateChanged{}, true
+	case TypeRotationSettled:
+		return &RotationSettled{}, true
+	case TypeBackupRequested:
+		return &BackupRequested{}, true
+	case TypeBackupStarted:
+		return &BackupStarted{}, true
+	case TypeBackupCompleted:
+		return &BackupCompleted{}, true
+	case TypeBackupFailed:
+		return &BackupFailed{}, true
+	case TypeRestoreRequested:
+		return &RestoreRequested{}, true
+	case TypeRestoreCompleted:
+		return &RestoreCompleted{}, true
+	case TypeAlert:
+		return &Alert{}, true
+	}
+	return nil, false
+}
+
+// Types lists keyguard's own event types with payloads, in a stable order.
+func Types() []string {
+	return []string{TypeKeyRotated, TypeKeyStateChanged, TypeRotationSettled, TypeBackupRequested,
+		TypeBackupStarted, TypeBackupCompleted, TypeBackupFailed, TypeRestoreRequested,
+		TypeRestoreCompleted, TypeAlert}
+}
+
+// DecodeData parses the data of a keyguard event of type typ, rejecting unknown fields, and
+// validates it. It returns a pointer to the payload type (e.g. *BackupCompleted).
+func DecodeData(typ string, data []byte) (Payload, error) {
+	p, ok := newPayload(typ)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownType, typ)
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: %s: data is empty", ErrInvalid, typ)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(p); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, typ, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: %s: trailing data after the JSON object", ErrInvalid, typ)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}

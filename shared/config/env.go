@@ -1,0 +1,39 @@
+package config
+
+// Environment variables read by the functions' mains (never by shared packages). The Terraform
+// checks in infra/ read this list, so a name the code reads is a name the deployment sets.
+const (
+	EnvPort           = "PORT"                      // HTTP port of a Code Engine app
+	EnvAuthToken      = "KEYGUARD_AUTH_TOKEN"       // shared bearer secret every request carries (secret)
+	EnvLogLevel       = "KEYGUARD_LOG_LEVEL"        // debug, info, warn, error
+	EnvIAMURL         = "KEYGUARD_IAM_URL"          // IAM base URL (token endpoint is <url>/identity/token)
+	EnvAPIKey         = "KEYGUARD_API_KEY"          // IBM Cloud API key (secret); empty with a trusted profile
+	EnvTrustedProfile = "KEYGUARD_TRUSTED_PROFILE"  // Code Engine trusted profile name (instead of an API key)
+	EnvCOSEndpoint    = "KEYGUARD_COS_ENDPOINT"     // COS S3 endpoint URL
+	EnvCOSRegion      = "KEYGUARD_COS_REGION"       // COS signing region
+	EnvCOSBucket      = "KEYGUARD_COS_BUCKET"       // bucket for state, catalog, images, config
+	EnvCOSPrefix      = "KEYGUARD_COS_PREFIX"       // optional key prefix inside the bucket
+	EnvCOSInstanceCRN = "KEYGUARD_COS_INSTANCE_CRN" // COS service instance CRN (IAM auth)
+	EnvCOSHMACKey     = "KEYGUARD_COS_HMAC_KEY_ID"  // HMAC access key id (instead of IAM)
+	EnvCOSHMACSecret  = "KEYGUARD_COS_HMAC_SECRET"  // HMAC secret access key (secret)
+	EnvENURL          = "KEYGUARD_EN_URL"           // Event Notifications API URL
+	EnvENInstanceID   = "KEYGUARD_EN_INSTANCE_ID"   // Event Notifications instance GUID
+	EnvENSourceID     = "KEYGUARD_EN_SOURCE_ID"     // API source id keyguard publishes under
+	EnvKPURL          = "KEYGUARD_KP_URL"           // Key Protect API URL
+	EnvKPInstanceID   = "KEYGUARD_KP_INSTANCE_ID"   // Key Protect instance GUID
+	EnvFleetFile      = "KEYGUARD_FLEET_FILE"       // local fleet policy file (instead of COS)
+	EnvFleetKey       = "KEYGUARD_FLEET_KEY"        // fleet policy object key in COS (default config/fleet.yaml)
+	EnvExecutor       = "KEYGUARD_EXECUTOR"         // simulated, codeengine, db2saas
+	EnvCEProjectID    = "KEYGUARD_CE_PROJECT_ID"    // Code Engine project id (runner job starts)
+	EnvCERegion       = "KEYGUARD_CE_REGION"        // Code Engine region
+	EnvCERunnerJob    = "KEYGUARD_CE_RUNNER_JOB"    // Code Engine job name of the runner
+	EnvTickInterval   = "KEYGUARD_TICK_INTERVAL"    // expected interval between ticks (e.g. 5m)
+)
+
+// FunctionEnv lists, per function, the variables its main reads. Terraform must set each one
+// (PORT is set by Code Engine itself on apps).
+var FunctionEnv = map[string][]string{
+	"scheduler":  {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey, EnvExecutor, EnvCEProjectID, EnvCERegion, EnvCERunnerJob, EnvTickInterval},
+	"rotation":   {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey},
+	"completion": {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
+}

@@ -1,0 +1,291 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keyguard-dev/keyguard/events"
+)
+
+// MaxFleetBytes bounds the fleet policy file.
+const MaxFleetBytes = 1 << 20
+
+// Executors a database can be backed up by.
+const (
+	ExecSimulated = "simulated" // deterministic simulated Db2 (dev stack, tests)
+	ExecDb2CLI    = "db2cli"    // self-managed Db2 through its command line, in the runner job
+	ExecDb2SaaS   = "db2saas"   // Db2 on Cloud REST API
+)
+
+// Fleet is the whole policy.
+type Fleet struct {
+	Version   int        `yaml:"version"`
+	Defaults  Defaults   `yaml:"defaults"`
+	Databases []Database `yaml:"databases"`
+}
+
+// Defaults apply to every database that does not set the field itself.
+type Defaults struct {
+	Mode           events.Mode    `yaml:"mode"`
+	Executor       string         `yaml:"executor"`
+	Lease          time.Duration  `yaml:"lease"`
+	CatchUp        time.Duration  `yaml:"catch_up"`
+	AlertThreshold int            `yaml:"alert_threshold"`
+	Rotation       RotationPolicy `yaml:"rotation"`
+	Retry          RetryPolicy    `yaml:"retry"`
+}
+
+// RotationPolicy bounds the hold on backups after a key rotation.
+type RotationPolicy struct {
+	// Settle is the minimum time a window stays open even when re-wrap is confirmed.
+	Settle time.Duration `yaml:"settle"`
+	// MaxWindow is the latest close for databases below LargeSize; MaxWindowLarge at or above it.
+	MaxWindow      time.Duration `yaml:"max_window"`
+	MaxWindowLarge time.Duration `yaml:"max_window_large"`
+	LargeSize      Size          `yaml:"large_size"`
+}
+
+// RetryPolicy is exponential backoff for failed runs: Base * Factor^(n-1), at most Max, for at
+// most MaxAttempts consecutive failures.
+type RetryPolicy struct {
+	Base        time.Duration `yaml:"base"`
+	Factor      float64       `yaml:"factor"`
+	Max         time.Duration `yaml:"max"`
+	MaxAttempts int           `yaml:"max_attempts"`
+}
+
+// Database is one database's policy, complete after Load (defaults merged).
+type Database struct {
+	Name     string `yaml:"name"`
+	Instance string `yaml:"instance"`
+	KeyCRN   string `yaml:"key_crn"`
+	Size     Size   `yaml:"size"`
+	Executor string `yaml:"executor"`
+	// Mode is the default backup mode; offline databases are backed up offline.
+	Mode events.Mode `yaml:"mode"`
+	// Schedules maps a backup type to a cron expression (5 fields or @descriptor, UTC).
+	Schedules      map[events.BackupType]string `yaml:"schedules"`
+	Lease          time.Duration                `yaml:"lease"`
+	CatchUp        time.Duration                `yaml:"catch_up"`
+	AlertThreshold int                          `yaml:"alert_threshold"`
+	Rotation       RotationPolicy               `yaml:"rotation"`
+	Retry          RetryPolicy                  `yaml:"retry"`
+
+	schedules map[events.BackupType]cron.Schedule
+}
+
+// Schedule returns the parsed schedule of type t, if the database has one.
+func (d Database) Schedule(t events.BackupType) (cron.Schedule, bool) {
+	s, ok := d.schedules[t]
+	return s, ok
+}
+
+// MaxWindow returns the rotation window's maximum for this database's size.
+func (d Database) MaxWindow() time.Duration {
+	if d.Rotation.LargeSize > 0 && d.Size >= d.Rotation.LargeSize {
+		return d.Rotation.MaxWindowLarge
+	}
+	return d.Rotation.MaxWindow
+}
+
+// Database returns the policy of the named database.
+func (f *Fleet) Database(name string) (Database, bool) {
+	for _, d := range f.Databases {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return Database{}, false
+}
+
+// ByKey returns the databases protected by the key CRN.
+func (f *Fleet) ByKey(keyCRN string) []Database {
+	var out []Database
+	for _, d := range f.Databases {
+		if d.KeyCRN == keyCRN {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Keys returns the distinct key CRNs in use, in first-use order.
+func (f *Fleet) Keys() []string {
+	var out []string
+	for _, d := range f.Databases {
+		if !slices.Contains(out, d.KeyCRN) {
+			out = append(out, d.KeyCRN)
+		}
+	}
+	return out
+}
+
+// BuiltinDefaults are used where the file sets nothing.
+func BuiltinDefaults() Defaults {
+	return Defaults{
+		Mode:           events.Online,
+		Executor:       ExecSimulated,
+		Lease:          6 * time.Hour,
+		CatchUp:        24 * time.Hour,
+		AlertThreshold: 2,
+		Rotation: RotationPolicy{
+			Settle: 15 * time.Minute, MaxWindow: 4 * time.Hour, MaxWindowLarge: 8 * time.Hour,
+			LargeSize: 1 << 40,
+		},
+		Retry: RetryPolicy{Base: 30 * time.Minute, Factor: 2, Max: 2 * time.Hour, MaxAttempts: 5},
+	}
+}
+
+// ErrInvalidFleet wraps every fleet validation failure.
+var ErrInvalidFleet = errors.New("invalid fleet policy")
+
+// Load parses and validates a fleet policy. The error lists every problem found.
+func Load(data []byte) (*Fleet, error) {
+	if len(data) > MaxFleetBytes {
+		return nil, fmt.Errorf("%w: file is %d bytes, limit %d", ErrInvalidFleet, len(data), MaxFleetBytes)
+	}
+	// Pass 1: strict shape (unknown fields are errors).
+	var strict Fleet
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&strict); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidFleet, err)
+	}
+	// Pass 2: defaults first, then each database decoded over a copy of them.
+	var raw struct {
+		Version   int         `yaml:"version"`
+		Defaults  yaml.Node   `yaml:"defaults"`
+		Databases []yaml.Node `yaml:"databases"`
+	}
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidFleet, err)
+	}
+	f := &Fleet{Version: raw.Version, Defaults: BuiltinDefaults()}
+	if raw.Defaults.Kind != 0 {
+		if err := raw.Defaults.Decode(&f.Defaults); err != nil {
+			return nil, fmt.Errorf("%w: defaults: %v", ErrInvalidFleet, err)
+		}
+	}
+	for i := range raw.Databases {
+		d := Database{
+			Mode: f.Defaults.Mode, Executor: f.Defaults.Executor, Lease: f.Defaults.Lease,
+			CatchUp: f.Defaults.CatchUp, AlertThreshold: f.Defaults.AlertThreshold,
+			Rotation: f.Defaults.Rotation, Retry: f.Defaults.Retry,
+		}
+		if err := raw.Databases[i].Decode(&d); err != nil {
+			return nil, fmt.Errorf("%w: databases[%d]: %v", ErrInvalidFleet, i, err)
+		}
+		f.Databases = append(f.Databases, d)
+	}
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	keyCRNRE = regexp.MustCompile(`^crn:v1:[a-z0-9-]+:[a-z0-9-]+:(kms|hs-crypto):[a-z0-9-]*:a/[0-9a-f]+:[0-9a-f-]+:key:[0-9a-f-]+$`)
+)
+
+// cronParser accepts standard 5-field expressions and @descriptors.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func (f *Fleet) validate() error {
+	var p []string
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	if f.Version != 1 {
+		add("version must be 1 (got %d)", f.Version)
+	}
+	if len(f.Databases) == 0 {
+		add("databases: at least one database is required")
+	}
+	seen := map[string]bool{}
+	for i := range f.Databases {
+		d := &f.Databases[i]
+		at := fmt.Sprintf("databases[%d]", i)
+		if d.Name != "" {
+			at = fmt.Sprintf("database %q", d.Name)
+		}
+		switch {
+		case !nameRE.MatchString(d.Name):
+			add("%s: name must match %s", at, nameRE)
+		case seen[d.Name]:
+			add("%s: name is used twice", at)
+		}
+		seen[d.Name] = true
+		if !keyCRNRE.MatchString(d.KeyCRN) {
+			add("%s: key_crn %q is not a Key Protect or HPCS key CRN (crn:v1:...:kms:<region>:a/<account>:<instance>:key:<key id>)", at, d.KeyCRN)
+		}
+		if d.Instance == "" {
+			add("%s: instance is required (Db2 instance CRN or host)", at)
+		}
+		if d.Size < 0 {
+			add("%s: size is negative", at)
+		}
+		if !slices.Contains([]string{ExecSimulated, ExecDb2CLI, ExecDb2SaaS}, d.Executor) {
+			add("%s: executor must be simulated, db2cli or db2saas (got %q)", at, d.Executor)
+		}
+		if !d.Mode.Valid() {
+			add("%s: mode must be online or offline (got %q)", at, d.Mode)
+		}
+		if d.Executor == ExecDb2SaaS && d.Mode == events.Offline {
+			add("%s: Db2 on Cloud takes online backups only", at)
+		}
+		if len(d.Schedules) == 0 {
+			add("%s: schedules: at least one schedule is required", at)
+		}
+		d.schedules = map[events.BackupType]cron.Schedule{}
+		for t, expr := range d.Schedules {
+			if !t.Valid() {
+				add("%s: schedules: unknown backup type %q (full, incremental, delta)", at, t)
+				continue
+			}
+			s, err := cronParser.Parse(expr)
+			if err != nil {
+				add("%s: schedules.%s: %q: %v", at, t, expr, err)
+				continue
+			}
+			d.schedules[t] = s
+		}
+		if _, ok := d.Schedules[events.Full]; !ok && len(d.Schedules) > 0 {
+			add("%s: schedules: a full schedule is required (incremental and delta backups need a full one before them)", at)
+		}
+		if (d.Schedules[events.Incremental] != "" || d.Schedules[events.Delta] != "") && d.Executor == ExecDb2SaaS {
+			add("%s: Db2 on Cloud takes full backups only", at)
+		}
+		if d.Lease <= 0 {
+			add("%s: lease must be positive", at)
+		}
+		if d.CatchUp <= 0 {
+			add("%s: catch_up must be positive", at)
+		}
+		if d.AlertThreshold < 1 {
+			add("%s: alert_threshold must be at least 1", at)
+		}
+		r := d.Rotation
+		if r.Settle < 0 || r.MaxWindow <= 0 || r.MaxWindowLarge <= 0 {
+			add("%s: rotation: settle must be >= 0 and max_window, max_window_large > 0", at)
+		}
+		if r.Settle > r.MaxWindow || r.Settle > r.MaxWindowLarge {
+			add("%s: rotation: settle exceeds the maximum window", at)
+		}
+		q := d.Retry
+		if q.Base <= 0 || q.Max < q.Base || q.Factor < 1 || q.MaxAttempts < 1 {
+			add("%s: retry: need base > 0, max >= base, factor >= 1, max_attempts >= 1", at)
+		}
+	}
+	if len(p) > 0 {
+		return fmt.Errorf("%w:\n  - %s", ErrInvalidFleet, strings.Join(p, "\n  - "))
+	}
+	return nil
+}
