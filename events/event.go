@@ -1,6 +1,8 @@
 package events
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -36,3 +38,9 @@ type Event struct {
 
 // Key identifies an event for de-duplication: the same source and id are the same event.
 func (e Event) Key() string { return e.Source + "\x00" + e.ID }
+
+// Digest is a short fixed-size form of Key, for the bounded list of seen events in a state.
+func (e Event) Digest() string {
+	sum := sha256.Sum256([]byte(e.Key()))
+	return hex.EncodeToString(sum[:12])
+}
