@@ -50,6 +50,8 @@ type KeyInfo struct {
 	State   events.KeyState `json:"state,omitempty"`
 	// Blocked is set while the key is not usable (suspended, deactivated, destroyed).
 	Blocked bool `json:"blocked,omitempty"`
+	// RotatedAt is the latest rotation time seen, from any path.
+	RotatedAt time.Time `json:"rotated_at,omitzero"`
 }
 
 // RotationWindow is an open hold on backups while Db2 re-wraps its keys.

@@ -1,0 +1,146 @@
+package completion
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
+	"github.com/keyguard-dev/keyguard/shared/state"
+)
+
+var now = time.Date(2026, 11, 24, 2, 45, 0, 0, time.UTC)
+
+func setup(t *testing.T, run *state.Run) (*Handler, *testkit.Sender) {
+	send := &testkit.Sender{}
+	h := &Handler{Store: state.NewMemoryStore(), Fleet: config.Static{F: testkit.LoadFleet(t)}, Send: send, Clock: clock.NewFake(now)}
+	_, err := state.Update(context.Background(), h.Store, "db1", func() *state.State { return state.New("db1", testkit.KeyA) }, func(st *state.State) error {
+		st.Run = run
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, send
+}
+
+func get(t *testing.T, h *Handler) *state.State {
+	st, _, err := h.Store.Get(context.Background(), "db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func run(id string, attempt int) *state.Run {
+	return &state.Run{ID: id, Type: events.Delta, Mode: events.Online, Slot: now.Add(-15 * time.Minute), Attempt: attempt, StartedAt: now.Add(-10 * time.Minute), LeaseUntil: now.Add(time.Hour), KeyVersion: "1"}
+}
+
+func failed(id string) events.BackupFailed {
+	return events.BackupFailed{Database: "db1", RunID: id, Type: events.Delta, Mode: events.Online, StartedAt: now.Add(-10 * time.Minute), EndedAt: now,
+		Class: events.Transient, Code: "SQL2062N", Message: "media error"}
+}
+
+func completed(id string) events.BackupCompleted {
+	return events.BackupCompleted{Database: "db1", RunID: id, Type: events.Delta, Mode: events.Online, StartedAt: now.Add(-10 * time.Minute), EndedAt: now,
+		ImageTimestamp: "20261124023500", SizeBytes: 10, KeyCRN: testkit.KeyA, KeyVersion: "1", Verified: true}
+}
+
+func TestFailuresRetryThenAlertThenSuccessResets(t *testing.T) {
+	h, send := setup(t, run("r1", 1))
+	ctx := context.Background()
+	e1 := testkit.Event(t, "f1", failed("r1"))
+	for range 2 { // the duplicate counts once
+		if _, err := h.Handle(ctx, e1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := get(t, h)
+	if st.ConsecutiveFailures != 1 || st.Run != nil || st.NextRetry == nil || st.NextRetry.At.Sub(now) != 30*time.Minute {
+		t.Fatalf("after one failure: %d, run %+v, retry %+v", st.ConsecutiveFailures, st.Run, st.NextRetry)
+	}
+	if len(send.OfType(events.TypeAlert)) != 0 {
+		t.Fatal("alerted below the threshold")
+	}
+	// Second failure (the retry's run) reaches the threshold of 2.
+	_, _ = state.Update(ctx, h.Store, "db1", nil, func(st *state.State) error { st.Run = run("r2", 2); return nil })
+	if _, err := h.Handle(ctx, testkit.Event(t, "f2", failed("r2"))); err != nil {
+		t.Fatal(err)
+	}
+	st = get(t, h)
+	if st.ConsecutiveFailures != 2 || st.NextRetry == nil || st.NextRetry.At.Sub(now) != time.Hour {
+		t.Fatalf("after two failures: %d, retry %+v", st.ConsecutiveFailures, st.NextRetry)
+	}
+	alerts := send.OfType(events.TypeAlert)
+	if len(alerts) != 1 || alerts[0].ID != "r2/alert" || !strings.Contains(alerts[0].Payload.(events.Alert).Message, "2 consecutive backup failures") {
+		t.Fatalf("alerts = %+v", alerts)
+	}
+	// Success resets.
+	_, _ = state.Update(ctx, h.Store, "db1", nil, func(st *state.State) error { st.Run = run("r3", 3); return nil })
+	if _, err := h.Handle(ctx, testkit.Event(t, "c3", completed("r3"))); err != nil {
+		t.Fatal(err)
+	}
+	st = get(t, h)
+	if st.ConsecutiveFailures != 0 || st.NextRetry != nil || st.Run != nil || st.LastSuccess == nil || st.LastSuccess.RunID != "r3" {
+		t.Fatalf("after success: %+v", st)
+	}
+}
+
+func TestLateAndUnknownOutcomes(t *testing.T) {
+	h, _ := setup(t, run("current", 1))
+	ctx := context.Background()
+	// A failure of a run no longer in flight changes nothing but the seen list.
+	if res, err := h.Handle(ctx, testkit.Event(t, "late-f", failed("old"))); err != nil || !strings.Contains(res.Detail, "ignored") {
+		t.Fatalf("late failure: %+v %v", res, err)
+	}
+	st := get(t, h)
+	if st.ConsecutiveFailures != 0 || st.Run == nil || st.Run.ID != "current" {
+		t.Fatalf("late failure changed the run: %+v", st)
+	}
+	// A late completion is recorded as a success but leaves the current run alone.
+	if res, err := h.Handle(ctx, testkit.Event(t, "late-c", completed("old"))); err != nil || !strings.Contains(res.Detail, "late completion") {
+		t.Fatalf("late completion: %+v %v", res, err)
+	}
+	if st = get(t, h); st.Run == nil || st.LastSuccess == nil || st.LastSuccess.RunID != "old" {
+		t.Fatalf("late completion: %+v", st)
+	}
+}
+
+func TestSuspectRunNeedsVerification(t *testing.T) {
+	r := run("s1", 1)
+	r.Suspect = true
+	h, _ := setup(t, r)
+	c := completed("s1")
+	c.Verified = false
+	if _, err := h.Handle(context.Background(), testkit.Event(t, "c", c)); err != nil {
+		t.Fatal(err)
+	}
+	if st := get(t, h); st.ConsecutiveFailures != 1 || st.LastFailure.Class != events.Rotation {
+		t.Fatalf("unverified suspect run: %+v", st)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	h, _ := setup(t, run("r1", 1))
+	ctx := context.Background()
+	before := get(t, h)
+	c := completed("r1")
+	c.Database = "nope"
+	if _, err := h.Handle(ctx, testkit.Event(t, "x", c)); edge.Status(err) != 422 {
+		t.Fatalf("unknown database: %v", err)
+	}
+	if _, err := h.Handle(ctx, events.Event{ID: "y", Source: "s", Type: events.TypeBackupCompleted, Data: []byte(`{"database":"db1"}`)}); edge.Status(err) != 400 {
+		t.Fatalf("bad data: %v", err)
+	}
+	if _, err := h.Handle(ctx, events.Event{ID: "z", Source: "s", Type: events.TypeTick}); edge.Status(err) != 422 {
+		t.Fatalf("wrong type: %v", err)
+	}
+	if after := get(t, h); after.Revision != before.Revision {
+		t.Fatal("rejected events changed the state")
+	}
+}

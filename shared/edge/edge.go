@@ -1,0 +1,168 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/secret"
+)
+
+// Handler handles one inbound event. It must be idempotent: the same event (source + id) may
+// arrive twice, late, or out of order. Errors wrapping ErrRejected (or events.ErrInvalid,
+// ErrUnknownType, ErrTooLarge) are the caller's fault and not retried; any other error is
+// treated as transient.
+type Handler interface {
+	Handle(ctx context.Context, e events.Event) (Result, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, e events.Event) (Result, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, e events.Event) (Result, error) { return f(ctx, e) }
+
+// Result says what a handler did, for the response body and the log.
+type Result struct {
+	Outcome string `json:"outcome"`          // e.g. started, deferred, duplicate, closed
+	Detail  string `json:"detail,omitempty"` // human-readable
+}
+
+// ErrRejected marks an event the handler refuses for good (e.g. a type this route does not take,
+// a database not in the fleet). It maps to 422.
+var ErrRejected = errors.New("event rejected")
+
+// Reject returns an error wrapping ErrRejected.
+func Reject(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
+}
+
+// Options configure the HTTP edge.
+type Options struct {
+	// Token is the shared bearer secret every request must carry.
+	Token secret.Secret
+	// Timeout bounds one event's handling (default 8 s, under Event Notifications' 10 s).
+	Timeout time.Duration
+	Logger  *slog.Logger
+	// Name is the function name, for logs.
+	Name string
+}
+
+// Status maps a handler or decoder error to an HTTP status.
+func Status(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, events.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, events.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, events.ErrUnknownType), errors.Is(err, ErrRejected):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusServiceUnavailable
+	}
+}
+
+// Mux serves routes (path -> handler) plus an unauthenticated GET /healthz.
+func Mux(o Options, routes map[string]Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	for path, h := range routes {
+		mux.Handle("POST "+path, Serve(o, h))
+	}
+	return mux
+}
+
+// Serve returns the HTTP handler for one route.
+func Serve(o Options, h Handler) http.Handler {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 8 * time.Second
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if !authorized(o.Token, r) {
+			log.Warn("unauthenticated request", "fn", o.Name, "path", r.URL.Path, "remote", r.RemoteAddr)
+			reply(w, http.StatusUnauthorized, Result{Outcome: "rejected", Detail: "missing or wrong bearer token"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, events.MaxBodyBytes+1)
+		e, err := events.FromHTTP(r)
+		if err != nil {
+			log.Warn("bad event", "fn", o.Name, "err", err)
+			reply(w, Status(err), Result{Outcome: "rejected", Detail: err.Error()})
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		res, err := h.Handle(ctx, e)
+		attrs := []any{"fn", o.Name, "type", e.Type, "id", e.ID, "source", e.Source, "shape", e.Shape, "ms", time.Since(start).Milliseconds()}
+		if err != nil {
+			code := Status(err)
+			log.Error("event failed", append(attrs, "status", code, "err", err)...)
+			reply(w, code, Result{Outcome: "error", Detail: err.Error()})
+			return
+		}
+		log.Info("event handled", append(attrs, "outcome", res.Outcome, "detail", res.Detail)...)
+		reply(w, http.StatusOK, res)
+	})
+}
+
+func authorized(token secret.Secret, r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	const p = "Bearer "
+	if len(h) < len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return false
+	}
+	return token.Equal(h[len(p):])
+}
+
+func reply(w http.ResponseWriter, code int, res Result) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+// RunJob handles the one event of a Code Engine job run, read from its environment (ibmendata or
+// CE_*). The returned error is non-nil when the job should exit non-zero.
+func RunJob(ctx context.Context, name string, h Handler, getenv func(string) string, log *slog.Logger, timeout time.Duration) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	e, err := events.FromJobEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("%s job: read event: %w", name, err)
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	res, err := h.Handle(ctx, e)
+	if err != nil {
+		return fmt.Errorf("%s job: %s %s: %w", name, e.Type, e.ID, err)
+	}
+	log.Info("job event handled", "fn", name, "type", e.Type, "id", e.ID, "outcome", res.Outcome, "detail", res.Detail)
+	return nil
+}
+
+// IsJob reports whether the environment carries a Code Engine job event.
+func IsJob(getenv func(string) string) bool {
+	return getenv("ibmendata") != "" || getenv("CE_TYPE") != ""
+}

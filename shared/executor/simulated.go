@@ -1,0 +1,110 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+)
+
+// Sender publishes an event under a stable id.
+type Sender interface {
+	Send(ctx context.Context, id string, p events.Payload) error
+}
+
+// FailRule makes the Nth run (1-based, counting every start of that database) of Database fail.
+type FailRule struct {
+	Database string
+	Nth      int
+	Class    events.FailureClass
+	Code     string
+	Message  string
+}
+
+// Simulated is a simulated Db2 backup executor. The zero value is not usable: set Send.
+type Simulated struct {
+	Clock clock.Clock
+	Send  Sender
+	// Durations per backup type; defaults: full 40m, incremental 15m, delta 5m.
+	Durations map[events.BackupType]time.Duration
+	Fail      []FailRule
+	Log       *slog.Logger
+
+	mu     sync.Mutex
+	known  map[string]bool
+	starts map[string]int
+}
+
+// Name is the executor name recorded in backup.started.
+func (s *Simulated) Name() string { return "simulated" }
+
+// Start schedules the run's outcome. Starting a run id twice is a no-op.
+func (s *Simulated) Start(_ context.Context, run events.BackupStarted) error {
+	if err := run.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.known == nil {
+		s.known, s.starts = map[string]bool{}, map[string]int{}
+	}
+	if s.known[run.RunID] {
+		s.mu.Unlock()
+		return nil
+	}
+	s.known[run.RunID] = true
+	s.starts[run.Database]++
+	n := s.starts[run.Database]
+	s.mu.Unlock()
+
+	d := s.duration(run.Type)
+	var rule *FailRule
+	for i := range s.Fail {
+		if s.Fail[i].Database == run.Database && s.Fail[i].Nth == n {
+			rule = &s.Fail[i]
+		}
+	}
+	clock.Or(s.Clock).AfterFunc(d, func() { s.finish(run, d, rule) })
+	return nil
+}
+
+func (s *Simulated) duration(t events.BackupType) time.Duration {
+	if d, ok := s.Durations[t]; ok {
+		return d
+	}
+	return map[events.BackupType]time.Duration{events.Full: 40 * time.Minute, events.Incremental: 15 * time.Minute, events.Delta: 5 * time.Minute}[t]
+}
+
+func (s *Simulated) finish(run events.BackupStarted, d time.Duration, rule *FailRule) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ended := run.StartedAt.Add(d)
+	var p events.Payload
+	if rule != nil {
+		p = events.BackupFailed{Database: run.Database, RunID: run.RunID, Type: run.Type, Mode: run.Mode, StartedAt: run.StartedAt,
+			EndedAt: ended, Class: rule.Class, Code: rule.Code, Message: rule.Message}
+	} else {
+		sum := sha256.Sum256([]byte(run.RunID))
+		size := map[events.BackupType]int64{events.Full: 40 << 30, events.Incremental: 6 << 30, events.Delta: 2 << 30}[run.Type]
+		p = events.BackupCompleted{Database: run.Database, RunID: run.RunID, Type: run.Type, Mode: run.Mode, StartedAt: run.StartedAt,
+			EndedAt: ended, ImageTimestamp: run.StartedAt.UTC().Format("20060102150405"), SizeBytes: size, SHA256: hex.EncodeToString(sum[:]),
+			Location: fmt.Sprintf("simulated://%s/%s", run.Database, run.StartedAt.UTC().Format("20060102150405")),
+			KeyCRN:   run.KeyCRN, KeyVersion: run.KeyVersion, Verified: true}
+	}
+	if err := s.Send.Send(ctx, run.RunID+"/outcome", p); err != nil {
+		// The run's lease will expire and the scheduler reconciles it as lost.
+		s.log().Error("simulated executor could not publish the outcome", "run", run.RunID, "err", err)
+	}
+}
+
+func (s *Simulated) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}

@@ -1,0 +1,139 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
+	"github.com/keyguard-dev/keyguard/shared/state"
+)
+
+var now = time.Date(2026, 11, 24, 1, 30, 0, 0, time.UTC)
+
+func newHandler(t *testing.T) (*Handler, *testkit.Sender) {
+	send := &testkit.Sender{}
+	return &Handler{Store: state.NewMemoryStore(), Fleet: config.Static{F: testkit.LoadFleet(t)}, Send: send, Clock: clock.NewFake(now)}, send
+}
+
+func get(t *testing.T, h *Handler, db string) *state.State {
+	t.Helper()
+	st, _, err := h.Store.Get(context.Background(), db)
+	if err != nil {
+		t.Fatalf("state of %s: %v", db, err)
+	}
+	return st
+}
+
+func TestRotationOpensWindowsSizedPerDatabase(t *testing.T) {
+	h, _ := newHandler(t)
+	e := testkit.Event(t, "r1", events.KeyRotated{KeyCRN: testkit.KeyA, OldVersion: "1", NewVersion: "2", RotatedAt: now, DetectedBy: "poll"})
+	res, err := h.Handle(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Detail, "db1: rotation window opened") || !strings.Contains(res.Detail, "db2: rotation window opened") {
+		t.Fatalf("detail = %q", res.Detail)
+	}
+	if w := get(t, h, "db1").Window; w == nil || w.MaxCloseAt.Sub(now) != 4*time.Hour || w.MinCloseAt.Sub(now) != 15*time.Minute || w.ToVersion != "2" {
+		t.Fatalf("db1 window = %+v", w)
+	}
+	if w := get(t, h, "db2").Window; w == nil || w.MaxCloseAt.Sub(now) != 8*time.Hour {
+		t.Fatalf("db2 (2TiB) window = %+v", w)
+	}
+	if _, _, err := h.Store.Get(context.Background(), "db3"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("db3 (other key) was touched: %v", err)
+	}
+}
+
+func TestBothPathsAndDuplicatesOpenOneWindow(t *testing.T) {
+	h, _ := newHandler(t)
+	ctx := context.Background()
+	poll := testkit.Event(t, "poll-1", events.KeyRotated{KeyCRN: testkit.KeyA, NewVersion: "2", RotatedAt: now, DetectedBy: "poll"})
+	for range 2 {
+		if _, err := h.Handle(ctx, poll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := get(t, h, "db1")
+	h.Clock.(*clock.Fake).Advance(10 * time.Minute)
+	logs := testkit.Event(t, "logs-1", events.KeyRotated{KeyCRN: testkit.KeyA, NewVersion: "2", RotatedAt: now, DetectedBy: "cloud-logs"})
+	res, err := h.Handle(ctx, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Detail, "already open") {
+		t.Fatalf("second path detail = %q", res.Detail)
+	}
+	if got := get(t, h, "db1").Window; !got.OpenedAt.Equal(first.Window.OpenedAt) || !got.MaxCloseAt.Equal(first.Window.MaxCloseAt) {
+		t.Fatalf("window moved: %+v -> %+v", first.Window, got)
+	}
+}
+
+func TestRotationMarksRunInFlightSuspect(t *testing.T) {
+	h, _ := newHandler(t)
+	ctx := context.Background()
+	_, _ = state.Update(ctx, h.Store, "db1", func() *state.State { return state.New("db1", testkit.KeyA) }, func(st *state.State) error {
+		st.Run = &state.Run{ID: "run-1", Type: events.Full}
+		return nil
+	})
+	if _, err := h.Handle(ctx, testkit.Event(t, "r", events.KeyRotated{KeyCRN: testkit.KeyA, NewVersion: "2", RotatedAt: now, DetectedBy: "managed"})); err != nil {
+		t.Fatal(err)
+	}
+	if st := get(t, h, "db1"); st.Run == nil || !st.Run.Suspect {
+		t.Fatalf("run = %+v, want suspect", st.Run)
+	}
+}
+
+func TestKeyStateBlocksAndAlertsOnce(t *testing.T) {
+	h, send := newHandler(t)
+	ctx := context.Background()
+	off := testkit.Event(t, "s1", events.KeyStateChanged{KeyCRN: testkit.KeyB, State: events.KeySuspended, Previous: events.KeyActive, ChangedAt: now})
+	for range 2 {
+		if _, err := h.Handle(ctx, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := get(t, h, "db3"); !st.Key.Blocked || st.Key.State != events.KeySuspended {
+		t.Fatalf("key = %+v", st.Key)
+	}
+	if a := send.OfType(events.TypeAlert); len(a) != 1 || a[0].Payload.(events.Alert).Severity != events.Critical {
+		t.Fatalf("alerts = %+v", a)
+	}
+	on := testkit.Event(t, "s2", events.KeyStateChanged{KeyCRN: testkit.KeyB, State: events.KeyActive, Previous: events.KeySuspended, ChangedAt: now.Add(time.Hour)})
+	if _, err := h.Handle(ctx, on); err != nil {
+		t.Fatal(err)
+	}
+	if st := get(t, h, "db3"); st.Key.Blocked {
+		t.Fatal("still blocked after the key is active")
+	}
+	if a := send.OfType(events.TypeAlert); len(a) != 2 || a[1].Payload.(events.Alert).Severity != events.Info {
+		t.Fatalf("alerts = %+v", a)
+	}
+}
+
+func TestRejectsOtherTypesAndBadData(t *testing.T) {
+	h, _ := newHandler(t)
+	ctx := context.Background()
+	_, err := h.Handle(ctx, testkit.Event(t, "x", events.BackupFailed{Database: "db1", RunID: "r", Type: events.Full, EndedAt: now, Class: events.Transient, Message: "m"}))
+	if edge.Status(err) != 422 {
+		t.Fatalf("wrong type: %v (status %d)", err, edge.Status(err))
+	}
+	bad := events.Event{ID: "b", Source: "s", Type: events.TypeKeyRotated, Data: []byte(`{"key_crn":""}`)}
+	if _, err := h.Handle(ctx, bad); edge.Status(err) != 400 {
+		t.Fatalf("bad data: %v", err)
+	}
+	if _, _, err := h.Store.Get(ctx, "db1"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatal("a rejected event changed state")
+	}
+	unknown := testkit.Event(t, "u", events.KeyRotated{KeyCRN: testkit.KeyA[:len(testkit.KeyA)-1] + "9", NewVersion: "2", RotatedAt: now, DetectedBy: "poll"})
+	if res, err := h.Handle(ctx, unknown); err != nil || res.Outcome != "ignored" {
+		t.Fatalf("unknown key: %+v %v", res, err)
+	}
+}

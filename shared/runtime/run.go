@@ -1,0 +1,97 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/notify"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/shared/state"
+)
+
+// Deps are the clients a function's handlers are built from.
+type Deps struct {
+	Config  Config
+	Log     *slog.Logger
+	Objects objstore.Store
+	States  state.Store
+	Send    *notify.Client
+	Fleet   FleetSource
+}
+
+// Build makes every client from the configuration. It contacts nothing.
+func Build(c Config) (Deps, error) {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel})).With("fn", c.Function)
+	objs, err := c.Objects()
+	if err != nil {
+		return Deps{}, err
+	}
+	send, err := c.Sender(log)
+	if err != nil {
+		return Deps{}, err
+	}
+	fleet, err := c.Fleet(objs)
+	if err != nil {
+		return Deps{}, err
+	}
+	if cf, ok := fleet.(*COSFleet); ok {
+		cf.Log = log
+	}
+	return Deps{Config: c, Log: log, Objects: objs, States: state.NewObjectStore(objs), Send: send, Fleet: fleet}, nil
+}
+
+// Run is a function process's whole life: load the configuration for fn, build the clients and
+// handlers, then either handle the one event of a Code Engine job run (ibmendata / CE_*) or
+// serve HTTP on PORT until ctx ends.
+func Run(ctx context.Context, fn string, getenv func(string) string, handlers func(Deps) (map[string]edge.Handler, error)) error {
+	c, err := Load(fn, getenv)
+	if err != nil {
+		return err
+	}
+	d, err := Build(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", fn, err)
+	}
+	routes, err := handlers(d)
+	if err != nil {
+		return fmt.Errorf("%s: %w", fn, err)
+	}
+	if edge.IsJob(getenv) {
+		h, ok := routes[config.PathEvents]
+		if !ok {
+			h = routes[config.PathTick]
+		}
+		return edge.RunJob(ctx, fn, h, getenv, d.Log, 10*time.Minute)
+	}
+	return Serve(ctx, net.JoinHostPort("", c.Port), edge.Mux(edge.Options{Token: c.Token, Name: fn, Logger: d.Log}, routes), d.Log)
+}
+
+// Serve serves h on addr until ctx ends, then shuts down gracefully.
+func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("serving", "addr", addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
