@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/executor"
+	"github.com/keyguard-dev/keyguard/test/stack"
+)
+
+func runDev(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	days := fs.Int("days", 7, "simulated days to play")
+	tick := fs.Duration("tick", 15*time.Minute, "simulated time between ticks")
+	fleetFile := fs.String("fleet", "", "fleet policy file (default: the sample shipped with keyguard)")
+	vgw := fs.String("versitygw", defaultVersitygw(), "versitygw binary")
+	verbose := fs.Bool("v", false, "print the components' logs to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fleetYAML := config.Example
+	if *fleetFile != "" {
+		b, err := os.ReadFile(*fleetFile)
+		if err != nil {
+			return err
+		}
+		fleetYAML = b
+	}
+	fleet, err := config.Load(fleetYAML)
+	if err != nil {
+		return err
+	}
+	var log *slog.Logger
+	if *verbose {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) // a Monday
+	sc := scenario(fleet, start)
+	began := time.Now()
+	st, err := stack.Start(ctx, stack.Options{Versitygw: *vgw, Fleet: fleet, Start: start, Fail: sc.fail, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintf(out, "keyguard dev stack: S3 (versitygw) %s, Event Notifications emulator, functions %s %s %s\n",
+		st.S3.Endpoint, st.URLs[config.FnScheduler], st.URLs[config.FnRotation], st.URLs[config.FnCompletion])
+	fmt.Fprintf(out, "fleet: %s; simulated %d days from %s, a tick every %s\n", names(fleet), *days, start.Format("Mon 2006-01-02"), *tick)
+	for _, n := range sc.notes {
+		fmt.Fprintln(out, "scenario:", n)
+	}
+	fmt.Fprintln(out)
+
+	tl := &timeline{out: out, last: map[string]string{}}
+	end := start.Add(time.Duration(*days) * 24 * time.Hour)
+	for now := start; now.Before(end); now = st.Clock.Now() {
+		if err := ctx.Err(); err != nil {
+			fmt.Fprintln(out, "interrupted; stopping")
+			return nil
+		}
+		for _, a := range sc.actions {
+			if !a.at.After(now) && !a.done {
+				a.done = true
+				fmt.Fprintf(out, "%s  %-8s %s\n", stamp(now), "ops", a.what)
+				if err := st.Publish(ctx, a.id, a.p); err != nil {
+					return fmt.Errorf("scenario %q: %w", a.what, err)
+				}
+			}
+		}
+		if err := st.Tick(ctx); err != nil {
+			return err
+		}
+		if err := tl.collect(ctx, st); err != nil {
+			return err
+		}
+		if err := st.Advance(ctx, *tick); err != nil {
+			return err
+		}
+	}
+	if err := tl.collect(ctx, st); err != nil {
+		return err
+	}
+	return summary(ctx, out, st, tl, time.Since(began))
+}
+
+type action struct {
+	at   time.Time
+	id   string
+	what string
+	p    events.Payload
+	done bool
+}
+
+type scenarioPlan struct {
+	actions []*action
+	fail    []executor.FailRule
+	notes   []string
+}
+
+// scenario: a rotation of the first database's key mid-week, and the last database's 3rd and 4th
+// runs failing (two in a row reach the default alert threshold).
+func scenario(f *config.Fleet, start time.Time) scenarioPlan {
+	var sc scenarioPlan
+	key := f.Databases[0].KeyCRN
+	rot := start.Add(3*24*time.Hour + 90*time.Minute) // Thursday 01:30
+	sc.actions = append(sc.actions, &action{at: rot, id: "rotation-1", what: "Key Protect rotates the root key of " + names2(f.ByKey(key)) + " (version 2)",
+		p: events.KeyRotated{KeyCRN: key, OldVersion: "1", NewVersion: "2", RotatedAt: rot, DetectedBy: "poll"}})
+	sc.notes = append(sc.notes, fmt.Sprintf("the root key of %s rotates %s", names2(f.ByKey(key)), stamp(rot)))
+	last := f.Databases[len(f.Databases)-1].Name
+	for _, n := range []int{3, 4} {
+		sc.fail = append(sc.fail, executor.FailRule{Database: last, Nth: n, Class: events.Transient, Code: "SQL2062N",
+			Message: "An error occurred while accessing media \"/db2backup\". Reason code: \"406\"."})
+	}
+	sc.notes = append(sc.notes, fmt.Sprintf("%s's 3rd and 4th backups fail (media error SQL2062N)", last))
+	return sc
+}
+
+type timeline struct {
+	out   io.Writer
+	last  map[string]string
+	seen  int
+	count map[string]int
+}
+
+func (t *timeline) collect(ctx context.Context, st *stack.Stack) error {
+	if t.count == nil {
+		t.count = map[string]int{}
+	}
+	for _, db := range st.Fleet.Databases {
+		s, err := st.State(ctx, db.Name)
+		if err != nil {
+			return fmt.Errorf("read state of %s: %w", db.Name, err)
+		}
+		d := s.LastDecision
+		if d == nil || d.Action == "idle" || d.Action == "start" {
+			continue
+		}
+		key := d.Action + d.Reason
+		if t.last[db.Name] == key {
+			continue
+		}
+		t.last[db.Name] = key
+		t.count["defer"]++
+		fmt.Fprintf(t.out, "%s  %-8s defer %s: %s\n", stamp(d.At), db.Name, d.Type, d.Reason)
+	}
+	ns := st.EN.Notifications()
+	for _, n := range ns[t.seen:] {
+		t.count[n.Type]++
+		line := describe(n.Type, n.Data)
+		if line == "" {
+			continue
+		}
+		fmt.Fprintf(t.out, "%s  %s\n", stamp(n.Time), line)
+	}
+	t.seen = len(ns)
+	return nil
+}
+
+func describe(typ string, data []byte) string {
+	if typ == events.TypeTick {
+		return ""
+	}
+	p, err := events.DecodeData(typ, data)
+	if err != nil {
+		return fmt.Sprintf("%-8s %s (undecodable: %v)", "?", typ, err)
+	}
+	switch v := p.(type) {
+	case *events.BackupStarted:
+		return fmt.Sprintf("%-8s start %s %s backup under key version %s (%s)", v.Database, v.Mode, v.Type, orDash(v.KeyVersion), v.RunID)
+	case *events.BackupCompleted:
+		return fmt.Sprintf("%-8s completed %s, image %s, %s", v.Database, v.RunID, v.ImageTimestamp, config.Size(v.SizeBytes))
+	case *events.BackupFailed:
+		return fmt.Sprintf("%-8s FAILED %s: %s %s (%s)", v.Database, v.RunID, v.Code, v.Message, v.Class)
+	case *events.Alert:
+		return fmt.Sprintf("%-8s ALERT %s: %s", orDash(v.Database), v.Severity, v.Message)
+	case *events.RotationSettled:
+		return fmt.Sprintf("%-8s rotation window closed (%s); next backup is full under version %s", v.Database, v.Reason, v.KeyVersion)
+	case *events.KeyRotated:
+		return ""
+	}
+	b, _ := json.Marshal(p)
+	return fmt.Sprintf("%-8s %s %s", "-", typ, b)
+}
+
+func summary(ctx context.Context, out io.Writer, st *stack.Stack, tl *timeline, took time.Duration) error {
+	fmt.Fprintf(out, "\nsummary (%s wall time):\n", took.Round(time.Millisecond))
+	fmt.Fprintf(out, "  backups started %d, completed %d, failed %d; deferrals %d; alerts %d; rotation windows closed %d\n",
+		tl.count[events.TypeBackupStarted], tl.count[events.TypeBackupCompleted], tl.count[events.TypeBackupFailed],
+		tl.count["defer"], tl.count[events.TypeAlert], tl.count[events.TypeRotationSettled])
+	lost := len(st.EN.Lost())
+	fmt.Fprintf(out, "  Event Notifications: %d notifications, %d deliveries lost\n", len(st.EN.Notifications()), lost)
+	var problems []string
+	for _, db := range st.Fleet.Databases {
+		s, err := st.State(ctx, db.Name)
+		if err != nil {
+			return err
+		}
+		last := "none"
+		if s.LastSuccess != nil {
+			last = fmt.Sprintf("%s %s at %s", s.LastSuccess.Type, s.LastSuccess.RunID, stamp(s.LastSuccess.At))
+		}
+		fmt.Fprintf(out, "  %-8s state revision %d, key version %s, last success %s, consecutive failures %d\n",
+			db.Name, s.Revision, orDash(s.Key.Version), last, s.ConsecutiveFailures)
+		if s.Window != nil {
+			problems = append(problems, db.Name+": rotation window still open at the end")
+		}
+		if len(s.PendingAlerts) > 0 {
+			problems = append(problems, db.Name+": alerts still pending")
+		}
+	}
+	if lost > 0 {
+		problems = append(problems, fmt.Sprintf("%d deliveries lost", lost))
+	}
+	if len(problems) > 0 {
+		return errors.New("scenario ended badly: " + strings.Join(problems, "; "))
+	}
+	fmt.Fprintln(out, "  every rotation window closed, every alert delivered, no delivery lost")
+	return nil
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("Mon 01-02 15:04") }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func names(f *config.Fleet) string { return names2(f.Databases) }
+
+func names2(dbs []config.Database) string {
+	var n []string
+	for _, d := range dbs {
+		n = append(n, d.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// defaultVersitygw finds bin/versitygw beside the module root.
+func defaultVersitygw() string {
+	if p := os.Getenv("KEYGUARD_VERSITYGW"); p != "" {
+		return p
+	}
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, "bin", "versitygw")
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join(dir, "bin", "versitygw")
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/completion"
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/executor"
+	"github.com/keyguard-dev/keyguard/shared/notify"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/shared/rotation"
+	"github.com/keyguard-dev/keyguard/shared/scheduler"
+	"github.com/keyguard-dev/keyguard/shared/secret"
+	"github.com/keyguard-dev/keyguard/shared/state"
+	"github.com/keyguard-dev/keyguard/test/enemu"
+	"github.com/keyguard-dev/keyguard/test/s3server"
+)
+
+// Options configure a Stack.
+type Options struct {
+	// Versitygw is the versitygw binary (required).
+	Versitygw string
+	// Fleet is the policy; config.Example when nil.
+	Fleet *config.Fleet
+	// Start is the simulated time the stack starts at.
+	Start time.Time
+	// Fail makes chosen simulated runs fail; Durations overrides run lengths.
+	Fail      []executor.FailRule
+	Durations map[events.BackupType]time.Duration
+	// Logger gets the components' logs; discarded when nil.
+	Logger *slog.Logger
+}
+
+// Stack is a running local keyguard.
+type Stack struct {
+	Clock   *clock.Fake
+	Fleet   *config.Fleet
+	EN      *enemu.Emulator
+	S3      *s3server.Server
+	Objects objstore.Store
+	States  state.Store
+	// Ops publishes events as an outside party would (the key watcher, an operator).
+	Ops *notify.Client
+	// URLs of the functions, by name.
+	URLs  map[string]string
+	Token secret.Secret
+	Sim   *executor.Simulated
+
+	tickN   int
+	closers []func() error
+}
+
+const (
+	enInstance = "keyguard-local"
+	enSourceID = "keyguard-local-source"
+)
+
+// Start brings the stack up. Close it when done.
+func Start(ctx context.Context, o Options) (s *Stack, err error) {
+	if o.Fleet == nil {
+		if o.Fleet, err = config.Load(config.Example); err != nil {
+			return nil, err
+		}
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s = &Stack{Clock: clock.NewFake(o.Start), Fleet: o.Fleet, URLs: map[string]string{}, Token: secret.New(randomHex(24))}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+
+	// COS: a real S3 server.
+	root, err := os.MkdirTemp("", "keyguard-s3-")
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() error { return os.RemoveAll(root) })
+	srv, stop, err := s3server.Launch(ctx, o.Versitygw, root)
+	if err != nil {
+		return nil, fmt.Errorf("start versitygw: %w", err)
+	}
+	s.S3 = srv
+	s.closers = append(s.closers, stop)
+	cos, err := objstore.NewCOSClient(objstore.Options{Endpoint: srv.Endpoint, Region: srv.Region, HMACKeyID: srv.AccessKey, HMACSecret: srv.SecretKey})
+	if err != nil {
+		return nil, err
+	}
+	s.Objects = objstore.NewCOS(cos, srv.Bucket, "keyguard/")
+	s.States = state.NewObjectStore(s.Objects)
+
+	// Event Notifications (with IAM), on its own listener.
+	apiKey := randomHex(16)
+	s.EN = enemu.New(enemu.Options{APIKey: apiKey, InstanceID: enInstance, RetryWait: 5 * time.Millisecond, AttemptTimeout: 5 * time.Second, Logger: log})
+	s.closers = append(s.closers, func() error { s.EN.Close(); return nil })
+	enURL, err := s.serve(s.EN)
+	if err != nil {
+		return nil, err
+	}
+	sender := func(fn string) (*notify.Client, error) {
+		auth, err := notify.NewIAMAuthenticator(apiKey, enURL)
+		if err != nil {
+			return nil, err
+		}
+		return notify.New(notify.Options{URL: enURL, InstanceID: enInstance, SourceID: enSourceID, Source: "keyguard/" + fn, Authenticator: auth, Clock: s.Clock, Logger: log})
+	}
+	if s.Ops, err = sender("ops"); err != nil {
+		return nil, err
+	}
+	runnerSend, err := sender(config.FnRunner)
+	if err != nil {
+		return nil, err
+	}
+	s.Sim = &executor.Simulated{Clock: s.Clock, Send: runnerSend, Fail: o.Fail, Durations: o.Durations, Log: log}
+
+	// The three functions.
+	fleet := config.Static{F: o.Fleet}
+	handlers := map[string]map[string]edge.Handler{}
+	for _, fn := range config.Apps {
+		send, err := sender(fn)
+		if err != nil {
+			return nil, err
+		}
+		flog := log.With("fn", fn)
+		switch fn {
+		case config.FnScheduler:
+			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Exec: s.Sim, ExecName: s.Sim.Name(), Send: send, Clock: s.Clock, Log: flog}
+			handlers[fn] = map[string]edge.Handler{config.PathTick: h}
+		case config.FnRotation:
+			handlers[fn] = map[string]edge.Handler{config.PathEvents: &rotation.Handler{Store: s.States, Fleet: fleet, Send: send, Clock: s.Clock, Log: flog}}
+		case config.FnCompletion:
+			handlers[fn] = map[string]edge.Handler{config.PathEvents: &completion.Handler{Store: s.States, Fleet: fleet, Send: send, Clock: s.Clock, Log: flog}}
+		}
+		u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Name: fn, Logger: flog}, handlers[fn]))
+		if err != nil {
+			return nil, err
+		}
+		s.URLs[fn] = u
+	}
+
+	// Subscriptions, from the same routing table the Terraform is checked against.
+	auth := map[string]string{"Authorization": "Bearer " + s.Token.Reveal()}
+	for _, r := range config.Routes {
+		if r.Kind != "app" {
+			continue
+		}
+		if _, ok := handlers[r.Function][r.Path]; !ok {
+			continue // a route whose handler this stack does not run yet
+		}
+		url := s.URLs[r.Function] + r.Path
+		types := r.Types
+		if r.Periodic {
+			types = []string{events.TypeTick}
+		}
+		if err := s.EN.Subscribe(enemu.Subscription{Name: r.Function + r.Path, Types: types, URL: url, Headers: auth}); err != nil {
+			return nil, err
+		}
+		if r.CloudLogsAlerts {
+			if err := s.EN.Subscribe(enemu.Subscription{Name: r.Function + r.Path + "-cloud-logs", TypePrefix: events.CloudLogsAlertPrefix, URL: url, Headers: auth}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// serve runs h on a new loopback listener and returns its base URL.
+func (s *Stack) serve(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	s.closers = append(s.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return srv.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Tick delivers one periodic-timer tick through Event Notifications and waits until every
+// delivery it caused has settled.
+func (s *Stack) Tick(ctx context.Context) error {
+	s.tickN++
+	now := s.Clock.Now()
+	_, err := s.EN.Publish(enemu.Notification{SpecVersion: "1.0", ID: fmt.Sprintf("tick-%d", now.Unix()), Source: "/en/periodic-timer/keyguard",
+		Type: events.TypeTick, Time: now, SourceID: "periodic-timer", DefaultShort: "tick", DefaultLong: "periodic timer tick", Data: []byte(`{}`)})
+	if err != nil {
+		return fmt.Errorf("publish tick: %w", err)
+	}
+	return s.EN.WaitIdle(ctx)
+}
+
+// Advance moves simulated time by d (simulated runs that finish by then report through Event
+// Notifications) and waits for the deliveries to settle.
+func (s *Stack) Advance(ctx context.Context, d time.Duration) error {
+	s.Clock.Advance(d)
+	return s.EN.WaitIdle(ctx)
+}
+
+// Publish sends an event as an outside party and waits for its delivery to settle.
+func (s *Stack) Publish(ctx context.Context, id string, p events.Payload) error {
+	if err := s.Ops.Send(ctx, id, p); err != nil {
+		return err
+	}
+	return s.EN.WaitIdle(ctx)
+}
+
+// State reads a database's state from the S3 server.
+func (s *Stack) State(ctx context.Context, db string) (*state.State, error) {
+	st, _, err := s.States.Get(ctx, db)
+	return st, err
+}
+
+// Close stops everything, last started first.
+func (s *Stack) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
