@@ -11,8 +11,8 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/executor"
 	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/state"
-	"github.com/keyguard-dev/keyguard/test/stack"
 	"github.com/keyguard-dev/keyguard/test/s3server"
+	"github.com/keyguard-dev/keyguard/test/stack"
 )
 
 const key = "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-00000000b001"
