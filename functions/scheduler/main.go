@@ -24,7 +24,7 @@ func main() {
 			return nil, fmt.Errorf("executor %q is not available in this build (simulated only)", d.Config.Executor)
 		}
 		sim := &executor.Simulated{Send: d.Send, Log: d.Log}
-		h := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Exec: sim, ExecName: sim.Name(), Send: d.Send, Log: d.Log}
+		h := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Execs: map[string]scheduler.Executor{config.ExecSimulated: sim}, Send: d.Send, Log: d.Log}
 		return map[string]edge.Handler{config.PathTick: h}, nil
 	})
 	if err != nil {

@@ -104,66 +104,13 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, app
 
 func (h *Handler) rotated(ctx context.Context, e events.Event, p events.KeyRotated) (edge.Result, error) {
 	return h.forKey(ctx, e, p.KeyCRN, func(st *state.State, db config.Database, now time.Time) (string, error) {
-		return OpenWindow(st, db, p, now), nil
+		return policy.OpenWindow(st, db, p, now), nil
 	})
-}
-
-// OpenWindow applies a key rotation to one database's state and says what it did. A rotation to a
-// version already held or already settled changes nothing but the rotation time, so the poll, the
-// Cloud Logs alert and a redelivery of either open one window between them.
-func OpenWindow(st *state.State, db config.Database, p events.KeyRotated, now time.Time) string {
-	if p.RotatedAt.After(st.Key.RotatedAt) {
-		defer func() { st.Key.RotatedAt = p.RotatedAt }()
-	}
-	switch {
-	case p.NewVersion != "" && st.Window != nil && st.Window.ToVersion == p.NewVersion:
-		return "window already open for version " + p.NewVersion
-	case p.NewVersion != "" && st.Window == nil && st.Key.Version == p.NewVersion:
-		return "version " + p.NewVersion + " already settled"
-	case p.NewVersion == "" && st.Window != nil:
-		return "window already open"
-	case p.NewVersion == "" && !st.Key.RotatedAt.IsZero() && !p.RotatedAt.After(st.Key.RotatedAt.Add(time.Minute)):
-		return "rotation at " + p.RotatedAt.Format(time.RFC3339) + " already handled"
-	}
-	minClose, maxClose := policy.WindowBounds(db, now)
-	from := st.Key.Version
-	if p.OldVersion != "" {
-		from = p.OldVersion
-	}
-	verb := "opened"
-	if st.Window != nil {
-		verb = "extended"
-		from = st.Window.FromVersion
-	}
-	st.Window = &state.RotationWindow{FromVersion: from, ToVersion: p.NewVersion, OpenedAt: now, MinCloseAt: minClose, MaxCloseAt: maxClose, DetectedBy: p.DetectedBy}
-	note := fmt.Sprintf("rotation window %s for version %s (settle until %s, at most until %s)", verb, p.NewVersion, minClose.Format(time.RFC3339), maxClose.Format(time.RFC3339))
-	if st.Run != nil && !st.Run.Suspect {
-		st.Run.Suspect = true
-		note += "; run " + st.Run.ID + " marked suspect"
-	}
-	return note
 }
 
 func (h *Handler) stateChanged(ctx context.Context, e events.Event, p events.KeyStateChanged) (edge.Result, error) {
 	return h.forKey(ctx, e, p.KeyCRN, func(st *state.State, db config.Database, now time.Time) (string, error) {
-		if st.Key.State == p.State {
-			return "key already " + string(p.State), nil
-		}
-		was := st.Key.Blocked
-		st.Key.State = p.State
-		st.Key.Blocked = !p.State.Usable()
-		id := fmt.Sprintf("%s/key-state/%s/%d", db.Name, p.State, p.ChangedAt.Unix())
-		switch {
-		case st.Key.Blocked && !was:
-			st.AddAlert(id, events.Alert{Severity: events.Critical, Database: db.Name, KeyCRN: p.KeyCRN, Reason: "key-state",
-				Message: fmt.Sprintf("root key of %s is %s: backups of %s are blocked until the key is active again", db.Name, p.State, db.Name)})
-			return "blocked: key " + string(p.State), nil
-		case !st.Key.Blocked && was:
-			st.AddAlert(id, events.Alert{Severity: events.Info, Database: db.Name, KeyCRN: p.KeyCRN, Reason: "key-state",
-				Message: fmt.Sprintf("root key of %s is active again: backups resume", db.Name)})
-			return "unblocked", nil
-		}
-		return "key state " + string(p.State), nil
+		return policy.ApplyKeyState(st, db, p.State, p.ChangedAt), nil
 	})
 }
 

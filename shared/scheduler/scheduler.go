@@ -34,22 +34,45 @@ type FleetSource interface {
 	Fleet(ctx context.Context) (*config.Fleet, error)
 }
 
-// RewrapChecker tells whether every registered resource of a key reports the given key version
-// (Db2 has re-wrapped). A nil RewrapChecker means "never confirmed": windows close at their maximum.
-type RewrapChecker interface {
-	Rewrapped(ctx context.Context, keyCRN, version string) (bool, error)
+// Prober is implemented by executors that learn a run's outcome by asking (Db2 on Cloud lists
+// its backups; a Code Engine job run has a status). Probe returns nil while the run is still
+// going, else a *BackupCompleted or *BackupFailed (or the value types) to publish.
+type Prober interface {
+	Probe(ctx context.Context, run events.BackupStarted) (events.Payload, error)
+}
+
+// KeyStatus is what Key Protect says of a root key now.
+type KeyStatus struct {
+	Version   string
+	State     events.KeyState
+	RotatedAt time.Time
+}
+
+// Registration is a resource registered to a key, with the key version it reports.
+type Registration struct {
+	ResourceCRN string
+	KeyVersion  string
+}
+
+// Keys reads root keys from Key Protect. A nil Keys disables polling: rotations then come only as
+// key.rotated events and windows close at their maximum.
+type Keys interface {
+	// Key is one metadata call.
+	Key(ctx context.Context, keyCRN string) (KeyStatus, error)
+	// Registrations lists the resources registered to the key.
+	Registrations(ctx context.Context, keyCRN string) ([]Registration, error)
 }
 
 // Scheduler handles ticks.
 type Scheduler struct {
-	Store    state.Store
-	Fleet    FleetSource
-	Exec     Executor
-	ExecName string
-	Send     Sender
-	Rewrap   RewrapChecker
-	Clock    clock.Clock
-	Log      *slog.Logger
+	Store state.Store
+	Fleet FleetSource
+	// Execs maps a fleet executor name (config.ExecSimulated, ...) to its executor.
+	Execs map[string]Executor
+	Send  Sender
+	Keys  Keys
+	Clock clock.Clock
+	Log   *slog.Logger
 }
 
 // DBReport is what one tick did for one database.
@@ -87,8 +110,12 @@ func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 	}
 	var errs []error
 	var out []DBReport
+	keys := map[string]*keyPoll{}
+	for _, crn := range fleet.Keys() {
+		keys[crn] = s.pollKey(ctx, crn)
+	}
 	for _, db := range fleet.Databases {
-		r, err := s.tickOne(ctx, db)
+		r, err := s.tickOne(ctx, fleet, db, keys[db.KeyCRN])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
 		}
@@ -103,17 +130,17 @@ type pendingEvent struct {
 	p  events.Payload
 }
 
-func (s *Scheduler) tickOne(ctx context.Context, db config.Database) (DBReport, error) {
+func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.Database, kp *keyPoll) (DBReport, error) {
 	now := clock.Or(s.Clock).Now()
 	rep := DBReport{Database: db.Name}
 	rewrapped := false
-	if s.Rewrap != nil {
-		if st, _, err := s.Store.Get(ctx, db.Name); err == nil && st.Window != nil {
-			ok, err := s.Rewrap.Rewrapped(ctx, db.KeyCRN, st.Window.ToVersion)
-			if err != nil {
-				s.log().Warn("re-wrap check failed; window stays open", "db", db.Name, "err", err)
-			}
-			rewrapped = ok && err == nil
+	var probe events.Payload
+	if cur, _, err := s.Store.Get(ctx, db.Name); err == nil {
+		if cur.Window != nil && kp != nil {
+			rewrapped = s.rewrapped(ctx, fleet, db, kp, cur.Window.ToVersion)
+		}
+		if cur.Run != nil {
+			probe = s.probe(ctx, db, cur)
 		}
 	}
 	var d policy.Decision
@@ -126,6 +153,32 @@ func (s *Scheduler) tickOne(ctx context.Context, db config.Database) (DBReport, 
 				st.Key = state.KeyInfo{CRN: db.KeyCRN}
 				st.NeedFull, st.NeedFullReason = true, "key changed in the fleet policy"
 				changed = true
+			}
+			// Key Protect: state, first sighting, rotation found by polling.
+			if kp != nil && kp.err == nil {
+				if kp.status.State != "" && kp.status.State != st.Key.State && (st.Key.State != "" || !kp.status.State.Usable()) {
+					rep.Notes = append(rep.Notes, policy.ApplyKeyState(st, db, kp.status.State, now))
+					changed = true
+				}
+				if st.Key.State == "" && kp.status.State != "" {
+					st.Key.State = kp.status.State
+					changed = true
+				}
+				switch v := kp.status.Version; {
+				case v == "" || v == st.Key.Version || (st.Window != nil && st.Window.ToVersion == v):
+				case st.Key.Version == "":
+					st.Key.Version = v
+					st.Key.RotatedAt = kp.status.RotatedAt
+					changed = true
+				default:
+					kr := events.KeyRotated{KeyCRN: db.KeyCRN, OldVersion: st.Key.Version, NewVersion: v, RotatedAt: kp.status.RotatedAt, DetectedBy: "poll"}
+					if kr.RotatedAt.IsZero() {
+						kr.RotatedAt = now
+					}
+					rep.Notes = append(rep.Notes, policy.OpenWindow(st, db, kr, now))
+					kp.rotated = &kr
+					changed = true
+				}
 			}
 			// Reconcile: a run past its lease is lost.
 			if st.Run != nil && now.After(st.Run.LeaseUntil) {
@@ -191,12 +244,33 @@ func (s *Scheduler) tickOne(ctx context.Context, db config.Database) (DBReport, 
 	if d.Action == policy.Start && st != nil && st.Run != nil {
 		rep.RunID = st.Run.ID
 		started := events.BackupStarted{Database: db.Name, RunID: st.Run.ID, Type: st.Run.Type, Mode: st.Run.Mode, Slot: st.Run.Slot,
-			StartedAt: st.Run.StartedAt, LeaseUntil: st.Run.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: st.Run.KeyVersion, Executor: s.ExecName}
-		if err := s.Exec.Start(ctx, started); err != nil {
+			StartedAt: st.Run.StartedAt, LeaseUntil: st.Run.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: st.Run.KeyVersion, Executor: db.Executor}
+		exec, ok := s.Execs[db.Executor]
+		if !ok {
+			errs = append(errs, s.startFailed(ctx, db, *st.Run, fmt.Errorf("no executor %q in this deployment", db.Executor)))
+		} else if err := exec.Start(ctx, started); err != nil {
 			errs = append(errs, s.startFailed(ctx, db, *st.Run, err))
 		} else {
 			toSend = append(toSend, pendingEvent{st.Run.ID + "/started", started})
 		}
+	}
+	if probe != nil {
+		runID := ""
+		switch v := probe.(type) {
+		case *events.BackupCompleted:
+			runID = v.RunID
+		case *events.BackupFailed:
+			runID = v.RunID
+		case events.BackupCompleted:
+			runID = v.RunID
+		case events.BackupFailed:
+			runID = v.RunID
+		}
+		toSend = append(toSend, pendingEvent{runID + "/outcome", probe})
+	}
+	if kp != nil && kp.rotated != nil && !kp.announced {
+		kp.announced = true
+		toSend = append(toSend, pendingEvent{db.KeyCRN + "/rotated/" + kp.rotated.NewVersion, *kp.rotated})
 	}
 	s.log().Info("decision", "db", db.Name, "action", d.Action, "type", d.Type, "reason", d.Reason, "run", rep.RunID, "notes", rep.Notes)
 	for _, ev := range toSend {
@@ -209,6 +283,82 @@ func (s *Scheduler) tickOne(ctx context.Context, db config.Database) (DBReport, 
 		errs = append(errs, err)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// keyPoll is one tick's view of one key.
+type keyPoll struct {
+	status    KeyStatus
+	err       error
+	regs      []Registration
+	regsErr   error
+	regsDone  bool
+	rotated   *events.KeyRotated
+	announced bool
+}
+
+// pollKey makes the tick's one metadata call for a key.
+func (s *Scheduler) pollKey(ctx context.Context, crn string) *keyPoll {
+	if s.Keys == nil {
+		return nil
+	}
+	st, err := s.Keys.Key(ctx, crn)
+	if err != nil {
+		s.log().Warn("Key Protect poll failed; rotation detection waits for the next tick", "key", crn, "err", err)
+	}
+	return &keyPoll{status: st, err: err}
+}
+
+// rewrapped reports whether every Db2 resource registered to the key reports version: the
+// registrations of the fleet's instances on this key must all be present and current. Resources
+// registered to the key that the fleet does not know are logged. Registrations are listed at most
+// once per key per tick.
+func (s *Scheduler) rewrapped(ctx context.Context, fleet *config.Fleet, db config.Database, kp *keyPoll, version string) bool {
+	if !kp.regsDone {
+		kp.regsDone = true
+		kp.regs, kp.regsErr = s.Keys.Registrations(ctx, db.KeyCRN)
+		if kp.regsErr != nil {
+			s.log().Warn("listing key registrations failed; window stays open", "key", db.KeyCRN, "err", kp.regsErr)
+		}
+		known := map[string]bool{}
+		for _, d := range fleet.ByKey(db.KeyCRN) {
+			known[d.Instance] = true
+		}
+		for _, r := range kp.regs {
+			if !known[r.ResourceCRN] {
+				s.log().Warn("resource registered to the key is not in the fleet policy", "key", db.KeyCRN, "resource", r.ResourceCRN, "key_version", r.KeyVersion)
+			}
+		}
+	}
+	if kp.regsErr != nil || version == "" {
+		return false
+	}
+	found := false
+	for _, r := range kp.regs {
+		if r.ResourceCRN != db.Instance {
+			continue
+		}
+		found = true
+		if r.KeyVersion != version {
+			return false
+		}
+	}
+	return found
+}
+
+// probe asks a probing executor about the run in flight.
+func (s *Scheduler) probe(ctx context.Context, db config.Database, st *state.State) events.Payload {
+	p, ok := s.Execs[db.Executor].(Prober)
+	if !ok {
+		return nil
+	}
+	r := st.Run
+	out, err := p.Probe(ctx, events.BackupStarted{Database: db.Name, RunID: r.ID, Type: r.Type, Mode: r.Mode, Slot: r.Slot, StartedAt: r.StartedAt,
+		LeaseUntil: r.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: r.KeyVersion, Executor: db.Executor})
+	if err != nil {
+		s.log().Warn("probe failed", "db", db.Name, "run", r.ID, "err", err)
+		return nil
+	}
+	return out
 }
 
 // startFailed records that the executor refused or failed to start the run, so the retry plan

@@ -42,7 +42,7 @@ type rig struct {
 
 func newRig(t *testing.T, at time.Time) *rig {
 	r := &rig{store: state.NewMemoryStore(), exec: &fakeExec{}, send: &testkit.Sender{}, clk: clock.NewFake(at)}
-	r.s = &Scheduler{Store: r.store, Fleet: config.Static{F: testkit.LoadFleet(t)}, Exec: r.exec, ExecName: "fake", Send: r.send, Clock: r.clk}
+	r.s = &Scheduler{Store: r.store, Fleet: config.Static{F: testkit.LoadFleet(t)}, Execs: map[string]Executor{config.ExecSimulated: r.exec}, Send: r.send, Clock: r.clk}
 	return r
 }
 
@@ -141,13 +141,37 @@ func TestRotationWindowDefersThenClosesIntoFull(t *testing.T) {
 	}
 }
 
-type rewrapYes struct{}
+// fakeKeys is a Key Protect stand-in: one key version and state per CRN, registrations per CRN.
+type fakeKeys struct {
+	mu       sync.Mutex
+	status   map[string]KeyStatus
+	regs     map[string][]Registration
+	keyCalls int
+	regCalls int
+	err      error
+}
 
-func (rewrapYes) Rewrapped(context.Context, string, string) (bool, error) { return true, nil }
+func (f *fakeKeys) Key(_ context.Context, crn string) (KeyStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keyCalls++
+	if f.err != nil {
+		return KeyStatus{}, f.err
+	}
+	return f.status[crn], nil
+}
+
+func (f *fakeKeys) Registrations(_ context.Context, crn string) ([]Registration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.regCalls++
+	return f.regs[crn], nil
+}
 
 func TestConfirmedRewrapClosesAfterSettle(t *testing.T) {
 	r := newRig(t, day.Add(time.Hour+10*time.Minute))
-	r.s.Rewrap = rewrapYes{}
+	r.s.Keys = &fakeKeys{status: map[string]KeyStatus{testkit.KeyA: {Version: "2", State: events.KeyActive}},
+		regs: map[string][]Registration{testkit.KeyA: {{ResourceCRN: "i2", KeyVersion: "2"}}}}
 	ctx := context.Background()
 	_, _ = state.Update(ctx, r.store, "db2", func() *state.State { return state.New("db2", testkit.KeyA) }, func(st *state.State) error {
 		st.Window = &state.RotationWindow{ToVersion: "2", OpenedAt: day.Add(time.Hour), MinCloseAt: day.Add(time.Hour + 15*time.Minute), MaxCloseAt: day.Add(9 * time.Hour)}
@@ -254,5 +278,105 @@ func TestConcurrentTicksTakeEachSlotOnce(t *testing.T) {
 	}
 	if len(seen) != 3 || seen["db1"] != 1 || seen["db2"] != 1 || seen["db3"] != 1 {
 		t.Fatalf("starts per database = %v, want exactly one each", seen)
+	}
+}
+
+func TestPollingDetectsRotationAndCountsCalls(t *testing.T) {
+	r := newRig(t, day.Add(30*time.Minute))
+	keys := &fakeKeys{status: map[string]KeyStatus{
+		testkit.KeyA: {Version: "1", State: events.KeyActive},
+		testkit.KeyB: {Version: "7", State: events.KeyActive},
+	}}
+	r.s.Keys = keys
+	ctx := context.Background()
+	tick := func(d time.Duration) []DBReport {
+		t.Helper()
+		r.clk.Advance(d)
+		reps, err := r.s.Tick(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reps
+	}
+	tick(0)
+	keys.keyCalls, keys.regCalls = 0, 0
+	tick(5 * time.Minute)
+	if keys.keyCalls != 2 || keys.regCalls != 0 {
+		t.Fatalf("steady state: %d metadata and %d registration calls for 2 keys, want 2 and 0", keys.keyCalls, keys.regCalls)
+	}
+	if st := r.get(t, "db1"); st.Key.Version != "1" || st.Window != nil {
+		t.Fatalf("first sighting: key %+v window %+v", st.Key, st.Window)
+	}
+	// Rotation seen by polling: both databases of KeyA hold; one key.rotated is announced.
+	keys.status[testkit.KeyA] = KeyStatus{Version: "2", State: events.KeyActive, RotatedAt: r.clk.Now()}
+	keys.regs = map[string][]Registration{testkit.KeyA: {{ResourceCRN: "i1", KeyVersion: "1"}, {ResourceCRN: "i2", KeyVersion: "1"}, {ResourceCRN: "stranger", KeyVersion: "1"}}}
+	keys.keyCalls, keys.regCalls = 0, 0
+	tick(5 * time.Minute)
+	for _, db := range []string{"db1", "db2"} {
+		if st := r.get(t, db); st.Window == nil || st.Window.ToVersion != "2" || st.Window.FromVersion != "1" || st.Window.DetectedBy != "poll" {
+			t.Fatalf("%s window = %+v", db, st.Window)
+		}
+	}
+	if n := len(r.send.OfType(events.TypeKeyRotated)); n != 1 {
+		t.Fatalf("key.rotated announced %d times", n)
+	}
+	// During the window: one metadata and one registrations call per key with a window.
+	keys.keyCalls, keys.regCalls = 0, 0
+	reps := tick(5 * time.Minute)
+	if keys.keyCalls != 2 || keys.regCalls != 1 {
+		t.Fatalf("during the window: %d metadata, %d registration calls; want 2 and 1", keys.keyCalls, keys.regCalls)
+	}
+	if rep := report(t, reps, "db1"); rep.Action == policy.Start {
+		t.Fatalf("db1 started during the window: %+v", rep)
+	}
+	// db1 re-wraps; after the 15 min settle its window closes, db2's stays (not re-wrapped).
+	keys.regs[testkit.KeyA][0].KeyVersion = "2"
+	tick(15 * time.Minute)
+	if st := r.get(t, "db1"); st.Window != nil || st.Key.Version != "2" || !st.NeedFull {
+		t.Fatalf("db1 after re-wrap: window %+v key %+v", st.Window, st.Key)
+	}
+	if st := r.get(t, "db2"); st.Window == nil {
+		t.Fatal("db2 window closed without re-wrap")
+	}
+	if n := len(r.send.OfType(events.TypeKeyRotated)); n != 1 {
+		t.Fatalf("key.rotated announced %d times in all", n)
+	}
+}
+
+func TestPollingKeyStateAndErrors(t *testing.T) {
+	r := newRig(t, day.Add(30*time.Minute))
+	keys := &fakeKeys{status: map[string]KeyStatus{testkit.KeyA: {Version: "1", State: events.KeyActive}, testkit.KeyB: {Version: "1", State: events.KeyActive}}}
+	r.s.Keys = keys
+	ctx := context.Background()
+	if _, err := r.s.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys.status[testkit.KeyB] = KeyStatus{Version: "1", State: events.KeyDeactivated}
+	for range 2 {
+		r.clk.Advance(5 * time.Minute)
+		if _, err := r.s.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := r.get(t, "db3"); !st.Key.Blocked {
+		t.Fatal("deactivated key did not block db3")
+	}
+	if n := len(r.send.OfType(events.TypeAlert)); n != 1 {
+		t.Fatalf("alerts = %d, want one", n)
+	}
+	// 04:00: db3's full is due but blocked.
+	r.clk.Set(day.Add(4*time.Hour + 5*time.Minute))
+	reps, err := r.s.Tick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := report(t, reps, "db3"); rep.Action != policy.Defer || !strings.Contains(rep.Reason, policy.ReasonKeyNotActive) {
+		t.Fatalf("db3 = %+v", rep)
+	}
+	// Key Protect failing does not fail the tick: backups of known-good keys go on.
+	keys.err = errors.New("429 Too Many Requests")
+	r.clk.Advance(24 * time.Hour)
+	if _, err := r.s.Tick(ctx); err != nil {
+		t.Fatalf("tick failed because Key Protect did: %v", err)
 	}
 }

@@ -140,7 +140,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		flog := log.With("fn", fn)
 		switch fn {
 		case config.FnScheduler:
-			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Exec: s.Sim, ExecName: s.Sim.Name(), Send: send, Clock: s.Clock, Log: flog}
+			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: map[string]scheduler.Executor{config.ExecSimulated: s.Sim}, Send: send, Clock: s.Clock, Log: flog}
 			handlers[fn] = map[string]edge.Handler{config.PathTick: h}
 		case config.FnRotation:
 			handlers[fn] = map[string]edge.Handler{config.PathEvents: &rotation.Handler{Store: s.States, Fleet: fleet, Send: send, Clock: s.Clock, Log: flog}}
