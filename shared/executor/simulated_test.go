@@ -1,0 +1,53 @@
+package executor
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
+)
+
+func TestSimulatedOutcomes(t *testing.T) {
+	start := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	send := &testkit.Sender{}
+	sim := &Simulated{Clock: clk, Send: send, Fail: []FailRule{{Database: "db1", Nth: 2, Class: events.Transient, Code: "SQL2062N", Message: "media"}}}
+	run := func(id string, typ events.BackupType) events.BackupStarted {
+		return events.BackupStarted{Database: "db1", RunID: id, Type: typ, Mode: events.Online, Slot: clk.Now(), StartedAt: clk.Now(),
+			LeaseUntil: clk.Now().Add(time.Hour), KeyCRN: testkit.KeyA, KeyVersion: "3", Executor: "simulated"}
+	}
+	ctx := context.Background()
+	if err := sim.Start(ctx, run("r1", events.Full)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(ctx, run("r1", events.Full)); err != nil { // duplicate start: no second outcome
+		t.Fatal(err)
+	}
+	clk.Advance(39 * time.Minute)
+	if len(send.OfType(events.TypeBackupCompleted)) != 0 {
+		t.Fatal("completed early")
+	}
+	clk.Advance(time.Minute)
+	done := send.OfType(events.TypeBackupCompleted)
+	if len(done) != 1 || done[0].ID != "r1/outcome" {
+		t.Fatalf("completed = %+v", done)
+	}
+	c := done[0].Payload.(events.BackupCompleted)
+	if c.KeyVersion != "3" || !c.Verified || c.ImageTimestamp != "20261124020000" || c.EndedAt.Sub(c.StartedAt) != 40*time.Minute {
+		t.Fatalf("completion = %+v", c)
+	}
+	if err := sim.Start(ctx, run("r2", events.Delta)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(5 * time.Minute)
+	failed := send.OfType(events.TypeBackupFailed)
+	if len(failed) != 1 || failed[0].Payload.(events.BackupFailed).Code != "SQL2062N" {
+		t.Fatalf("failed = %+v", failed)
+	}
+	if err := sim.Start(ctx, events.BackupStarted{RunID: "bad"}); err == nil {
+		t.Fatal("invalid run accepted")
+	}
+}
