@@ -29,20 +29,45 @@ const (
 
 // Fleet is the whole policy.
 type Fleet struct {
-	Version   int        `yaml:"version"`
-	Defaults  Defaults   `yaml:"defaults"`
-	Databases []Database `yaml:"databases"`
+	Version   int         `yaml:"version"`
+	Defaults  Defaults    `yaml:"defaults"`
+	Databases []Database  `yaml:"databases"`
+	Keys      []KeyPolicy `yaml:"keys"`
+}
+
+// KeyPolicy holds per-key settings. Keys not listed are watched with defaults (no managed
+// rotation).
+type KeyPolicy struct {
+	CRN string `yaml:"crn"`
+	// ManagedRotation, when Every is set, makes keyguard rotate the key itself at that cadence,
+	// right after verified full backups of every database it protects and never with a run in
+	// flight; Key Protect's own rotation policy should then be off.
+	ManagedRotation ManagedRotation `yaml:"managed_rotation"`
+}
+
+// ManagedRotation is keyguard-coordinated key rotation.
+type ManagedRotation struct {
+	Every time.Duration `yaml:"every"`
+}
+
+// RetentionPolicy says which images to keep. Retention never breaks a kept restore chain and
+// never drops below KeepFulls full chains.
+type RetentionPolicy struct {
+	KeepFulls int `yaml:"keep_fulls"`
+	KeepDays  int `yaml:"keep_days"`
 }
 
 // Defaults apply to every database that does not set the field itself.
 type Defaults struct {
-	Mode           events.Mode    `yaml:"mode"`
-	Executor       string         `yaml:"executor"`
-	Lease          time.Duration  `yaml:"lease"`
-	CatchUp        time.Duration  `yaml:"catch_up"`
-	AlertThreshold int            `yaml:"alert_threshold"`
-	Rotation       RotationPolicy `yaml:"rotation"`
-	Retry          RetryPolicy    `yaml:"retry"`
+	Mode           events.Mode     `yaml:"mode"`
+	Executor       string          `yaml:"executor"`
+	Lease          time.Duration   `yaml:"lease"`
+	CatchUp        time.Duration   `yaml:"catch_up"`
+	AlertThreshold int             `yaml:"alert_threshold"`
+	Rotation       RotationPolicy  `yaml:"rotation"`
+	Retry          RetryPolicy     `yaml:"retry"`
+	Retention      RetentionPolicy `yaml:"retention"`
+	BackupDir      string          `yaml:"backup_dir"`
 }
 
 // RotationPolicy bounds the hold on backups after a key rotation.
@@ -80,6 +105,13 @@ type Database struct {
 	AlertThreshold int                          `yaml:"alert_threshold"`
 	Rotation       RotationPolicy               `yaml:"rotation"`
 	Retry          RetryPolicy                  `yaml:"retry"`
+	Retention      RetentionPolicy              `yaml:"retention"`
+	// BackupDir is where the Db2 command line writes images before upload (db2cli executor).
+	BackupDir string `yaml:"backup_dir"`
+	// Tablespaces, when set, makes backups table space backups of just these table spaces.
+	Tablespaces []string `yaml:"tablespaces"`
+	// IncludeLogs adds the logs needed to restore an online image to it (default true).
+	IncludeLogs *bool `yaml:"include_logs"`
 
 	schedules map[events.BackupType]cron.Schedule
 }
@@ -119,8 +151,8 @@ func (f *Fleet) ByKey(keyCRN string) []Database {
 	return out
 }
 
-// Keys returns the distinct key CRNs in use, in first-use order.
-func (f *Fleet) Keys() []string {
+// KeyCRNs returns the distinct key CRNs in use, in first-use order.
+func (f *Fleet) KeyCRNs() []string {
 	var out []string
 	for _, d := range f.Databases {
 		if !slices.Contains(out, d.KeyCRN) {
@@ -142,7 +174,9 @@ func BuiltinDefaults() Defaults {
 			Settle: 15 * time.Minute, MaxWindow: 4 * time.Hour, MaxWindowLarge: 8 * time.Hour,
 			LargeSize: 1 << 40,
 		},
-		Retry: RetryPolicy{Base: 30 * time.Minute, Factor: 2, Max: 2 * time.Hour, MaxAttempts: 5},
+		Retry:     RetryPolicy{Base: 30 * time.Minute, Factor: 2, Max: 2 * time.Hour, MaxAttempts: 5},
+		Retention: RetentionPolicy{KeepFulls: 2, KeepDays: 14},
+		BackupDir: "/db2backup",
 	}
 }
 
@@ -170,7 +204,7 @@ func Load(data []byte) (*Fleet, error) {
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidFleet, err)
 	}
-	f := &Fleet{Version: raw.Version, Defaults: BuiltinDefaults()}
+	f := &Fleet{Version: raw.Version, Defaults: BuiltinDefaults(), Keys: strict.Keys}
 	if raw.Defaults.Kind != 0 {
 		if err := raw.Defaults.Decode(&f.Defaults); err != nil {
 			return nil, fmt.Errorf("%w: defaults: %v", ErrInvalidFleet, err)
@@ -180,7 +214,7 @@ func Load(data []byte) (*Fleet, error) {
 		d := Database{
 			Mode: f.Defaults.Mode, Executor: f.Defaults.Executor, Lease: f.Defaults.Lease,
 			CatchUp: f.Defaults.CatchUp, AlertThreshold: f.Defaults.AlertThreshold,
-			Rotation: f.Defaults.Rotation, Retry: f.Defaults.Retry,
+			Rotation: f.Defaults.Rotation, Retry: f.Defaults.Retry, Retention: f.Defaults.Retention, BackupDir: f.Defaults.BackupDir,
 		}
 		if err := raw.Databases[i].Decode(&d); err != nil {
 			return nil, fmt.Errorf("%w: databases[%d]: %v", ErrInvalidFleet, i, err)
@@ -194,8 +228,9 @@ func Load(data []byte) (*Fleet, error) {
 }
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	keyCRNRE = regexp.MustCompile(`^crn:v1:[a-z0-9-]+:[a-z0-9-]+:(kms|hs-crypto):[a-z0-9-]*:a/[0-9a-f]+:[0-9a-f-]+:key:[0-9a-f-]+$`)
+	nameRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	tablespaceRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_#@$]{0,127}$`)
+	keyCRNRE     = regexp.MustCompile(`^crn:v1:[a-z0-9-]+:[a-z0-9-]+:(kms|hs-crypto):[a-z0-9-]*:a/[0-9a-f]+:[0-9a-f-]+:key:[0-9a-f-]+$`)
 )
 
 // cronParser accepts standard 5-field expressions and @descriptors.
@@ -280,9 +315,43 @@ func (f *Fleet) validate() error {
 		if r.Settle > r.MaxWindow || r.Settle > r.MaxWindowLarge {
 			add("%s: rotation: settle exceeds the maximum window", at)
 		}
+		if d.Retention.KeepFulls < 2 {
+			add("%s: retention.keep_fulls must be at least 2 (keep two full images with their logs)", at)
+		}
+		if d.Retention.KeepDays < 0 {
+			add("%s: retention.keep_days is negative", at)
+		}
+		if d.Executor == ExecDb2CLI && !strings.HasPrefix(d.BackupDir, "/") {
+			add("%s: backup_dir must be an absolute path for the db2cli executor", at)
+		}
+		if len(d.Tablespaces) > 0 && d.Executor == ExecDb2SaaS {
+			add("%s: Db2 on Cloud takes database backups only, not table space backups", at)
+		}
+		for _, ts := range d.Tablespaces {
+			if !tablespaceRE.MatchString(ts) {
+				add("%s: table space name %q is not a Db2 identifier", at, ts)
+			}
+		}
 		q := d.Retry
 		if q.Base <= 0 || q.Max < q.Base || q.Factor < 1 || q.MaxAttempts < 1 {
 			add("%s: retry: need base > 0, max >= base, factor >= 1, max_attempts >= 1", at)
+		}
+	}
+	used := map[string]bool{}
+	for _, d := range f.Databases {
+		used[d.KeyCRN] = true
+	}
+	seenKey := map[string]bool{}
+	for i, k := range f.Keys {
+		switch {
+		case !used[k.CRN]:
+			add("keys[%d]: %q protects no database in this policy", i, k.CRN)
+		case seenKey[k.CRN]:
+			add("keys[%d]: %q is listed twice", i, k.CRN)
+		}
+		seenKey[k.CRN] = true
+		if e := k.ManagedRotation.Every; e != 0 && e < 24*time.Hour {
+			add("keys[%d]: managed_rotation.every must be at least 24h (Key Protect allows one manual rotation per hour; Db2 needs time to re-wrap)", i)
 		}
 	}
 	if len(p) > 0 {
@@ -296,3 +365,16 @@ type Static struct{ F *Fleet }
 
 // Fleet returns the policy.
 func (s Static) Fleet(context.Context) (*Fleet, error) { return s.F, nil }
+
+// Key returns the policy of a key (zero value when the fleet does not list it).
+func (f *Fleet) Key(crn string) KeyPolicy {
+	for _, k := range f.Keys {
+		if k.CRN == crn {
+			return k
+		}
+	}
+	return KeyPolicy{CRN: crn}
+}
+
+// WithLogs reports whether online backups of d include their logs.
+func (d Database) WithLogs() bool { return d.IncludeLogs == nil || *d.IncludeLogs }

@@ -37,7 +37,7 @@ func TestExampleLoads(t *testing.T) {
 	if got := len(f.ByKey(prod.KeyCRN)); got != 2 {
 		t.Errorf("ByKey = %d databases, want 2", got)
 	}
-	if got := len(f.Keys()); got != 2 {
+	if got := len(f.KeyCRNs()); got != 2 {
 		t.Errorf("Keys = %d, want 2", got)
 	}
 }
@@ -83,6 +83,23 @@ databases:
     mode: offline
     schedules: {full: "@daily", delta: "@hourly"}
 `, []string{"online backups only", "full backups only"}},
+		{"keys and retention", `version: 1
+databases:
+  - name: a
+    instance: x
+    key_crn: ` + goodKey + `
+    executor: db2cli
+    backup_dir: relative/dir
+    tablespaces: ["USERSPACE1", "1bad"]
+    retention: {keep_fulls: 1}
+    schedules: {full: "@daily"}
+keys:
+  - crn: ` + goodKey + `
+    managed_rotation: {every: 1h}
+  - crn: ` + goodKey + `
+  - crn: crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-00000000ffff
+`, []string{"managed_rotation.every must be at least 24h", "is listed twice", "protects no database", "keep_fulls must be at least 2",
+			"backup_dir must be an absolute path", `table space name "1bad"`}},
 		{"bad size", `version: 1
 databases:
   - name: a
