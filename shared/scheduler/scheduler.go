@@ -111,7 +111,7 @@ func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 	var errs []error
 	var out []DBReport
 	keys := map[string]*keyPoll{}
-	for _, crn := range fleet.Keys() {
+	for _, crn := range fleet.KeyCRNs() {
 		keys[crn] = s.pollKey(ctx, crn)
 	}
 	for _, db := range fleet.Databases {
@@ -120,6 +120,15 @@ func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
 		}
 		out = append(out, r)
+	}
+	for _, crn := range fleet.KeyCRNs() {
+		note, err := s.managedRotation(ctx, fleet, crn, keys[crn])
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if note != "" {
+			s.log().Info("managed rotation", "key", crn, "note", note)
+		}
 	}
 	return out, errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -378,5 +379,68 @@ func TestPollingKeyStateAndErrors(t *testing.T) {
 	r.clk.Advance(24 * time.Hour)
 	if _, err := r.s.Tick(ctx); err != nil {
 		t.Fatalf("tick failed because Key Protect did: %v", err)
+	}
+}
+
+type rotatingKeys struct {
+	*fakeKeys
+	rotations int
+}
+
+func (k *rotatingKeys) Rotate(_ context.Context, crn string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.rotations++
+	st := k.status[crn]
+	st.Version = fmt.Sprint(k.rotations + 1)
+	k.status[crn] = st
+	return nil
+}
+
+func TestManagedRotationWaitsForFreshFullsThenRotatesOnce(t *testing.T) {
+	f := testkit.LoadFleet(t)
+	f.Keys = []config.KeyPolicy{{CRN: testkit.KeyB, ManagedRotation: config.ManagedRotation{Every: 30 * 24 * time.Hour}}}
+	r := newRig(t, day.Add(4*time.Hour+5*time.Minute)) // db3's full is due at 04:00
+	r.s.Fleet = config.Static{F: f}
+	keys := &rotatingKeys{fakeKeys: &fakeKeys{status: map[string]KeyStatus{
+		testkit.KeyA: {Version: "1", State: events.KeyActive},
+		testkit.KeyB: {Version: "1", State: events.KeyActive, RotatedAt: day.Add(-40 * 24 * time.Hour)},
+	}}}
+	r.s.Keys = keys
+	ctx := context.Background()
+	if _, err := r.s.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys.rotations != 0 {
+		t.Fatal("rotated with a run in flight and no fresh full")
+	}
+	// The full completes under version 1: the next tick rotates, opens the window, announces.
+	_, _ = state.Update(ctx, r.store, "db3", nil, func(st *state.State) error {
+		policy.ApplySuccess(st, *st.Run, "20261124040500", "1", r.clk.Now().Add(40*time.Minute))
+		return nil
+	})
+	r.clk.Advance(time.Hour)
+	if _, err := r.s.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys.rotations != 1 {
+		t.Fatalf("rotations = %d, want 1", keys.rotations)
+	}
+	st := r.get(t, "db3")
+	if st.Window == nil || st.Window.ToVersion != "2" || st.Window.DetectedBy != "managed" {
+		t.Fatalf("window = %+v", st.Window)
+	}
+	kr := r.send.OfType(events.TypeKeyRotated)
+	if len(kr) != 1 || kr[0].Payload.(events.KeyRotated).DetectedBy != "managed" {
+		t.Fatalf("key.rotated = %+v", kr)
+	}
+	// Later ticks: the window holds and no second rotation happens.
+	keys.status[testkit.KeyB] = KeyStatus{Version: "2", State: events.KeyActive, RotatedAt: r.clk.Now()}
+	r.clk.Advance(15 * time.Minute)
+	if _, err := r.s.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys.rotations != 1 || len(r.send.OfType(events.TypeKeyRotated)) != 1 {
+		t.Fatalf("rotations %d announcements %d", keys.rotations, len(r.send.OfType(events.TypeKeyRotated)))
 	}
 }
