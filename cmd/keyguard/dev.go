@@ -48,7 +48,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) // a Monday
 	sc := scenario(fleet, start)
 	began := time.Now()
-	st, err := stack.Start(ctx, stack.Options{Versitygw: *vgw, Fleet: fleet, Start: start, Fail: sc.fail, Logger: log})
+	st, err := stack.Start(ctx, stack.Options{Versitygw: *vgw, Fleet: fleet, Start: start, Fail: sc.fail, Logger: log, Rewrap: rewrapDelay})
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 			if !a.at.After(now) && !a.done {
 				a.done = true
 				fmt.Fprintf(out, "%s  %-8s %s\n", stamp(now), "ops", a.what)
-				if err := st.Publish(ctx, a.id, a.p); err != nil {
+				if err := a.do(ctx, st); err != nil {
 					return fmt.Errorf("scenario %q: %w", a.what, err)
 				}
 			}
@@ -95,9 +95,8 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 
 type action struct {
 	at   time.Time
-	id   string
 	what string
-	p    events.Payload
+	do   func(ctx context.Context, st *stack.Stack) error
 	done bool
 }
 
@@ -107,15 +106,24 @@ type scenarioPlan struct {
 	notes   []string
 }
 
-// scenario: a rotation of the first database's key mid-week, and the last database's 3rd and 4th
-// runs failing (two in a row reach the default alert threshold).
+// scenario: Key Protect rotates the first database's key mid-week (Db2 re-wraps in 40 minutes
+// below 1 TiB, in 2.5 hours above), Cloud Logs reports the same rotation ten minutes later, and
+// the last database's 3rd and 4th runs fail (two in a row reach the default alert threshold).
 func scenario(f *config.Fleet, start time.Time) scenarioPlan {
 	var sc scenarioPlan
 	key := f.Databases[0].KeyCRN
 	rot := start.Add(3*24*time.Hour + 90*time.Minute) // Thursday 01:30
-	sc.actions = append(sc.actions, &action{at: rot, id: "rotation-1", what: "Key Protect rotates the root key of " + names2(f.ByKey(key)) + " (version 2)",
-		p: events.KeyRotated{KeyCRN: key, OldVersion: "1", NewVersion: "2", RotatedAt: rot, DetectedBy: "poll"}})
-	sc.notes = append(sc.notes, fmt.Sprintf("the root key of %s rotates %s", names2(f.ByKey(key)), stamp(rot)))
+	var version string
+	sc.actions = append(sc.actions,
+		&action{at: rot, what: "Key Protect rotates the root key of " + names2(f.ByKey(key)), do: func(_ context.Context, st *stack.Stack) error {
+			var err error
+			version, err = st.RotateKey(key)
+			return err
+		}},
+		&action{at: rot.Add(10 * time.Minute), what: "Cloud Logs alert: kms.secrets.rotate on the same key", do: func(ctx context.Context, st *stack.Stack) error {
+			return st.PublishCloudLogsRotation(ctx, key, version, rot)
+		}})
+	sc.notes = append(sc.notes, fmt.Sprintf("Key Protect rotates the root key of %s %s; Db2 re-wraps in 40m (2h30m above 1 TiB); Cloud Logs reports it 10m later", names2(f.ByKey(key)), stamp(rot)))
 	last := f.Databases[len(f.Databases)-1].Name
 	for _, n := range []int{3, 4} {
 		sc.fail = append(sc.fail, executor.FailRule{Database: last, Nth: n, Class: events.Transient, Code: "SQL2062N",
@@ -123,6 +131,13 @@ func scenario(f *config.Fleet, start time.Time) scenarioPlan {
 	}
 	sc.notes = append(sc.notes, fmt.Sprintf("%s's 3rd and 4th backups fail (media error SQL2062N)", last))
 	return sc
+}
+
+func rewrapDelay(db config.Database) time.Duration {
+	if db.Size >= 1<<40 {
+		return 150 * time.Minute
+	}
+	return 40 * time.Minute
 }
 
 type timeline struct {
@@ -170,13 +185,16 @@ func describe(typ string, data []byte) string {
 	if typ == events.TypeTick {
 		return ""
 	}
+	if events.IsCloudLogsAlert(typ) {
+		return fmt.Sprintf("%-8s %s delivered to the rotation function", "-", typ)
+	}
 	p, err := events.DecodeData(typ, data)
 	if err != nil {
 		return fmt.Sprintf("%-8s %s (undecodable: %v)", "?", typ, err)
 	}
 	switch v := p.(type) {
 	case *events.BackupStarted:
-		return fmt.Sprintf("%-8s start %s %s backup under key version %s (%s)", v.Database, v.Mode, v.Type, orDash(v.KeyVersion), v.RunID)
+		return fmt.Sprintf("%-8s start %s %s backup under key version %s (%s)", v.Database, v.Mode, v.Type, short(v.KeyVersion), v.RunID)
 	case *events.BackupCompleted:
 		return fmt.Sprintf("%-8s completed %s, image %s, %s", v.Database, v.RunID, v.ImageTimestamp, config.Size(v.SizeBytes))
 	case *events.BackupFailed:
@@ -184,9 +202,9 @@ func describe(typ string, data []byte) string {
 	case *events.Alert:
 		return fmt.Sprintf("%-8s ALERT %s: %s", orDash(v.Database), v.Severity, v.Message)
 	case *events.RotationSettled:
-		return fmt.Sprintf("%-8s rotation window closed (%s); next backup is full under version %s", v.Database, v.Reason, v.KeyVersion)
+		return fmt.Sprintf("%-8s rotation window closed after %s (%s); next backup is full under version %s", v.Database, v.ClosedAt.Sub(v.OpenedAt).Round(time.Minute), v.Reason, short(v.KeyVersion))
 	case *events.KeyRotated:
-		return ""
+		return fmt.Sprintf("%-8s key rotated: version %s -> %s (detected by %s)", "-", short(v.OldVersion), short(v.NewVersion), v.DetectedBy)
 	}
 	b, _ := json.Marshal(p)
 	return fmt.Sprintf("%-8s %s %s", "-", typ, b)
@@ -210,7 +228,7 @@ func summary(ctx context.Context, out io.Writer, st *stack.Stack, tl *timeline, 
 			last = fmt.Sprintf("%s %s at %s", s.LastSuccess.Type, s.LastSuccess.RunID, stamp(s.LastSuccess.At))
 		}
 		fmt.Fprintf(out, "  %-8s state revision %d, key version %s, last success %s, consecutive failures %d\n",
-			db.Name, s.Revision, orDash(s.Key.Version), last, s.ConsecutiveFailures)
+			db.Name, s.Revision, short(s.Key.Version), last, s.ConsecutiveFailures)
 		if s.Window != nil {
 			problems = append(problems, db.Name+": rotation window still open at the end")
 		}
@@ -229,6 +247,14 @@ func summary(ctx context.Context, out io.Writer, st *stack.Stack, tl *timeline, 
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("Mon 01-02 15:04") }
+
+// short abbreviates a Key Protect version id.
+func short(v string) string {
+	if len(v) > 8 {
+		return v[:8]
+	}
+	return orDash(v)
+}
 
 func orDash(s string) string {
 	if s == "" {

@@ -21,13 +21,17 @@ const key = "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcd
 const fleetYAML = `version: 1
 databases:
   - name: sales
-    instance: db2inst1@sales
+    instance: "crn:v1:bluemix:public:dashdb-for-transactions:us-south:a/0123456789abcdef0123456789abcdef:7a1b2c3d-0000-4000-8000-000000000009::"
     key_crn: ` + key + `
     size: 200GiB
     schedules: {full: "0 2 * * *", incremental: "0 3 * * *"}
 `
 
 func startStack(t *testing.T, fail []executor.FailRule) (*stack.Stack, context.Context) {
+	return startStackWith(t, fail, nil)
+}
+
+func startStackWith(t *testing.T, fail []executor.FailRule, rewrap func(config.Database) time.Duration) (*stack.Stack, context.Context) {
 	t.Helper()
 	bin, err := s3server.FindBinary()
 	if err != nil {
@@ -39,7 +43,7 @@ func startStack(t *testing.T, fail []executor.FailRule) (*stack.Stack, context.C
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	st, err := stack.Start(ctx, stack.Options{Versitygw: bin, Fleet: f, Start: time.Date(2026, 11, 24, 1, 55, 0, 0, time.UTC), Fail: fail})
+	st, err := stack.Start(ctx, stack.Options{Versitygw: bin, Fleet: f, Start: time.Date(2026, 11, 24, 1, 55, 0, 0, time.UTC), Fail: fail, Rewrap: rewrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +93,10 @@ func TestLoopTickRotationFailuresAlertRecovery(t *testing.T) {
 		t.Fatalf("after completion: run %+v last success %+v", s.Run, s.LastSuccess)
 	}
 
-	// Key rotated -> the 03:00 incremental is deferred with reason "rotation window".
-	if err := st.Publish(ctx, "rot-1", events.KeyRotated{KeyCRN: key, OldVersion: "1", NewVersion: "2", RotatedAt: st.Clock.Now(), DetectedBy: "poll"}); err != nil {
+	// Key rotated in Key Protect (Db2 never confirms re-wrap in this test) -> the 03:00
+	// incremental is deferred with reason "rotation window".
+	v2, err := st.RotateKey(key)
+	if err != nil {
 		t.Fatal(err)
 	}
 	step(t, ctx, st, 45*time.Minute) // 03:30
@@ -99,22 +105,23 @@ func TestLoopTickRotationFailuresAlertRecovery(t *testing.T) {
 		!strings.Contains(s.LastDecision.Reason, policy.ReasonRotationWindow) {
 		t.Fatalf("during the window: window %+v run %+v decision %+v", s.Window, s.Run, s.LastDecision)
 	}
-	// The window (4h max, no re-wrap confirmation) closes at 06:45; the next tick starts a full
-	// under version 2, which fails (2nd run): a retry is planned, no alert yet.
-	step(t, ctx, st, 3*time.Hour+15*time.Minute) // 06:45
+	// Polling found the rotation on the 03:30 tick; with no re-wrap confirmation the window closes
+	// at its 4h maximum, 07:30, where a full starts under the new version. It fails (2nd run): a
+	// retry is planned, no failure alert yet.
+	step(t, ctx, st, 4*time.Hour) // 07:30
 	s = mustState(t, ctx, st)
-	if s.Window != nil || s.Run == nil || s.Run.Type != events.Full || s.Run.KeyVersion != "2" {
+	if s.Window != nil || s.Run == nil || s.Run.Type != events.Full || s.Run.KeyVersion != v2 {
 		t.Fatalf("after the window: window %+v run %+v", s.Window, s.Run)
 	}
-	step(t, ctx, st, 45*time.Minute) // 07:30: failed at 07:25
+	step(t, ctx, st, 45*time.Minute) // 08:15: failed at 08:10
 	s = mustState(t, ctx, st)
 	if s.ConsecutiveFailures != 1 || s.NextRetry == nil || len(st.EN.NotificationsOfType(events.TypeAlert)) != 1 {
 		// the one alert so far is the unconfirmed re-wrap warning
 		t.Fatalf("after one failure: failures %d retry %+v alerts %d", s.ConsecutiveFailures, s.NextRetry, len(st.EN.NotificationsOfType(events.TypeAlert)))
 	}
 	// The retry (30 min backoff) fails too: threshold 2 -> a critical alert reaches EN.
-	step(t, ctx, st, 30*time.Minute) // 08:00: retry starts
-	step(t, ctx, st, 45*time.Minute) // 08:45: failed at 08:40
+	step(t, ctx, st, 30*time.Minute) // 08:45: retry starts
+	step(t, ctx, st, 45*time.Minute) // 09:30: failed at 09:25
 	s = mustState(t, ctx, st)
 	if s.ConsecutiveFailures != 2 || s.NextRetry == nil || s.NextRetry.Attempt != 3 {
 		t.Fatalf("after two failures: failures %d retry %+v", s.ConsecutiveFailures, s.NextRetry)
@@ -133,10 +140,10 @@ func TestLoopTickRotationFailuresAlertRecovery(t *testing.T) {
 		t.Fatalf("critical failure alerts = %d, pending %d", critical, len(s.PendingAlerts))
 	}
 	// The next retry (60 min) succeeds -> failures reset, retry cleared, NeedFull cleared.
-	step(t, ctx, st, time.Hour)      // 09:45 retry starts
-	step(t, ctx, st, 45*time.Minute) // 10:30 done
+	step(t, ctx, st, time.Hour)      // 10:30 retry starts
+	step(t, ctx, st, 45*time.Minute) // 11:15 done
 	s = mustState(t, ctx, st)
-	if s.ConsecutiveFailures != 0 || s.NextRetry != nil || s.NeedFull || s.LastSuccess.Type != events.Full || s.LastSuccess.KeyVersion != "2" {
+	if s.ConsecutiveFailures != 0 || s.NextRetry != nil || s.NeedFull || s.LastSuccess.Type != events.Full || s.LastSuccess.KeyVersion != v2 {
 		t.Fatalf("after recovery: %+v", s)
 	}
 	if lost := st.EN.Lost(); len(lost) != 0 {

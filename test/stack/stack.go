@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -19,13 +22,16 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/executor"
+	"github.com/keyguard-dev/keyguard/shared/keyprotect"
 	"github.com/keyguard-dev/keyguard/shared/notify"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/rotation"
+	"github.com/keyguard-dev/keyguard/shared/runtime"
 	"github.com/keyguard-dev/keyguard/shared/scheduler"
 	"github.com/keyguard-dev/keyguard/shared/secret"
 	"github.com/keyguard-dev/keyguard/shared/state"
 	"github.com/keyguard-dev/keyguard/test/enemu"
+	"github.com/keyguard-dev/keyguard/test/kpemu"
 	"github.com/keyguard-dev/keyguard/test/s3server"
 )
 
@@ -42,6 +48,9 @@ type Options struct {
 	Durations map[events.BackupType]time.Duration
 	// Logger gets the components' logs; discarded when nil.
 	Logger *slog.Logger
+	// Rewrap is how long the simulated Db2 takes to re-wrap its keys after a rotation; nil means
+	// it never reports the new version (windows then close at their maximum).
+	Rewrap func(db config.Database) time.Duration
 }
 
 // Stack is a running local keyguard.
@@ -58,6 +67,11 @@ type Stack struct {
 	URLs  map[string]string
 	Token secret.Secret
 	Sim   *executor.Simulated
+	// KP is the Key Protect emulator holding the fleet's keys; Keys is the real client on it.
+	KP   *kpemu.Emulator
+	Keys *keyprotect.Client
+
+	rewrap func(db config.Database) time.Duration
 
 	tickN   int
 	closers []func() error
@@ -79,7 +93,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s = &Stack{Clock: clock.NewFake(o.Start), Fleet: o.Fleet, URLs: map[string]string{}, Token: secret.New(randomHex(24))}
+	s = &Stack{Clock: clock.NewFake(o.Start), Fleet: o.Fleet, URLs: map[string]string{}, Token: secret.New(randomHex(24)), rewrap: o.Rewrap}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -129,6 +143,11 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	}
 	s.Sim = &executor.Simulated{Clock: s.Clock, Send: runnerSend, Fail: o.Fail, Durations: o.Durations, Log: log}
 
+	// Key Protect, holding the fleet's keys, with the Db2 instances registered to them.
+	if err := s.startKeyProtect(apiKey); err != nil {
+		return nil, err
+	}
+
 	// The three functions.
 	fleet := config.Static{F: o.Fleet}
 	handlers := map[string]map[string]edge.Handler{}
@@ -140,7 +159,8 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		flog := log.With("fn", fn)
 		switch fn {
 		case config.FnScheduler:
-			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: map[string]scheduler.Executor{config.ExecSimulated: s.Sim}, Send: send, Clock: s.Clock, Log: flog}
+			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: map[string]scheduler.Executor{config.ExecSimulated: s.Sim}, Send: send,
+				Keys: runtime.KeyWatcher{C: s.Keys}, Clock: s.Clock, Log: flog}
 			handlers[fn] = map[string]edge.Handler{config.PathTick: h}
 		case config.FnRotation:
 			handlers[fn] = map[string]edge.Handler{config.PathEvents: &rotation.Handler{Store: s.States, Fleet: fleet, Send: send, Clock: s.Clock, Log: flog}}
@@ -180,12 +200,75 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	return s, nil
 }
 
+// startKeyProtect runs the Key Protect emulator as the instance named by the fleet's key CRNs
+// (one instance: the first key's), adds each key under its id and registers each database whose
+// instance is a CRN, as a Db2 on Cloud instance registers itself with its key.
+func (s *Stack) startKeyProtect(apiKey string) error {
+	first := s.Fleet.KeyCRNs()[0]
+	instance, _, err := keyprotect.KeyIDFromCRN(first)
+	if err != nil {
+		return err
+	}
+	parts := strings.Split(first, ":")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	s.KP = kpemu.New(kpemu.Options{APIKey: apiKey, InstanceID: instance, Region: parts[5], Account: strings.TrimPrefix(parts[6], "a/"), BaseURL: base, Clock: s.Clock})
+	s.serveOn(ln, s.KP)
+	for _, crn := range s.Fleet.KeyCRNs() {
+		inst, id, err := keyprotect.KeyIDFromCRN(crn)
+		if err != nil || inst != instance {
+			return fmt.Errorf("key %s: the local stack emulates one Key Protect instance (%s)", crn, instance)
+		}
+		if got := s.KP.AddKeyWithID(id, "keyguard-"+id[:8]); got != crn {
+			return fmt.Errorf("emulated key CRN %s does not match the fleet's %s", got, crn)
+		}
+		for _, db := range s.Fleet.ByKey(crn) {
+			if strings.HasPrefix(db.Instance, "crn:") {
+				if err := s.KP.AddRegistration(id, db.Instance); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	s.Keys, err = keyprotect.New(keyprotect.Options{URL: base, InstanceID: instance, APIKey: apiKey, TokenURL: base + "/identity/token"})
+	return err
+}
+
+// RotateKey rotates a key in Key Protect, as its rotation policy would, and has each registered
+// database report the new version after its Rewrap delay. It returns the new version.
+func (s *Stack) RotateKey(crn string) (string, error) {
+	_, id, err := keyprotect.KeyIDFromCRN(crn)
+	if err != nil {
+		return "", err
+	}
+	v, err := s.KP.Rotate(id)
+	if err != nil || s.rewrap == nil {
+		return v, err
+	}
+	for _, db := range s.Fleet.ByKey(crn) {
+		if !strings.HasPrefix(db.Instance, "crn:") {
+			continue
+		}
+		inst := db.Instance
+		s.Clock.AfterFunc(s.rewrap(db), func() { _ = s.KP.SetRegistrationVersion(id, inst, v) })
+	}
+	return v, nil
+}
+
 // serve runs h on a new loopback listener and returns its base URL.
 func (s *Stack) serve(h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
+	s.serveOn(ln, h)
+	return "http://" + ln.Addr().String(), nil
+}
+
+func (s *Stack) serveOn(ln net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	s.closers = append(s.closers, func() error {
@@ -193,7 +276,6 @@ func (s *Stack) serve(h http.Handler) (string, error) {
 		defer cancel()
 		return srv.Shutdown(ctx)
 	})
-	return "http://" + ln.Addr().String(), nil
 }
 
 // Tick delivers one periodic-timer tick through Event Notifications and waits until every
@@ -244,4 +326,36 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// PublishCloudLogsRotation delivers, as IBM Cloud Logs would through Event Notifications, an alert
+// on a kms.secrets.rotate activity event for keyCRN (version may be empty: the activity event
+// does not always carry it), and waits for the delivery to settle.
+func (s *Stack) PublishCloudLogsRotation(ctx context.Context, keyCRN, version string, at time.Time) error {
+	instance, id, err := keyprotect.KeyIDFromCRN(keyCRN)
+	if err != nil {
+		return err
+	}
+	activity := map[string]any{
+		"action": "kms.secrets.rotate", "outcome": "success", "eventTime": at.UTC().Format("2006-01-02T15:04:05.00-0700"),
+		"target":      map[string]any{"id": keyCRN, "typeURI": "kms/secrets"},
+		"requestData": map[string]any{"requestURI": "/api/v2/keys/" + id + "/actions/rotate", "instanceID": instance},
+	}
+	if version != "" {
+		activity["responseData"] = map[string]any{"keyVersionId": version}
+	}
+	data, err := json.Marshal(map[string]any{
+		"alert_definition": map[string]any{"name": "keyguard-kms-rotate", "alert_type": "StandardMoreThanAlertEvent"},
+		"log_example":      activity, "log_example_truncated": false, "status": "triggered",
+	})
+	if err != nil {
+		return err
+	}
+	_, err = s.EN.Publish(enemu.Notification{SpecVersion: "1.0", ID: "logs-" + id + "-" + strconv.FormatInt(at.Unix(), 10),
+		Source: "crn:v1:bluemix:public:logs:us-south:a/0::", Type: events.CloudLogsAlertPrefix + "keyguard-kms-rotate" + events.CloudLogsAlertSuffix,
+		Time: s.Clock.Now(), SourceID: "cloud-logs", DefaultShort: "WARNING - keyguard-kms-rotate", DefaultLong: "Triggered", Data: data})
+	if err != nil {
+		return err
+	}
+	return s.EN.WaitIdle(ctx)
 }

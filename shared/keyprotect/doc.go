@@ -1,0 +1,43 @@
+// Package keyprotect reads and rotates IBM Key Protect root keys for keyguard. It wraps
+// keyprotect-go-client v0.17.3 behind a Client whose methods return this package's plain types,
+// for the code that watches keys for rotation (scheduler tick, rotation window) and the code that
+// rotates keys on purpose. Consumers define the narrow interface they need, e.g.
+//
+//	type keyWatcher interface {
+//		Key(ctx context.Context, keyRef string) (keyprotect.KeyInfo, error)
+//		Registrations(ctx context.Context, keyRef string) ([]keyprotect.Registration, error)
+//	}
+//
+// Key Protect is not an Event Notifications source, so rotation is learned by polling: Key
+// (GetKeyMetadata: state, lastRotateDate, the newest keyVersion), Versions (ListKeyVersions,
+// newest first), Registrations (ListRegistrations: the key version each registered resource,
+// e.g. a Db2 instance, uses now; a resource whose version is the key's newest has re-wrapped) and
+// RotationPolicy. Rotate, Disable and Enable act on a key. A key is named by its id or its CRN
+// (KeyIDFromCRN); a CRN must name the client's instance. Key states map to events.KeyState
+// (StateFromCode).
+//
+// Time budget: every method is bounded by Options.Timeout (4 s by default), retries included,
+// so a handler can call Key Protect and still answer Event Notifications within its 10 s. Each
+// HTTP attempt is bounded by Options.AttemptTimeout (2 s). Transient failures (HTTP 408, 429, 5xx
+// except 501, network errors, timeouts, and the same from IAM's token endpoint) are retried up to
+// Options.Retries times with a doubling wait (100 ms, capped at 1 s) while the budget allows; the
+// last error is returned when it does not. The SDK's own retry loop (kp.RetryMax: 4 retries with
+// waits up to 30 s) is switched off process-wide by New (kp.RetryMax = 0), because it cannot be
+// bounded per call; this package is the only user of the SDK in keyguard.
+//
+// Authentication: the SDK's own API-key token source (package iam, with its global iam.RetryMax
+// and iam.RetryWaitMax) is never used: it takes no context, waits up to 60 s per request and
+// retries up to 4 times with waits up to 30 s. Instead every call carries a token obtained from a
+// go-sdk-core Authenticator (kp.NewContextWithAuth): an IamAuthenticator built from APIKey and
+// TokenURL, or Options.Authenticator (e.g. a ContainerAuthenticator for a Code Engine trusted
+// profile). The token fetch runs under the same budget: the caller stops waiting when the budget
+// ends. Tokens and API keys are never logged.
+//
+// Errors: every failure is an *Error carrying the operation, the key id, the HTTP status and Key
+// Protect's reason code. IsTransient says trying again later may succeed; IsNotFound that the key
+// does not exist (404) or is gone (410); IsRotationTooSoon that Key Protect refused a rotation
+// because the key was rotated less than an hour ago (409 KEY_ROTATION_NOT_PERMITTED). Everything
+// else (401, 403, other 4xx, a 400 from IAM for a wrong API key, malformed answers) is permanent.
+//
+// A Client is safe for concurrent use.
+package keyprotect

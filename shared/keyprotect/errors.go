@@ -1,0 +1,166 @@
+package keyprotect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/IBM/go-sdk-core/v5/core"
+	kp "github.com/IBM/keyprotect-go-client"
+)
+
+// Kind classifies an Error.
+type Kind int
+
+// Error kinds.
+const (
+	// Permanent errors will fail again the same way; do not retry.
+	Permanent Kind = iota
+	// Transient errors may succeed later: throttling, server errors, network, timeouts.
+	Transient
+	// NotFound means the key does not exist (404) or was deleted (410).
+	NotFound
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Transient:
+		return "transient"
+	case NotFound:
+		return "not found"
+	}
+	return "permanent"
+}
+
+// Key Protect reason codes the package interprets.
+const (
+	ReasonRotationNotPermitted = "KEY_ROTATION_NOT_PERMITTED"
+	ReasonKeyDeleted           = "KEY_DELETED_ERR"
+	ReasonInvalidState         = "KEY_ACTION_INVALID_STATE_ERR"
+)
+
+// Error is what every Client method returns on failure.
+type Error struct {
+	// Op says what was being done, e.g. "get key metadata".
+	Op string
+	// KeyID is the key concerned (empty when the failure came before one was known).
+	KeyID string
+	// StatusCode is the HTTP status from Key Protect, or from IAM when getting a token failed;
+	// 0 when there was no HTTP answer.
+	StatusCode int
+	// Reason is Key Protect's first reason code, e.g. KEY_ROTATION_NOT_PERMITTED.
+	Reason string
+	// Kind classifies the error.
+	Kind Kind
+	// Attempts is how many attempts were made.
+	Attempts int
+	Err      error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "keyprotect: %s", e.Op)
+	if e.KeyID != "" {
+		fmt.Fprintf(&b, " %s", e.KeyID)
+	}
+	fmt.Fprintf(&b, ": %s error", e.Kind)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, ", status %d", e.StatusCode)
+	}
+	if e.Reason != "" {
+		fmt.Fprintf(&b, " %s", e.Reason)
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsTransient reports whether err is (or wraps) an *Error that may succeed if tried again later.
+func IsTransient(err error) bool { return kindOf(err) == Transient }
+
+// IsNotFound reports whether err is (or wraps) an *Error saying the key does not exist or was
+// deleted.
+func IsNotFound(err error) bool { return kindOf(err) == NotFound }
+
+// IsRotationTooSoon reports whether err is Key Protect refusing a rotation because the key was
+// rotated less than an hour ago. It is a permanent error: rotating again within the hour fails
+// the same way. After a transient failure of Rotate, a retry can meet this error although the
+// first attempt did rotate the key; Key's LastRotateDate tells.
+func IsRotationTooSoon(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == ReasonRotationNotPermitted
+}
+
+func kindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return -1
+}
+
+// TransientStatus reports whether an HTTP status is worth retrying later.
+func TransientStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
+		(code >= 500 && code <= 599 && code != http.StatusNotImplemented)
+}
+
+func kindOfStatus(code int) Kind {
+	switch {
+	case TransientStatus(code):
+		return Transient
+	case code == http.StatusNotFound || code == http.StatusGone:
+		return NotFound
+	}
+	return Permanent
+}
+
+// errSDKPanic marks a panic inside the SDK (it indexes the first resource of answers without
+// checking there is one).
+var errSDKPanic = errors.New("keyprotect-go-client panicked on the answer")
+
+// errTokenWait marks giving up on a token fetch that outlived the budget.
+var errTokenWait = errors.New("waiting for an IAM token")
+
+// classify turns a failure of one attempt into an *Error.
+func classify(op, keyID string, err error) *Error {
+	e := &Error{Op: op, KeyID: keyID, Kind: Permanent, Err: err}
+	var kpErr *kp.Error
+	var urlErr *kp.URLError
+	var authErr *core.AuthenticationError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &kpErr):
+		e.StatusCode = kpErr.StatusCode
+		for _, r := range kpErr.Reasons {
+			if c := strings.TrimSpace(r.Code); c != "" {
+				e.Reason = c
+				break
+			}
+		}
+		e.Kind = kindOfStatus(e.StatusCode)
+	case errors.As(err, &urlErr):
+		// No HTTP answer: connection refused or reset, attempt timeout, budget spent.
+		e.Kind = Transient
+	case errors.As(err, &authErr):
+		if authErr.Response != nil && authErr.Response.StatusCode != 0 {
+			e.StatusCode = authErr.Response.StatusCode
+			if TransientStatus(e.StatusCode) {
+				e.Kind = Transient
+			}
+		} else {
+			e.Kind = Transient
+		}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, errTokenWait), errors.As(err, &netErr):
+		e.Kind = Transient
+	}
+	return e
+}
