@@ -1,0 +1,305 @@
+package db2saas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/go-sdk-core/v5/core"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+)
+
+// Service paths, relative to the service URL (which ends in /dbapi/v4).
+const (
+	PathBackups      = "/manage/backups"
+	PathCreateBackup = "/manage/backups/backup"
+	// HeaderProfile carries the URL-encoded instance CRN.
+	HeaderProfile = "x-db-profile"
+)
+
+// DefaultURL is the Db2 on Cloud API in us-south; other regions replace the host's first label.
+const DefaultURL = "https://us-south.db2.saas.ibm.com/dbapi/v4"
+
+// Defaults of Options.
+const (
+	DefaultTimeout        = 3 * time.Second
+	DefaultAttemptTimeout = 2 * time.Second
+	DefaultMaxRetries     = 2
+	DefaultRetryWait      = 100 * time.Millisecond
+	DefaultMaxRetryWait   = time.Second
+	// NoRetries, as Options.MaxRetries, disables retries.
+	NoRetries = -1
+)
+
+// Options configure a Client. Authenticator is required.
+type Options struct {
+	// URL is the service URL including the context root; empty means DefaultURL.
+	URL string
+	// Authenticator authenticates every request (NewIAMAuthenticator, core.ContainerAuthenticator).
+	Authenticator core.Authenticator
+	// HTTPClient carries the requests; nil means go-sdk-core's default. It is copied, with its
+	// Timeout set to AttemptTimeout.
+	HTTPClient *http.Client
+	// Timeout bounds a whole call, retries and waits included (default 3 s).
+	Timeout time.Duration
+	// AttemptTimeout bounds one HTTP attempt (default 2 s).
+	AttemptTimeout time.Duration
+	// MaxRetries is how many times a transient failure is retried (default 2; NoRetries for none).
+	MaxRetries int
+	// RetryWait is the first wait between attempts, doubled each time up to MaxRetryWait
+	// (defaults 100 ms and 1 s). A Retry-After answer replaces the wait, capped by MaxRetryWait;
+	// a wait that does not fit in what is left of Timeout ends the call with the last error.
+	RetryWait    time.Duration
+	MaxRetryWait time.Duration
+	// Clock times the waits between attempts (wall clock when nil).
+	Clock clock.Clock
+	// Logger gets a debug line per retry (slog.Default when nil).
+	Logger *slog.Logger
+}
+
+// Client calls the backup operations of the Db2 on Cloud API. It is safe for concurrent use.
+type Client struct {
+	svc          *core.BaseService
+	timeout      time.Duration
+	maxRetries   int
+	retryWait    time.Duration
+	maxRetryWait time.Duration
+	clock        clock.Clock
+	log          *slog.Logger
+}
+
+// New validates o and returns a Client. It contacts neither IAM nor the service.
+func New(o Options) (*Client, error) {
+	if core.IsNil(o.Authenticator) {
+		return nil, errors.New("db2saas: missing option Authenticator")
+	}
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = DefaultAttemptTimeout
+	}
+	switch {
+	case o.MaxRetries == 0:
+		o.MaxRetries = DefaultMaxRetries
+	case o.MaxRetries < 0:
+		o.MaxRetries = 0
+	}
+	if o.RetryWait <= 0 {
+		o.RetryWait = DefaultRetryWait
+	}
+	if o.MaxRetryWait <= 0 {
+		o.MaxRetryWait = DefaultMaxRetryWait
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	svc, err := core.NewBaseService(&core.ServiceOptions{URL: strings.TrimRight(o.URL, "/"), Authenticator: o.Authenticator})
+	if err != nil {
+		return nil, fmt.Errorf("db2saas: service: %w", err)
+	}
+	var hc http.Client
+	if o.HTTPClient != nil {
+		hc = *o.HTTPClient
+	} else {
+		hc = *core.DefaultHTTPClient()
+	}
+	hc.Timeout = o.AttemptTimeout
+	svc.SetHTTPClient(&hc)
+	return &Client{
+		svc:          svc,
+		timeout:      o.Timeout,
+		maxRetries:   o.MaxRetries,
+		retryWait:    o.RetryWait,
+		maxRetryWait: o.MaxRetryWait,
+		clock:        clock.Or(o.Clock),
+		log:          o.Logger.With("component", "db2saas"),
+	}, nil
+}
+
+// NewIAMAuthenticator returns an API key authenticator whose token requests go to
+// <iamURL>/identity/token (iamURL empty: IBM Cloud IAM) and time out after 5 s (go-sdk-core gives
+// them no context; the Client's Timeout still bounds the call that waits for them).
+func NewIAMAuthenticator(apiKey, iamURL string) (*core.IamAuthenticator, error) {
+	b := core.NewIamAuthenticatorBuilder().SetApiKey(apiKey).SetClient(&http.Client{Timeout: 5 * time.Second})
+	if iamURL != "" {
+		b = b.SetURL(iamURL)
+	}
+	a, err := b.Build()
+	if err != nil {
+		// The builder's message may quote the key's shape, never the key; keep only the kind.
+		return nil, errors.New("db2saas: iam authenticator: invalid API key or IAM URL")
+	}
+	return a, nil
+}
+
+// CreateBackup asks for an on-demand backup of the instance. It is not idempotent (the service
+// keeps no request id): a second call while the first backup runs fails with
+// ErrBackupInProgress, a call after it has ended starts another backup. Use Executor.Start for
+// once-only semantics. Every error is an *Error.
+func (c *Client) CreateBackup(ctx context.Context, instanceCRN string) (Task, error) {
+	const op = "create backup"
+	var task Task
+	err := c.call(ctx, op, core.POST, PathCreateBackup, instanceCRN, func(body []byte) error {
+		t, err := ParseTask(body)
+		task = t
+		return err
+	})
+	return task, err
+}
+
+// ListBackups lists the instance's backups, in the service's order. It is read-only and safe to
+// repeat. Every error is an *Error.
+func (c *Client) ListBackups(ctx context.Context, instanceCRN string) ([]Backup, error) {
+	const op = "list backups"
+	var list []Backup
+	err := c.call(ctx, op, core.GET, PathBackups, instanceCRN, func(body []byte) error {
+		l, err := ParseBackupList(body)
+		list = l
+		return err
+	})
+	return list, err
+}
+
+// call runs one operation with retries inside the time budget; parse reads a success body.
+func (c *Client) call(ctx context.Context, op, method, path, instanceCRN string, parse func([]byte) error) error {
+	if !strings.HasPrefix(instanceCRN, "crn:") || len(instanceCRN) > maxText {
+		return newError(op, events.Configuration, fmt.Errorf("instance %q is not a CRN", clip(instanceCRN)))
+	}
+	op = op + " " + instanceCRN
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	wait := c.retryWait
+	for attempt := 0; ; attempt++ {
+		body, retryAfter, err := c.attempt(ctx, op, method, path, instanceCRN)
+		if err == nil {
+			if perr := parse(body); perr != nil {
+				return newError(op, events.Permanent, perr)
+			}
+			return nil
+		}
+		if err.Class != events.Transient || errors.Is(err, ErrBackupInProgress) || attempt >= c.maxRetries {
+			return err
+		}
+		d := wait
+		if retryAfter > 0 {
+			d = retryAfter
+		}
+		d = min(d, c.maxRetryWait)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d { // deadlines are wall-clock
+			return err
+		}
+		c.log.Debug("retrying", "op", op, "attempt", attempt+1, "wait", d, "err", err)
+		if sleep(ctx, c.clock, d) != nil {
+			return err
+		}
+		wait = min(2*wait, c.maxRetryWait)
+	}
+}
+
+// attempt makes one HTTP request. It returns the success body, or an *Error and any Retry-After.
+func (c *Client) attempt(ctx context.Context, op, method, path, instanceCRN string) ([]byte, time.Duration, *Error) {
+	b := core.NewRequestBuilder(method).WithContext(ctx)
+	if _, err := b.ResolveRequestURL(c.svc.GetServiceURL(), path, nil); err != nil {
+		return nil, 0, newError(op, events.Configuration, fmt.Errorf("service URL: %w", err))
+	}
+	b.AddHeader("Accept", "application/json")
+	b.AddHeader(HeaderProfile, EncodeProfile(instanceCRN))
+	req, err := b.Build()
+	if err != nil {
+		return nil, 0, newError(op, events.Permanent, fmt.Errorf("build request: %w", err))
+	}
+	type result struct {
+		resp *core.DetailedResponse
+		body []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	// The request runs aside so that an IAM token fetch, which go-sdk-core runs without a
+	// context, cannot hold the call past its budget.
+	go func() {
+		var rc io.ReadCloser
+		resp, err := c.svc.Request(req, &rc)
+		var body []byte
+		if err == nil && rc != nil {
+			body, err = io.ReadAll(io.LimitReader(rc, MaxResponseBytes+1))
+			_ = rc.Close()
+			if err == nil && len(body) > MaxResponseBytes {
+				err = fmt.Errorf("%w: body exceeds %d bytes", ErrMalformedResponse, MaxResponseBytes)
+				resp = nil
+			}
+		}
+		done <- result{resp, body, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return nil, 0, newError(op, events.Transient, fmt.Errorf("no answer in time: %w", ctx.Err()))
+	}
+	if r.err == nil {
+		return r.body, 0, nil
+	}
+	if errors.Is(r.err, ErrMalformedResponse) {
+		return nil, 0, newError(op, events.Permanent, r.err)
+	}
+	return nil, retryAfter(r.resp), classify(op, r.resp, r.err)
+}
+
+// classify turns an SDK failure into an *Error: by HTTP status when there was an answer (from
+// the service, or from IAM when the token request failed), else transient.
+func classify(op string, resp *core.DetailedResponse, err error) *Error {
+	code := 0
+	if resp != nil {
+		code = resp.StatusCode
+	}
+	if code == 0 {
+		var authErr *core.AuthenticationError
+		if errors.As(err, &authErr) && authErr.Response != nil {
+			code = authErr.Response.StatusCode
+		}
+	}
+	if code == 0 {
+		return &Error{Op: op, Class: events.Transient, Err: err}
+	}
+	if code == http.StatusConflict {
+		err = fmt.Errorf("%w: %v", ErrBackupInProgress, err)
+	}
+	return &Error{Op: op, StatusCode: code, Class: statusClass(code), Err: err}
+}
+
+// retryAfter reads a Retry-After header given in seconds.
+func retryAfter(resp *core.DetailedResponse) time.Duration {
+	if resp == nil || resp.Headers == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(resp.Headers.Get("Retry-After")))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(min(n, 3600)) * time.Second
+}
+
+// sleep waits d on clk, or until ctx ends.
+func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
+	done := make(chan struct{})
+	t := clk.AfterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	}
+}
