@@ -8,7 +8,7 @@ VERSITYGW_STAMP := $(BIN)/.versitygw-$(VERSITYGW_VERSION)
 FUZZTIME ?= 15s
 export KEYGUARD_VERSITYGW := $(VERSITYGW)
 
-.PHONY: all run test vet fmt-check unit bench fuzz tools build clean
+.PHONY: all run test vet fmt-check unit bench fuzz tools build images clean
 
 all: test
 
@@ -49,6 +49,10 @@ fuzz:
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./functions/... ./cmd/...
+
+## images: container images of every function (no Docker needed): bin/images/oci and bin/images/keyguard-<fn>.tar
+images:
+	$(GO) run ./infra/images/cmd/buildimage -out $(BIN)/images -version $(or $(VERSION),dev)
 
 clean:
 	rm -rf $(BIN)

@@ -23,17 +23,19 @@ const (
 	EnvKPInstanceID   = "KEYGUARD_KP_INSTANCE_ID"   // Key Protect instance GUID
 	EnvFleetFile      = "KEYGUARD_FLEET_FILE"       // local fleet policy file (instead of COS)
 	EnvFleetKey       = "KEYGUARD_FLEET_KEY"        // fleet policy object key in COS (default config/fleet.yaml)
-	EnvExecutor       = "KEYGUARD_EXECUTOR"         // simulated, codeengine, db2saas
 	EnvCEProjectID    = "KEYGUARD_CE_PROJECT_ID"    // Code Engine project id (runner job starts)
 	EnvCERegion       = "KEYGUARD_CE_REGION"        // Code Engine region
 	EnvCERunnerJob    = "KEYGUARD_CE_RUNNER_JOB"    // Code Engine job name of the runner
-	EnvTickInterval   = "KEYGUARD_TICK_INTERVAL"    // expected interval between ticks (e.g. 5m)
+	EnvDb2SaaSURL     = "KEYGUARD_DB2SAAS_URL"      // Db2 on Cloud REST base URL (…/dbapi/v4)
+	// EnvRunID is set per job run by the scheduler (not by Terraform), beside the event in ibmendata.
+	EnvRunID = "KEYGUARD_RUN_ID"
 )
 
 // FunctionEnv lists, per function, the variables its main reads. Terraform must set each one
 // (PORT is set by Code Engine itself on apps).
 var FunctionEnv = map[string][]string{
-	"scheduler":  {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey, EnvExecutor, EnvCEProjectID, EnvCERegion, EnvCERunnerJob, EnvTickInterval},
+	"scheduler":  {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey, EnvCEProjectID, EnvCERegion, EnvCERunnerJob, EnvDb2SaaSURL},
 	"rotation":   {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey},
+	"runner":     {EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
 	"completion": {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
 }

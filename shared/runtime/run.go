@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/notify"
@@ -65,11 +66,7 @@ func Run(ctx context.Context, fn string, getenv func(string) string, handlers fu
 		return fmt.Errorf("%s: %w", fn, err)
 	}
 	if edge.IsJob(getenv) {
-		h, ok := routes[config.PathEvents]
-		if !ok {
-			h = routes[config.PathTick]
-		}
-		return edge.RunJob(ctx, fn, h, getenv, d.Log, 10*time.Minute)
+		return edge.RunJob(ctx, fn, JobHandler(routes), getenv, d.Log, 10*time.Minute)
 	}
 	return Serve(ctx, net.JoinHostPort("", c.Port), edge.Mux(edge.Options{Token: c.Token, Name: fn, Logger: d.Log}, routes), d.Log)
 }
@@ -94,4 +91,19 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 		return err
 	}
 	return nil
+}
+
+// JobHandler routes a job run's one event as the HTTP paths would: ticks (Code Engine cron's
+// Knative ping, keyguard's tick, the EN periodic timer) to the tick handler when there is one,
+// everything else to the events handler.
+func JobHandler(routes map[string]edge.Handler) edge.Handler {
+	return edge.HandlerFunc(func(ctx context.Context, e events.Event) (edge.Result, error) {
+		if t, ok := routes[config.PathTick]; ok && (events.IsTick(e) || routes[config.PathEvents] == nil) {
+			return t.Handle(ctx, e)
+		}
+		if h, ok := routes[config.PathEvents]; ok {
+			return h.Handle(ctx, e)
+		}
+		return edge.Result{}, edge.Reject("no handler for %q in this job", e.Type)
+	})
 }

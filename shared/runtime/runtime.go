@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/keyprotect"
 	"github.com/keyguard-dev/keyguard/shared/notify"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/secret"
@@ -40,7 +42,12 @@ type Config struct {
 	ENSourceID     string
 	FleetFile      string
 	FleetKey       string
-	Executor       string
+	KPURL          string
+	KPInstanceID   string
+	CEProjectID    string
+	CERegion       string
+	CERunnerJob    string
+	Db2SaaSURL     string
 }
 
 // DefaultIAMURL is IBM Cloud's IAM.
@@ -49,6 +56,7 @@ const DefaultIAMURL = "https://iam.cloud.ibm.com"
 // Load reads the variables config.FunctionEnv lists for fn (plus PORT) and checks them; the
 // error lists every problem.
 func Load(fn string, getenv func(string) string) (Config, error) {
+	getenv = only(fn, getenv)
 	c := Config{
 		Function: fn, Port: getenv(config.EnvPort), Token: secret.New(getenv(config.EnvAuthToken)),
 		IAMURL: strings.TrimRight(getenv(config.EnvIAMURL), "/"), APIKey: secret.New(getenv(config.EnvAPIKey)),
@@ -57,7 +65,10 @@ func Load(fn string, getenv func(string) string) (Config, error) {
 		COSPrefix: getenv(config.EnvCOSPrefix), COSInstanceCRN: getenv(config.EnvCOSInstanceCRN),
 		COSHMACKey: getenv(config.EnvCOSHMACKey), COSHMACSecret: secret.New(getenv(config.EnvCOSHMACSecret)),
 		ENURL: getenv(config.EnvENURL), ENInstanceID: getenv(config.EnvENInstanceID), ENSourceID: getenv(config.EnvENSourceID),
-		FleetFile: getenv(config.EnvFleetFile), FleetKey: getenv(config.EnvFleetKey), Executor: getenv(config.EnvExecutor),
+		FleetFile: getenv(config.EnvFleetFile), FleetKey: getenv(config.EnvFleetKey),
+		KPURL: getenv(config.EnvKPURL), KPInstanceID: getenv(config.EnvKPInstanceID),
+		CEProjectID: getenv(config.EnvCEProjectID), CERegion: getenv(config.EnvCERegion), CERunnerJob: getenv(config.EnvCERunnerJob),
+		Db2SaaSURL: getenv(config.EnvDb2SaaSURL),
 	}
 	var p []string
 	if c.Port == "" {
@@ -69,18 +80,23 @@ func Load(fn string, getenv func(string) string) (Config, error) {
 	if c.FleetKey == "" {
 		c.FleetKey = "config/fleet.yaml"
 	}
-	if c.Executor == "" {
-		c.Executor = config.ExecSimulated
-	}
 	if lv := getenv(config.EnvLogLevel); lv != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lv)); err != nil {
 			p = append(p, fmt.Sprintf("%s: %v", config.EnvLogLevel, err))
 		}
 	}
-	if !c.Token.IsSet() {
+	serves := slices.Contains(config.Apps, fn)
+	switch {
+	case serves && !c.Token.IsSet():
 		p = append(p, config.EnvAuthToken+" is required (the bearer secret every request must carry)")
-	} else if len(c.Token.Reveal()) < 16 {
+	case serves && len(c.Token.Reveal()) < 16:
 		p = append(p, config.EnvAuthToken+" must be at least 16 characters")
+	}
+	if (c.KPURL == "") != (c.KPInstanceID == "") {
+		p = append(p, "set both "+config.EnvKPURL+" and "+config.EnvKPInstanceID+", or neither")
+	}
+	if c.CEProjectID != "" && (c.CERegion == "" || c.CERunnerJob == "") {
+		p = append(p, config.EnvCEProjectID+" needs "+config.EnvCERegion+" and "+config.EnvCERunnerJob)
 	}
 	if !c.APIKey.IsSet() && c.TrustedProfile == "" {
 		p = append(p, "set "+config.EnvAPIKey+" or "+config.EnvTrustedProfile)
@@ -205,4 +221,31 @@ func (c *COSFleet) Fleet(ctx context.Context) (*config.Fleet, error) {
 	}
 	c.fleet, c.etag, c.fetched = f, etag, now
 	return f, nil
+}
+
+// Keys builds the Key Protect client, or returns nil when Key Protect is not configured.
+func (c Config) Keys() (*keyprotect.Client, error) {
+	if c.KPURL == "" {
+		return nil, nil
+	}
+	auth, err := c.Authenticator()
+	if err != nil {
+		return nil, err
+	}
+	return keyprotect.New(keyprotect.Options{URL: c.KPURL, InstanceID: c.KPInstanceID, Authenticator: auth})
+}
+
+// localOnly are variables any function may read that a deployment does not set: the port (set
+// by Code Engine), a local fleet file and HMAC keys (local stacks, S3-compatible servers).
+var localOnly = []string{config.EnvPort, config.EnvFleetFile, config.EnvCOSHMACKey, config.EnvCOSHMACSecret}
+
+// only narrows getenv to the variables fn is documented to read (config.FunctionEnv), so that a
+// variable the code reads is always one the Terraform sets.
+func only(fn string, getenv func(string) string) func(string) string {
+	return func(k string) string {
+		if slices.Contains(config.FunctionEnv[fn], k) || slices.Contains(localOnly, k) {
+			return getenv(k)
+		}
+		return ""
+	}
 }

@@ -2,14 +2,17 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 )
 
@@ -28,7 +31,7 @@ func TestLoadDefaultsAndValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Port != "8080" || c.IAMURL != DefaultIAMURL || c.FleetKey != "config/fleet.yaml" || c.Executor != config.ExecSimulated || c.LogLevel != slog.LevelInfo {
+	if c.Port != "8080" || c.IAMURL != DefaultIAMURL || c.FleetKey != "config/fleet.yaml" || c.LogLevel != slog.LevelInfo {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if s := fmt.Sprintf("%v %+v", c, c); strings.Contains(s, "api-key-value") || strings.Contains(s, "0123456789abcdef0123") {
@@ -48,20 +51,38 @@ func TestLoadDefaultsAndValidates(t *testing.T) {
 func TestEveryReadVariableIsListed(t *testing.T) {
 	var read []string
 	getenv := func(k string) string { read = append(read, k); return full()[k] }
-	for _, fn := range config.Apps {
+	for _, fn := range append(config.Apps, config.FnRunner) {
 		read = nil
 		if _, err := Load(fn, getenv); err != nil {
 			t.Fatal(err)
 		}
-		listed := map[string]bool{config.EnvPort: true}
+		listed := map[string]bool{}
+		for _, k := range localOnly {
+			listed[k] = true
+		}
 		for _, k := range config.FunctionEnv[fn] {
 			listed[k] = true
 		}
 		for _, k := range read {
-			if !listed[k] && !strings.HasPrefix(k, "KEYGUARD_FLEET_FILE") && k != config.EnvCOSHMACKey && k != config.EnvCOSHMACSecret && k != config.EnvExecutor {
+			if !listed[k] {
 				t.Errorf("%s reads %s, which config.FunctionEnv does not list (so Terraform would not set it)", fn, k)
 			}
 		}
+	}
+}
+
+func TestUnlistedVariablesAreIgnored(t *testing.T) {
+	m := full()
+	m[config.EnvKPURL], m[config.EnvKPInstanceID] = "https://kp.example", "kp"
+	c, err := Load(config.FnCompletion, env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KPURL != "" {
+		t.Fatal("completion read a variable config.FunctionEnv does not list for it")
+	}
+	if c, _ = Load(config.FnScheduler, env(m)); c.KPURL != "https://kp.example" {
+		t.Fatal("scheduler did not read its Key Protect URL")
 	}
 }
 
@@ -91,5 +112,25 @@ func TestCOSFleetCachesAndKeepsLastGood(t *testing.T) {
 	empty := &COSFleet{Objects: objstore.NewMemory(), Key: "config/fleet.yaml", TTL: time.Minute}
 	if _, err := empty.Fleet(ctx); err == nil {
 		t.Fatal("missing policy gave no error")
+	}
+}
+
+func TestJobHandlerRoutesTicksAndEvents(t *testing.T) {
+	var got []string
+	mk := func(name string) edge.Handler {
+		return edge.HandlerFunc(func(context.Context, events.Event) (edge.Result, error) {
+			got = append(got, name)
+			return edge.Result{}, nil
+		})
+	}
+	h := JobHandler(map[string]edge.Handler{config.PathTick: mk("tick"), config.PathEvents: mk("events")})
+	ctx := context.Background()
+	_, _ = h.Handle(ctx, events.Event{Type: events.TypeKnativePing})
+	_, _ = h.Handle(ctx, events.Event{Type: events.TypeBackupRequested})
+	if strings.Join(got, ",") != "tick,events" {
+		t.Fatalf("routed %v", got)
+	}
+	if _, err := JobHandler(map[string]edge.Handler{}).Handle(ctx, events.Event{Type: "x"}); !errors.Is(err, edge.ErrRejected) {
+		t.Fatalf("no handler: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
 	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/state"
@@ -442,5 +443,34 @@ func TestManagedRotationWaitsForFreshFullsThenRotatesOnce(t *testing.T) {
 	}
 	if keys.rotations != 1 || len(r.send.OfType(events.TypeKeyRotated)) != 1 {
 		t.Fatalf("rotations %d announcements %d", keys.rotations, len(r.send.OfType(events.TypeKeyRotated)))
+	}
+}
+
+func TestRequestedBackup(t *testing.T) {
+	r := newRig(t, day.Add(10*time.Hour))
+	req := Requests{r.s}
+	ctx := context.Background()
+	e := testkit.Event(t, "req-1", events.BackupRequested{Database: "db1", Type: events.Incremental, RequestedBy: "ops@example.com"})
+	res, err := req.Handle(ctx, e)
+	if err != nil || res.Outcome != "started" {
+		t.Fatalf("first request: %+v %v", res, err)
+	}
+	if len(r.exec.started) != 1 || r.exec.started[0].Type != events.Full {
+		t.Fatalf("started %+v, want one full (no full yet)", r.exec.started)
+	}
+	if res, err := req.Handle(ctx, e); err != nil || res.Outcome != "duplicate" {
+		t.Fatalf("duplicate request: %+v %v", res, err)
+	}
+	// A second request while the run is in flight is refused with the reason and changes nothing.
+	before := r.get(t, "db1")
+	_, err = req.Handle(ctx, testkit.Event(t, "req-2", events.BackupRequested{Database: "db1", Type: events.Full, RequestedBy: "ops"}))
+	if err == nil || !strings.Contains(err.Error(), policy.ReasonRunInFlight) || !errors.Is(err, edge.ErrRejected) {
+		t.Fatalf("request during a run: %v", err)
+	}
+	if after := r.get(t, "db1"); after.Revision != before.Revision {
+		t.Fatal("a refused request changed the state")
+	}
+	if _, err := req.Handle(ctx, testkit.Event(t, "req-3", events.BackupRequested{Database: "nope", Type: events.Full, RequestedBy: "ops"})); !errors.Is(err, edge.ErrRejected) {
+		t.Fatalf("unknown database: %v", err)
 	}
 }

@@ -161,7 +161,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		case config.FnScheduler:
 			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: map[string]scheduler.Executor{config.ExecSimulated: s.Sim}, Send: send,
 				Keys: runtime.KeyWatcher{C: s.Keys}, Clock: s.Clock, Log: flog}
-			handlers[fn] = map[string]edge.Handler{config.PathTick: h}
+			handlers[fn] = map[string]edge.Handler{config.PathTick: h, config.PathEvents: scheduler.Requests{Scheduler: h}}
 		case config.FnRotation:
 			handlers[fn] = map[string]edge.Handler{config.PathEvents: &rotation.Handler{Store: s.States, Fleet: fleet, Send: send, Clock: s.Clock, Log: flog}}
 		case config.FnCompletion:

@@ -1,0 +1,385 @@
+package check
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// IAM policy resource types. Access policies grant an identity roles on resources;
+// authorizations grant a service instance roles on another.
+const (
+	typeAuthorization = "ibm_iam_authorization_policy"
+	typeProfile       = "ibm_iam_trusted_profile"
+	typeProfileLink   = "ibm_iam_trusted_profile_link"
+	typeProfilePolicy = "ibm_iam_trusted_profile_policy"
+)
+
+var accessPolicyTypes = []string{typeProfilePolicy, "ibm_iam_service_policy", "ibm_iam_user_policy", "ibm_iam_access_group_policy"}
+
+// forbiddenRoles are never granted: keyguard needs nothing above Writer / Operator.
+var forbiddenRoles = map[string]bool{"manager": true, "administrator": true}
+
+// grant is one evaluated policy: service, roles, and whether it is scoped to an instance.
+type grant struct {
+	Addr     string
+	Service  string
+	Roles    []string
+	Instance cty.Value // resource_instance_id or serviceInstance
+	Bucket   string    // resource (when resourceType is bucket)
+}
+
+// IAM checks every IAM policy for forbidden roles and for a scope narrower than a whole
+// service, and checks that the trusted profile is linked to every app and job and holds exactly
+// the grants the functions need.
+func IAM(e *Eval) []string {
+	var p []string
+	var grants []grant
+	for _, typ := range accessPolicyTypes {
+		for _, i := range e.Resources(typ) {
+			g, probs := accessPolicy(i)
+			p = append(p, probs...)
+			grants = append(grants, g...)
+		}
+	}
+	var auths []authorization
+	for _, i := range e.Resources(typeAuthorization) {
+		a, probs := authorizationPolicy(i)
+		p = append(p, probs...)
+		auths = append(auths, a)
+	}
+	p = append(p, profileLinks(e)...)
+	p = append(p, requiredGrants(e, grants)...)
+	p = append(p, requiredAuthorizations(e, auths)...)
+	return p
+}
+
+func rolesOf(i *Instance) ([]string, []string) {
+	v, err := i.Value("roles")
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	roles, ok := stringList(v)
+	if !ok || len(roles) == 0 {
+		return nil, []string{i.Addr() + ": roles must be a known, non-empty list"}
+	}
+	var p []string
+	for _, r := range roles {
+		if forbiddenRoles[strings.ToLower(r)] {
+			p = append(p, fmt.Sprintf("%s: grants %q; keyguard needs no role above Writer/Operator", i.Addr(), r))
+		}
+	}
+	return roles, p
+}
+
+// scoped reports whether v names one thing: not null, not empty, no wildcard.
+func scoped(v cty.Value) bool {
+	if v == cty.NilVal || v.IsNull() {
+		return false
+	}
+	if !v.IsKnown() {
+		return true
+	}
+	s, ok := knownString(v)
+	return ok && s != "" && !strings.Contains(s, "*")
+}
+
+func accessPolicy(i *Instance) ([]grant, []string) {
+	roles, p := rolesOf(i)
+	if am, _ := i.Value("account_management"); !am.IsNull() {
+		if b, ok := knownBool(am); !ok || b {
+			p = append(p, i.Addr()+": account_management grants every account management service")
+		}
+	}
+	resources, err := i.Blocks("resources")
+	if err != nil {
+		return nil, append(p, err.Error())
+	}
+	attrs, err := i.Blocks("resource_attributes")
+	if err != nil {
+		return nil, append(p, err.Error())
+	}
+	if len(resources) == 0 && len(attrs) == 0 {
+		return nil, append(p, i.Addr()+": no resources: the policy would cover every service")
+	}
+	var grants []grant
+	for _, rb := range resources {
+		g := grant{Addr: i.Addr(), Roles: roles}
+		sv, _ := rb.Value("service")
+		g.Service, _ = knownString(sv)
+		if g.Service == "" {
+			p = append(p, rb.Where+": service must be named")
+		}
+		if st, _ := rb.Value("service_type"); !st.IsNull() {
+			p = append(p, rb.Where+": service_type covers a whole class of services")
+		}
+		g.Instance, _ = rb.Value("resource_instance_id")
+		if !scoped(g.Instance) {
+			p = append(p, rb.Where+": resource_instance_id must name one instance (no wildcard)")
+		}
+		if attrs, _ := rb.Value("attributes"); !attrs.IsNull() && attrs.IsKnown() && attrs.CanIterateElements() {
+			for it := attrs.ElementIterator(); it.Next(); {
+				_, v := it.Element()
+				if !scoped(v) {
+					p = append(p, rb.Where+": attributes must not hold wildcards")
+				}
+			}
+		}
+		rt, _ := rb.Value("resource_type")
+		res, _ := rb.Value("resource")
+		p = append(p, bucketScope(rb.Where, g.Service, rt, res)...)
+		g.Bucket, _ = knownString(res)
+		grants = append(grants, g)
+	}
+	if len(attrs) > 0 {
+		g := grant{Addr: i.Addr(), Roles: roles, Instance: cty.NilVal}
+		byName := map[string]cty.Value{}
+		for _, ab := range attrs {
+			n, _ := ab.Value("name")
+			v, _ := ab.Value("value")
+			name, _ := knownString(n)
+			byName[name] = v
+			if op, _ := ab.Value("operator"); !op.IsNull() && !isString(op, "stringEquals") {
+				p = append(p, ab.Where+": operator must be stringEquals (no pattern matching)")
+			}
+			if !scoped(v) {
+				p = append(p, fmt.Sprintf("%s: %s must name one thing (no wildcard)", ab.Where, name))
+			}
+		}
+		g.Service, _ = knownString(byName["serviceName"])
+		g.Instance = byName["serviceInstance"]
+		if g.Service == "" || !scoped(g.Instance) {
+			p = append(p, i.Addr()+": resource_attributes must name serviceName and serviceInstance")
+		}
+		p = append(p, bucketScope(i.Addr(), g.Service, byName["resourceType"], byName["resource"])...)
+		g.Bucket, _ = knownString(byName["resource"])
+		grants = append(grants, g)
+	}
+	return grants, p
+}
+
+// bucketScope requires a COS grant to name one bucket.
+func bucketScope(where, service string, resourceType, resource cty.Value) []string {
+	if service != "cloud-object-storage" {
+		return nil
+	}
+	if !isString(resourceType, "bucket") || !scoped(resource) {
+		return []string{where + ": a cloud-object-storage grant must be scoped to one bucket (resource_type bucket, resource <name>)"}
+	}
+	return nil
+}
+
+type authorization struct {
+	Addr            string
+	Source, Target  string
+	SourceInstance  cty.Value
+	TargetInstance  cty.Value
+	Roles           []string
+	TargetAttrs     map[string]cty.Value
+	SourceAttrsUsed bool
+}
+
+func authorizationPolicy(i *Instance) (authorization, []string) {
+	roles, p := rolesOf(i)
+	a := authorization{Addr: i.Addr(), Roles: roles, TargetAttrs: map[string]cty.Value{}}
+	get := func(n string) cty.Value { v, _ := i.Value(n); return v }
+	a.Source, _ = knownString(get("source_service_name"))
+	a.Target, _ = knownString(get("target_service_name"))
+	a.SourceInstance = get("source_resource_instance_id")
+	a.TargetInstance = get("target_resource_instance_id")
+
+	attrBlocks := func(typ string) map[string]cty.Value {
+		blocks, err := i.Blocks(typ)
+		if err != nil {
+			p = append(p, err.Error())
+		}
+		out := map[string]cty.Value{}
+		for _, b := range blocks {
+			n, _ := b.Value("name")
+			v, _ := b.Value("value")
+			name, _ := knownString(n)
+			out[name] = v
+			if op, _ := b.Value("operator"); !op.IsNull() && !isString(op, "stringEquals") {
+				p = append(p, b.Where+": operator must be stringEquals (no pattern matching)")
+			}
+			if !scoped(v) {
+				p = append(p, fmt.Sprintf("%s: %s must name one thing (no wildcard)", b.Where, name))
+			}
+		}
+		return out
+	}
+	if subj := attrBlocks("subject_attributes"); len(subj) > 0 {
+		a.Source, _ = knownString(subj["serviceName"])
+		a.SourceInstance = subj["serviceInstance"]
+	}
+	if res := attrBlocks("resource_attributes"); len(res) > 0 {
+		a.Target, _ = knownString(res["serviceName"])
+		a.TargetInstance = res["serviceInstance"]
+		a.TargetAttrs = res
+	}
+	if a.Source == "" || !scoped(a.SourceInstance) {
+		p = append(p, i.Addr()+": the source must be one named service instance")
+	}
+	if a.Target == "" || !scoped(a.TargetInstance) {
+		p = append(p, i.Addr()+": the target must be one named service instance")
+	}
+	if a.Target == "cloud-object-storage" {
+		p = append(p, bucketScope(i.Addr(), a.Target, a.TargetAttrs["resourceType"], a.TargetAttrs["resource"])...)
+	}
+	return a, p
+}
+
+// profileLinks requires a Code Engine link from the trusted profile to every app and job.
+func profileLinks(e *Eval) []string {
+	var p []string
+	profiles := e.Resources(typeProfile)
+	if len(profiles) != 1 {
+		return []string{fmt.Sprintf("want one %s for the functions, found %d", typeProfile, len(profiles))}
+	}
+	linked := map[string]bool{} // addr of app/job instance
+	for _, l := range e.Resources(typeProfileLink) {
+		pid, _ := l.Value("profile_id")
+		if ref, ok := RefOf(pid); !ok || ref.Addr != profiles[0].Addr() {
+			p = append(p, l.Addr()+": profile_id must be the keyguard trusted profile")
+			continue
+		}
+		if !isString(mustValue(l.Node, "cr_type"), "CE") {
+			p = append(p, l.Addr()+`: cr_type must be "CE"`)
+			continue
+		}
+		links, err := l.Blocks("link")
+		if err != nil || len(links) != 1 {
+			p = append(p, l.Addr()+": needs one link block")
+			continue
+		}
+		ct, _ := knownString(mustValue(links[0], "component_type"))
+		cn := mustValue(links[0], "component_name")
+		ref, ok := RefOf(cn)
+		target := (*Instance)(nil)
+		if ok && ref.Attr == "name" {
+			target = e.Lookup(ref.Addr)
+		}
+		switch {
+		case target == nil:
+			p = append(p, l.Addr()+": component_name must be the name of an app or job")
+		case target.Resource.Type == typeApp && ct != "application", target.Resource.Type == typeJob && ct != "job":
+			p = append(p, fmt.Sprintf("%s: component_type %q does not match %s", l.Addr(), ct, target.Addr()))
+		default:
+			linked[target.Addr()] = true
+		}
+		if ref, ok := RefOf(mustValue(links[0], "crn")); !ok || ref.Attr != "crn" || !strings.HasPrefix(ref.Addr, typeProject+".") {
+			p = append(p, l.Addr()+": link crn must be the Code Engine project's crn")
+		}
+	}
+	for _, typ := range []string{typeApp, typeJob} {
+		for _, i := range e.Resources(typ) {
+			if !linked[i.Addr()] {
+				p = append(p, fmt.Sprintf("%s is not linked to the trusted profile", i.Addr()))
+			}
+		}
+	}
+	return p
+}
+
+func mustValue(n Node, attr string) cty.Value {
+	v, err := n.Value(attr)
+	if err != nil {
+		return cty.NullVal(cty.DynamicPseudoType)
+	}
+	return v
+}
+
+// requiredGrants checks the trusted profile's grants service by service: the least roles the
+// functions need, no service they do not use.
+func requiredGrants(e *Eval, grants []grant) []string {
+	var p []string
+	managed, _ := knownBool(e.Var("managed_rotation"))
+	kmsRole := "Reader"
+	if managed {
+		kmsRole = "Writer"
+	}
+	db2 := 0
+	if v := e.Var("db2_instance_crns"); !v.IsNull() && v.IsKnown() {
+		db2 = v.LengthInt()
+	}
+	want := map[string]struct {
+		roles []string
+		count int
+	}{
+		"kms":                     {[]string{kmsRole}, 1},
+		"cloud-object-storage":    {[]string{"Writer"}, 1},
+		"event-notifications":     {[]string{"Event Notifications Publisher"}, 1},
+		"codeengine":              {[]string{"Writer"}, 1},
+		"dashdb-for-transactions": {[]string{"Operator"}, db2},
+	}
+	got := map[string][]grant{}
+	for _, g := range grants {
+		got[g.Service] = append(got[g.Service], g)
+	}
+	services := make([]string, 0, len(got))
+	for s := range got {
+		services = append(services, s)
+	}
+	sort.Strings(services)
+	for _, s := range services {
+		if _, ok := want[s]; !ok {
+			p = append(p, fmt.Sprintf("the functions are granted %s, which they do not use", s))
+		}
+	}
+	wantServices := make([]string, 0, len(want))
+	for s := range want {
+		wantServices = append(wantServices, s)
+	}
+	sort.Strings(wantServices)
+	for _, s := range wantServices {
+		w := want[s]
+		if len(got[s]) != w.count {
+			p = append(p, fmt.Sprintf("want %d grant(s) on %s for the functions, found %d", w.count, s, len(got[s])))
+		}
+		for _, g := range got[s] {
+			if strings.Join(g.Roles, ",") != strings.Join(w.roles, ",") {
+				p = append(p, fmt.Sprintf("%s: roles %v on %s, want %v", g.Addr, g.Roles, s, w.roles))
+			}
+		}
+	}
+	return p
+}
+
+// requiredAuthorizations checks the service-to-service authorizations keyguard relies on.
+func requiredAuthorizations(e *Eval, auths []authorization) []string {
+	var p []string
+	has := func(src, dst string, roles ...string) int {
+		n := 0
+		for _, a := range auths {
+			if a.Source == src && a.Target == dst && strings.Join(a.Roles, ",") == strings.Join(roles, ",") {
+				n++
+			}
+		}
+		return n
+	}
+	if has("cloud-object-storage", "kms", "Reader") != 1 {
+		p = append(p, "want one cloud-object-storage -> kms Reader authorization (bucket encryption)")
+	}
+	if has("event-notifications", "codeengine", "Viewer", "Writer") != 1 {
+		p = append(p, "want one event-notifications -> codeengine Viewer+Writer authorization (deliveries)")
+	}
+	logs := 0
+	if v := e.Var("cloud_logs_instance_crn"); !v.IsNull() {
+		logs = 1
+	}
+	if n := has("logs", "event-notifications", "Event Source Manager"); n != logs {
+		p = append(p, fmt.Sprintf("want %d logs -> event-notifications Event Source Manager authorization(s), found %d", logs, n))
+	}
+	db2 := 0
+	if create, ok := knownBool(e.Var("create_db2_kms_authorization")); ok && create {
+		if v := e.Var("db2_instance_crns"); !v.IsNull() && v.IsKnown() {
+			db2 = v.LengthInt()
+		}
+	}
+	if n := has("dashdb-for-transactions", "kms", "Reader"); n != db2 {
+		p = append(p, fmt.Sprintf("want %d dashdb-for-transactions -> kms Reader authorization(s), found %d", db2, n))
+	}
+	return p
+}

@@ -1,0 +1,273 @@
+package check
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Each case breaks the real module in one way and expects one check to say so.
+func TestChecksFail(t *testing.T) {
+	const (
+		app       = "ibm_code_engine_app.fn"
+		job       = "ibm_code_engine_job.fn"
+		events    = "ibm_en_topic.events"
+		tick      = "ibm_en_topic.tick"
+		appDest   = "ibm_en_destination_ce.app"
+		jobDest   = "ibm_en_destination_ce.job"
+		appSub    = "ibm_en_subscription_ce.app"
+		state     = "ibm_cos_bucket.state"
+		failedBkt = "ibm_cos_bucket.failed_events"
+	)
+	cases := []struct {
+		name    string
+		profile profile
+		check   func(*Eval) []string
+		mutate  func(t *testing.T, m *Module)
+		want    string
+	}{
+		// Functions
+		{"app missing", minimal(), Functions, func(t *testing.T, m *Module) {
+			setLocal(t, m, "apps", `toset(["scheduler", "rotation"])`)
+		}, "function completion has no ibm_code_engine_app"},
+		{"job missing", minimal(), Functions, func(t *testing.T, m *Module) {
+			setLocal(t, m, "jobs", `toset(["runner"])`)
+		}, "function restore has no ibm_code_engine_job"},
+		{"unknown function", minimal(), Functions, func(t *testing.T, m *Module) {
+			setLocal(t, m, "apps", `toset(["scheduler", "rotation", "completion", "janitor"])`)
+		}, `runs "janitor", which is not a function`},
+		{"app scales to zero", minimal(), Functions, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, app), "scale_min_instances", "0")
+		}, "scale_min_instances is 0, must be at least 1"},
+		{"app min instances unset", minimal(), Functions, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, app), "scale_min_instances")
+		}, "scale_min_instances is not set"},
+		{"job without retry limit", minimal(), Functions, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, job), "scale_retry_limit")
+		}, "scale_retry_limit is not set"},
+		{"job without timeout", minimal(), Functions, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, job), "scale_max_execution_time", "100000")
+		}, "scale_max_execution_time must be a known number in [1, 86400]"},
+		{"job as daemon", minimal(), Functions, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, job), "run_mode", `"daemon"`)
+		}, "run_mode must be task"},
+
+		// Environment
+		{"env var missing", minimal(), Env, func(t *testing.T, m *Module) {
+			setLocal(t, m, "literal_env", `{
+				scheduler  = merge(local.common_env, local.kms_env, local.executor_env)
+				rotation   = local.common_env
+				completion = local.common_env
+				runner     = local.common_env
+				restore    = local.common_env
+			}`)
+		}, "rotation reads KEYGUARD_KP_URL, which is not set"},
+		{"auth token as literal", minimal(), Env, func(t *testing.T, m *Module) {
+			setLocal(t, m, "secret_env", `{}`)
+			setLocal(t, m, "unused_secret_env", `{ KEYGUARD_AUTH_TOKEN = "plain", KEYGUARD_API_KEY = "", KEYGUARD_COS_HMAC_SECRET = "" }`)
+		}, "KEYGUARD_AUTH_TOKEN: a credential must come from a secret"},
+		{"api key as literal", full(), Env, func(t *testing.T, m *Module) {
+			setLocal(t, m, "secret_env", `{ KEYGUARD_AUTH_TOKEN = "auth-token", KEYGUARD_COS_HMAC_SECRET = "cos-hmac-secret" }`)
+			setLocal(t, m, "unused_secret_env", `{ KEYGUARD_API_KEY = var.api_key }`)
+		}, "KEYGUARD_API_KEY: a credential must come from a secret"},
+		{"secret key absent", minimal(), Env, func(t *testing.T, m *Module) {
+			setLocal(t, m, "secret_data", `{ "other" = var.auth_token }`)
+		}, `key "auth-token" is not in the data of ibm_code_engine_secret.env`},
+		{"variable set twice", minimal(), Env, func(t *testing.T, m *Module) {
+			setLocal(t, m, "unused_secret_env", `{ KEYGUARD_AUTH_TOKEN = "", KEYGUARD_API_KEY = "", KEYGUARD_COS_HMAC_SECRET = "" }`)
+		}, "KEYGUARD_AUTH_TOKEN is set twice"},
+		{"PORT set on an app", minimal(), Env, func(t *testing.T, m *Module) {
+			setLocal(t, m, "kms_env", `{ KEYGUARD_KP_URL = "u", KEYGUARD_KP_INSTANCE_ID = "i", PORT = "8080" }`)
+		}, "sets PORT, which Code Engine sets"},
+		{"no compute resource token", minimal(), Env, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, app), "run_compute_resource_token_enabled")
+		}, "uses a trusted profile but run_compute_resource_token_enabled is not true"},
+
+		// Routes
+		{"type not admitted", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, events, "sources", "dynamic:rules"), "for_each", `[for x in each.value.types : x if x != "dev.keyguard.backup.failed"]`)
+		}, "no rule admits dev.keyguard.backup.failed"},
+		{"extra type admitted", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, events, "sources", "dynamic:rules"), "for_each", `concat(each.value.types, ["dev.keyguard.alert"])`)
+		}, "admits dev.keyguard.alert, which the route does not take"},
+		{"catch-all filter on keyguard's source", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, events, "sources", "dynamic:rules", "content"), "event_type_filter", `"$.*"`)
+		}, `event_type_filter "$.*" on keyguard's source`},
+		{"subscription to the wrong destination", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, appSub), "destination_id", `ibm_en_destination_ce.app["tick"].destination_id`)
+		}, "route rotation app /events dev.keyguard.key.rotated,dev.keyguard.key.state_changed: no subscription"},
+		{"subscription to nothing", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, appSub), "topic_id", `"topic-id"`)
+		}, "topic_id must be the topic_id of an ibm_en_topic"},
+		{"url without path", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, appDest, "config", "params"), "url", `ibm_code_engine_app.fn[each.value.function].endpoint`)
+		}, "route scheduler app /tick (periodic): no subscription"},
+		{"url not an app", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, appDest, "config", "params"), "url", `"https://example.com/events"`)
+		}, "url must be an app's endpoint"},
+		{"secret header not sensitive", minimal(), Routes, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, appDest, "config", "params"), "sensitive_headers")
+		}, "sensitive_headers must list Authorization"},
+		{"no shared secret header", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, appDest, "config", "params"), "custom_headers", `{ Authorization = "" }`)
+		}, "custom_headers must carry"},
+		{"destination not Code Engine", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, appDest), "type", `"webhook"`)
+		}, `type must be "ibmce"`},
+		{"periodic topic without schedule", minimal(), Routes, func(t *testing.T, m *Module) {
+			delBlocks(t, body(t, m, tick, "sources", "rules"), "event_schedule_filter")
+		}, "route scheduler app /tick (periodic): no subscription joins a matching topic to a destination delivering to it (ibm_en_subscription_ce.app[\"tick\"] via ibm_en_topic.tick: no periodic-timer source with a schedule)"},
+		{"tick from a foreign source", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, tick, "sources"), "id", `"some-source"`)
+		}, "is not keyguard's, the periodic timer or Cloud Logs"},
+		{"cloud logs alerts not routed", full(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, events, "dynamic:sources"), "for_each", `[]`)
+		}, "a Cloud Logs instance is configured but its alerts do not reach this topic"},
+		{"cloud logs alerts to the wrong function", full(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, events, "dynamic:sources"), "for_each", `[var.cloud_logs_instance_crn]`)
+		}, "takes Cloud Logs alerts the route does not expect"},
+		{"restore routed to the runner", minimal(), Routes, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, jobDest, "config", "params"), "job_name", `ibm_code_engine_job.fn["runner"].name`)
+		}, "route restore job dev.keyguard.restore.requested: no subscription"},
+
+		// IAM
+		{"Manager on Key Protect", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.kms"), "roles", `["Manager"]`)
+		}, `grants "Manager"`},
+		{"Administrator in an authorization", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Reader", "Administrator"]`)
+		}, `grants "Administrator"`},
+		{"Writer on Key Protect without managed rotation", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.kms"), "roles", `["Writer"]`)
+		}, "roles [Writer] on kms, want [Reader]"},
+		{"wildcard instance", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.codeengine", "resources"), "resource_instance_id", `"*"`)
+		}, "resource_instance_id must name one instance (no wildcard)"},
+		{"no instance", minimal(), IAM, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en", "resources"), "resource_instance_id")
+		}, "ibm_iam_trusted_profile_policy.en.resources[0]: resource_instance_id must name one instance"},
+		{"COS not scoped to the bucket", minimal(), IAM, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.cos", "resources"), "resource")
+		}, "a cloud-object-storage grant must be scoped to one bucket"},
+		{"policy without resources", minimal(), IAM, func(t *testing.T, m *Module) {
+			delBlocks(t, body(t, m, "ibm_iam_trusted_profile_policy.codeengine"), "resources")
+		}, "no resources: the policy would cover every service"},
+		{"account management", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en"), "account_management", "true")
+		}, "account_management grants every account management service"},
+		{"authorization to a whole service", minimal(), IAM, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "target_resource_instance_id")
+		}, "ibm_iam_authorization_policy.cos_kms: the target must be one named service instance"},
+		{"authorization from a whole service", minimal(), IAM, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_iam_authorization_policy.en_codeengine"), "source_resource_instance_id")
+		}, "ibm_iam_authorization_policy.en_codeengine: the source must be one named service instance"},
+		{"authorization attribute wildcard", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.en_cos_failed_events", "resource_attributes#4"), "value", `"*"`)
+		}, "resource must name one thing (no wildcard)"},
+		{"authorization attribute pattern", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.en_cos_failed_events", "resource_attributes#4"), "operator", `"stringMatch"`)
+		}, "operator must be stringEquals"},
+		{"grant on an unused service", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en", "resources"), "service", `"secrets-manager"`)
+		}, "the functions are granted secrets-manager, which they do not use"},
+		{"Db2 grant missing", full(), IAM, func(t *testing.T, m *Module) {
+			delResource(t, m, "ibm_iam_trusted_profile_policy.db2")
+		}, "want 2 grant(s) on dashdb-for-transactions for the functions, found 0"},
+		{"Db2 authorization missing", full(), IAM, func(t *testing.T, m *Module) {
+			delResource(t, m, "ibm_iam_authorization_policy.db2_kms")
+		}, "want 2 dashdb-for-transactions -> kms Reader authorization(s), found 0"},
+		{"Event Notifications cannot reach Code Engine", minimal(), IAM, func(t *testing.T, m *Module) {
+			delResource(t, m, "ibm_iam_authorization_policy.en_codeengine")
+		}, "want one event-notifications -> codeengine Viewer+Writer authorization"},
+		{"Cloud Logs cannot reach Event Notifications", full(), IAM, func(t *testing.T, m *Module) {
+			delResource(t, m, "ibm_iam_authorization_policy.logs_en")
+		}, "want 1 logs -> event-notifications Event Source Manager authorization(s), found 0"},
+		{"COS cannot use the key", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Viewer"]`)
+		}, "want one cloud-object-storage -> kms Reader authorization"},
+		{"job not linked to the profile", minimal(), IAM, func(t *testing.T, m *Module) {
+			delResource(t, m, "ibm_iam_trusted_profile_link.job")
+		}, `ibm_code_engine_job.fn["runner"] is not linked to the trusted profile`},
+		{"link with the wrong component type", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_link.job", "link"), "component_type", `"application"`)
+		}, `component_type "application" does not match`},
+
+		// Buckets
+		{"bucket without key", minimal(), Buckets, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, state), "kms_key_crn")
+		}, "ibm_cos_bucket.state: no kms_key_crn"},
+		{"failed-events bucket without key", minimal(), Buckets, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, failedBkt), "kms_key_crn")
+		}, "ibm_cos_bucket.failed_events[0]: no kms_key_crn"},
+		{"bucket with a key that is not a key", minimal(), Buckets, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "kms_key_crn", `"crn:v1:bluemix:public:cloud-object-storage:global:a/x:y::"`)
+		}, "is not a root key CRN"},
+
+		// Fleet policy
+		{"fleet policy at another key", minimal(), Fleet, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_object.fleet"), "key", `"fleet.yaml"`)
+		}, "no ibm_cos_bucket_object uploads the fleet policy"},
+		{"fleet policy ignores the prefix", full(), Fleet, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_object.fleet"), "key", `local.fleet_key`)
+		}, "[keyguard/config/fleet.yaml]"},
+		{"fleet policy inline", minimal(), Fleet, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_cos_bucket_object.fleet"), "content_file")
+		}, "must be uploaded from a file"},
+		{"bucket not versioned", minimal(), Fleet, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state, "object_versioning"), "enable", "false")
+		}, "must have object_versioning enabled"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// The unmodified module passes this check with this profile ...
+			if problems := c.check(evaluate(t, loadModule(t), c.profile)); len(problems) > 0 {
+				t.Fatalf("unmodified module fails:\n%s", strings.Join(problems, "\n"))
+			}
+			// ... and the mutated one does not.
+			m := loadModule(t)
+			c.mutate(t, m)
+			problems := c.check(evaluate(t, m, c.profile))
+			for _, p := range problems {
+				if strings.Contains(p, c.want) {
+					return
+				}
+			}
+			t.Errorf("want a problem containing %q, got:\n%s", c.want, strings.Join(problems, "\n"))
+		})
+	}
+}
+
+// Variable validations run before anything else: a bad input fails evaluation.
+func TestEvaluateRejectsInputs(t *testing.T) {
+	m := loadModule(t)
+	cases := []struct {
+		name string
+		p    profile
+		want string
+	}{
+		{"scale to zero", minimal().with("app_min_instances", cty.NumberIntVal(0)), "app_min_instances must be at least 1"},
+		{"short secret", minimal().with("auth_token", cty.StringVal("short")), "at least 32 characters"},
+		{"image missing", minimal().with("images", cty.MapVal(map[string]cty.Value{"scheduler": cty.StringVal("x")})), "needs an entry for scheduler"},
+		{"not a key CRN", minimal().with("existing_kms_key_crn", cty.StringVal(testLogsCRN)), "must be a Key Protect key CRN"},
+		{"not a Db2 CRN", minimal().with("db2_instance_crns", cty.ListVal([]cty.Value{cty.StringVal(testKeyCRN)})), "dashdb-for-transactions instance CRN"},
+		{"bad cross-region location", minimal().with("bucket_cross_region_location", cty.StringVal("mars")), "must be us, eu, ap or null"},
+		{"bad tick interval", minimal().with("tick_interval_minutes", cty.NumberIntVal(7)), "must divide an hour"},
+		{"not a Cloud Logs CRN", minimal().with("cloud_logs_instance_crn", cty.StringVal(testKeyCRN)), "Cloud Logs instance CRN"},
+		{"bucket name too long", minimal().with("bucket_name", cty.StringVal(strings.Repeat("b", 50))), "room for the -failed-events suffix"},
+		{"unknown input", minimal().with("no_such_variable", cty.True), "no such variable"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Evaluate(m, c.p.inputs)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+	in := minimal().inputs
+	delete(in, "bucket_name")
+	if _, err := Evaluate(m, in); err == nil || !strings.Contains(err.Error(), "bucket_name is required") {
+		t.Errorf("missing required variable: err = %v", err)
+	}
+}

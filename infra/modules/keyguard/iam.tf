@@ -1,0 +1,192 @@
+# IAM. Service-to-service authorizations between instances, and one trusted profile that the
+# Code Engine apps and jobs assume, with the least roles each function set needs. No policy
+# names a role above Writer/Operator, and every policy names its instance (and the bucket).
+
+# ---------------------------------------------------------------------------------------------
+# Service-to-service authorizations
+# ---------------------------------------------------------------------------------------------
+
+resource "ibm_iam_authorization_policy" "cos_kms" {
+  source_service_name         = "cloud-object-storage"
+  source_resource_instance_id = ibm_resource_instance.cos.guid
+  target_service_name         = "kms"
+  target_resource_instance_id = local.kms_instance_guid
+  roles                       = ["Reader"]
+  description                 = "${var.prefix}: COS encrypts the bucket with the root key"
+}
+
+resource "ibm_iam_authorization_policy" "db2_kms" {
+  for_each = var.create_db2_kms_authorization ? local.db2_instances : {}
+
+  source_service_name         = "dashdb-for-transactions"
+  source_resource_instance_id = each.key
+  target_service_name         = "kms"
+  target_resource_instance_id = local.kms_instance_guid
+  roles                       = ["Reader"]
+  description                 = "${var.prefix}: Db2 instance ${each.key} uses the root key"
+}
+
+# Event Notifications starts job runs and calls apps in the project.
+resource "ibm_iam_authorization_policy" "en_codeengine" {
+  source_service_name         = "event-notifications"
+  source_resource_instance_id = ibm_resource_instance.en.guid
+  target_service_name         = "codeengine"
+  target_resource_instance_id = ibm_code_engine_project.keyguard.project_id
+  roles                       = ["Viewer", "Writer"]
+  description                 = "${var.prefix}: Event Notifications delivers to Code Engine"
+}
+
+# Cloud Logs registers itself as a source of the Event Notifications instance (its documented
+# source integration role).
+resource "ibm_iam_authorization_policy" "logs_en" {
+  count                       = var.cloud_logs_instance_crn == null ? 0 : 1
+  source_service_name         = "logs"
+  source_resource_instance_id = split(":", var.cloud_logs_instance_crn)[7]
+  target_service_name         = "event-notifications"
+  target_resource_instance_id = ibm_resource_instance.en.guid
+  roles                       = ["Event Source Manager"]
+  description                 = "${var.prefix}: Cloud Logs alerts reach Event Notifications"
+}
+
+# Event Notifications writes undelivered notifications to the failed-events bucket only.
+resource "ibm_iam_authorization_policy" "en_cos_failed_events" {
+  count       = var.collect_failed_events ? 1 : 0
+  roles       = ["Object Writer"]
+  description = "${var.prefix}: Event Notifications stores failed deliveries"
+
+  subject_attributes {
+    name  = "accountId"
+    value = ibm_resource_instance.en.account_id
+  }
+  subject_attributes {
+    name  = "serviceName"
+    value = "event-notifications"
+  }
+  subject_attributes {
+    name  = "serviceInstance"
+    value = ibm_resource_instance.en.guid
+  }
+
+  resource_attributes {
+    name  = "accountId"
+    value = ibm_resource_instance.cos.account_id
+  }
+  resource_attributes {
+    name  = "serviceName"
+    value = "cloud-object-storage"
+  }
+  resource_attributes {
+    name  = "serviceInstance"
+    value = ibm_resource_instance.cos.guid
+  }
+  resource_attributes {
+    name  = "resourceType"
+    value = "bucket"
+  }
+  resource_attributes {
+    name  = "resource"
+    value = "${var.bucket_name}-failed-events"
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Trusted profile of the functions
+# ---------------------------------------------------------------------------------------------
+
+resource "ibm_iam_trusted_profile" "keyguard" {
+  name        = "${var.prefix}-functions"
+  description = "Identity of the keyguard Code Engine apps and jobs"
+}
+
+resource "ibm_iam_trusted_profile_link" "app" {
+  for_each = local.apps
+
+  profile_id = ibm_iam_trusted_profile.keyguard.id
+  cr_type    = "CE"
+  name       = local.names[each.key]
+
+  link {
+    crn            = ibm_code_engine_project.keyguard.crn
+    component_type = "application"
+    component_name = ibm_code_engine_app.fn[each.key].name
+  }
+}
+
+resource "ibm_iam_trusted_profile_link" "job" {
+  for_each = local.jobs
+
+  profile_id = ibm_iam_trusted_profile.keyguard.id
+  cr_type    = "CE"
+  name       = local.names[each.key]
+
+  link {
+    crn            = ibm_code_engine_project.keyguard.crn
+    component_type = "job"
+    component_name = ibm_code_engine_job.fn[each.key].name
+  }
+}
+
+# Key metadata, versions and registrations; rotating the key only when keyguard manages rotation.
+resource "ibm_iam_trusted_profile_policy" "kms" {
+  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
+  roles       = var.managed_rotation ? ["Writer"] : ["Reader"]
+  description = "${var.prefix}: read (or rotate) the root keys"
+
+  resources {
+    service              = "kms"
+    resource_instance_id = local.kms_instance_guid
+  }
+}
+
+# Objects of the one bucket: read, conditional write, delete (retention).
+resource "ibm_iam_trusted_profile_policy" "cos" {
+  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
+  roles       = ["Writer"]
+  description = "${var.prefix}: objects of the keyguard bucket"
+
+  resources {
+    service              = "cloud-object-storage"
+    resource_instance_id = ibm_resource_instance.cos.guid
+    resource_type        = "bucket"
+    resource             = ibm_cos_bucket.state.bucket_name
+  }
+}
+
+# Sending notifications and nothing else.
+resource "ibm_iam_trusted_profile_policy" "en" {
+  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
+  roles       = ["Event Notifications Publisher"]
+  description = "${var.prefix}: publish keyguard events"
+
+  resources {
+    service              = "event-notifications"
+    resource_instance_id = ibm_resource_instance.en.guid
+  }
+}
+
+# Job runs of the runner in this project.
+resource "ibm_iam_trusted_profile_policy" "codeengine" {
+  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
+  roles       = ["Writer"]
+  description = "${var.prefix}: start runner job runs"
+
+  resources {
+    service              = "codeengine"
+    resource_instance_id = ibm_code_engine_project.keyguard.project_id
+  }
+}
+
+# Start and list backups of each Db2 on Cloud instance (Operator is the narrowest role with the
+# backup action).
+resource "ibm_iam_trusted_profile_policy" "db2" {
+  for_each = local.db2_instances
+
+  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
+  roles       = ["Operator"]
+  description = "${var.prefix}: back up Db2 instance ${each.key}"
+
+  resources {
+    service              = "dashdb-for-transactions"
+    resource_instance_id = each.key
+  }
+}

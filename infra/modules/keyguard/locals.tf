@@ -1,0 +1,168 @@
+# Names, endpoints, routes and the environment of every function.
+#
+# The Go checks in infra/check compare these against shared/config (FunctionEnv, Routes, Apps,
+# Jobs): a variable a main reads must be set here, and every route must have a topic and a
+# subscription.
+
+locals {
+  apps = toset(["scheduler", "rotation", "completion"])
+  jobs = toset(["runner", "restore"])
+
+  names = { for fn in setunion(local.apps, local.jobs) : fn => "${var.prefix}-${fn}" }
+
+  # Only whether a key is set is revealed, so that it can choose between plain values.
+  use_api_key = nonsensitive(var.api_key != "")
+  use_hmac    = var.cos_hmac != null
+
+  # Key Protect: create an instance and a key, create only a key, or use an existing key.
+  create_kms_key      = var.existing_kms_key_crn == null
+  create_kms_instance = local.create_kms_key && var.existing_kms_instance_guid == null
+  kms_key_crn         = local.create_kms_key ? ibm_kms_key.root[0].crn : var.existing_kms_key_crn
+  kms_instance_guid = (
+    !local.create_kms_key ? split(":", var.existing_kms_key_crn)[7] :
+    local.create_kms_instance ? ibm_resource_instance.kms[0].guid : var.existing_kms_instance_guid
+  )
+  kms_region = local.create_kms_key ? var.region : split(":", var.existing_kms_key_crn)[5]
+  kms_url    = var.kms_private_endpoint ? "https://private.${local.kms_region}.kms.cloud.ibm.com" : "https://${local.kms_region}.kms.cloud.ibm.com"
+
+  en_url = var.en_private_endpoint ? "https://private.${var.region}.event-notifications.cloud.ibm.com" : "https://${var.region}.event-notifications.cloud.ibm.com"
+
+  # The EN periodic-timer source exists in every instance and cannot be created by Terraform:
+  # it is read back through the ibm_en_sources data source.
+  periodic_timer_source_id = one([for s in data.ibm_en_sources.all.sources : s.id if s.type == "periodic-timer"])
+  tick_cron                = "*/${var.tick_interval_minutes} * * * *"
+
+  bucket_location = coalesce(var.bucket_cross_region_location, var.region)
+  cos_endpoints = {
+    public  = ibm_cos_bucket.state.s3_endpoint_public
+    private = ibm_cos_bucket.state.s3_endpoint_private
+    direct  = ibm_cos_bucket.state.s3_endpoint_direct
+  }
+  cos_endpoint = "https://${local.cos_endpoints[var.cos_endpoint_type]}"
+
+  # Keys inside the bucket are relative to the prefix; the store adds a "/" after a non-empty one.
+  cos_key_prefix = var.cos_prefix == "" ? "" : "${trimsuffix(var.cos_prefix, "/")}/"
+  fleet_key      = "config/fleet.yaml"
+
+  image_secret = var.registry == null ? null : ibm_code_engine_secret.registry[0].name
+
+  # -------------------------------------------------------------------------------------------
+  # Event routing (mirrors config.Routes). Types are matched with one rule each, because a rule's
+  # event_type_filter admits no "||".
+  # -------------------------------------------------------------------------------------------
+
+  event_type_field = "$.type"
+
+  event_routes = {
+    "scheduler-events" = {
+      function   = "scheduler"
+      kind       = "app"
+      path       = "/events"
+      cloud_logs = false
+      types      = ["dev.keyguard.backup.requested"]
+    }
+    "rotation-events" = {
+      function   = "rotation"
+      kind       = "app"
+      path       = "/events"
+      cloud_logs = true
+      types      = ["dev.keyguard.key.rotated", "dev.keyguard.key.state_changed"]
+    }
+    "completion-events" = {
+      function   = "completion"
+      kind       = "app"
+      path       = "/events"
+      cloud_logs = false
+      types      = ["dev.keyguard.backup.completed", "dev.keyguard.backup.failed"]
+    }
+    "restore-events" = {
+      function   = "restore"
+      kind       = "job"
+      path       = ""
+      cloud_logs = false
+      types      = ["dev.keyguard.restore.requested"]
+    }
+  }
+
+  # Every route that ends at an app, the periodic tick included, and every route that ends at a job.
+  app_routes = merge(
+    { tick = { function = "scheduler", path = "/tick" } },
+    { for k, r in local.event_routes : k => { function = r.function, path = r.path } if r.kind == "app" },
+  )
+  job_routes = { for k, r in local.event_routes : k => { function = r.function } if r.kind == "job" }
+
+  topic_ids = merge(
+    { tick = ibm_en_topic.tick.topic_id },
+    { for k, t in ibm_en_topic.events : k => t.topic_id },
+  )
+
+  # -------------------------------------------------------------------------------------------
+  # Environment (names from shared/config/env.go)
+  # -------------------------------------------------------------------------------------------
+
+  # Secret values live in one Code Engine secret; the functions read them by key.
+  secret_data = merge(
+    { "auth-token" = var.auth_token },
+    local.use_api_key ? { "api-key" = var.api_key } : {},
+    local.use_hmac ? { "cos-hmac-secret" = var.cos_hmac_secret } : {},
+  )
+  secret_env = merge(
+    { KEYGUARD_AUTH_TOKEN = "auth-token" },
+    local.use_api_key ? { KEYGUARD_API_KEY = "api-key" } : {},
+    local.use_hmac ? { KEYGUARD_COS_HMAC_SECRET = "cos-hmac-secret" } : {},
+  )
+  # A credential that is not used is set, empty, so that every function sees every variable.
+  unused_secret_env = merge(
+    local.use_api_key ? {} : { KEYGUARD_API_KEY = "" },
+    local.use_hmac ? {} : { KEYGUARD_COS_HMAC_SECRET = "" },
+  )
+
+  common_env = merge(local.unused_secret_env, {
+    KEYGUARD_LOG_LEVEL        = var.log_level
+    KEYGUARD_IAM_URL          = var.iam_url
+    KEYGUARD_TRUSTED_PROFILE  = local.use_api_key ? "" : ibm_iam_trusted_profile.keyguard.name
+    KEYGUARD_COS_ENDPOINT     = local.cos_endpoint
+    KEYGUARD_COS_REGION       = local.bucket_location
+    KEYGUARD_COS_BUCKET       = ibm_cos_bucket.state.bucket_name
+    KEYGUARD_COS_PREFIX       = var.cos_prefix
+    KEYGUARD_COS_INSTANCE_CRN = ibm_resource_instance.cos.crn
+    KEYGUARD_COS_HMAC_KEY_ID  = local.use_hmac ? var.cos_hmac.access_key_id : ""
+    KEYGUARD_EN_URL           = local.en_url
+    KEYGUARD_EN_INSTANCE_ID   = ibm_resource_instance.en.guid
+    KEYGUARD_EN_SOURCE_ID     = ibm_en_source.keyguard.source_id
+    KEYGUARD_FLEET_KEY        = local.fleet_key
+  })
+
+  kms_env = {
+    KEYGUARD_KP_URL         = local.kms_url
+    KEYGUARD_KP_INSTANCE_ID = local.kms_instance_guid
+  }
+
+  executor_env = {
+    KEYGUARD_DB2SAAS_URL   = var.db2saas_url
+    KEYGUARD_CE_PROJECT_ID = ibm_code_engine_project.keyguard.project_id
+    KEYGUARD_CE_REGION     = var.region
+    KEYGUARD_CE_RUNNER_JOB = local.names["runner"]
+  }
+
+  literal_env = {
+    scheduler  = merge(local.common_env, local.kms_env, local.executor_env)
+    rotation   = merge(local.common_env, local.kms_env)
+    completion = local.common_env
+    runner     = local.common_env
+    restore    = merge(local.common_env, local.kms_env)
+  }
+
+  jobs_settings = {
+    runner = {
+      timeout = var.runner_timeout_seconds
+      retries = var.runner_retry_limit
+    }
+    restore = {
+      timeout = var.restore_timeout_seconds
+      retries = var.restore_retry_limit
+    }
+  }
+
+  db2_instances = { for crn in var.db2_instance_crns : split(":", crn)[7] => crn }
+}

@@ -1,0 +1,69 @@
+output "app_urls" {
+  description = "Public URL of each function app."
+  value       = { for fn, app in ibm_code_engine_app.fn : fn => app.endpoint }
+}
+
+output "job_names" {
+  description = "Code Engine job name of the runner and the restore function."
+  value       = { for fn, job in ibm_code_engine_job.fn : fn => job.name }
+}
+
+output "code_engine_project_id" {
+  description = "ID of the Code Engine project."
+  value       = ibm_code_engine_project.keyguard.project_id
+}
+
+output "bucket_name" {
+  description = "Bucket holding state/, catalog/, images/ and config/."
+  value       = ibm_cos_bucket.state.bucket_name
+}
+
+output "bucket_crn" {
+  description = "CRN of the bucket."
+  value       = ibm_cos_bucket.state.crn
+}
+
+output "cos_endpoint" {
+  description = "COS endpoint the functions use."
+  value       = local.cos_endpoint
+}
+
+output "fleet_object_key" {
+  description = "Object key of the fleet policy."
+  value       = ibm_cos_bucket_object.fleet.key
+}
+
+output "failed_events_bucket_name" {
+  description = "Bucket with notifications Event Notifications could not deliver (null when not collected)."
+  value       = var.collect_failed_events ? ibm_cos_bucket.failed_events[0].bucket_name : null
+}
+
+output "en_instance_id" {
+  description = "GUID of the Event Notifications instance."
+  value       = ibm_resource_instance.en.guid
+}
+
+output "en_source_id" {
+  description = "ID of the API source keyguard publishes under."
+  value       = ibm_en_source.keyguard.source_id
+}
+
+output "en_topic_ids" {
+  description = "Topic ID of each route."
+  value       = local.topic_ids
+}
+
+output "kms_instance_id" {
+  description = "GUID of the Key Protect instance."
+  value       = local.kms_instance_guid
+}
+
+output "kms_key_crn" {
+  description = "CRN of the root key that protects the bucket."
+  value       = local.kms_key_crn
+}
+
+output "trusted_profile_id" {
+  description = "ID of the trusted profile of the functions."
+  value       = ibm_iam_trusted_profile.keyguard.id
+}
