@@ -1,0 +1,451 @@
+package clp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// CLP exit statuses, as the real db2 command documents them.
+const (
+	exitOK      = 0
+	exitWarning = 2
+	exitError   = 4
+	exitSystem  = 8
+)
+
+// DB2 runs one `db2` command line (args are os.Args[1:]) against the state file at statePath,
+// writes what the real CLP would print to stdout and returns the exit status.
+func DB2(args []string, statePath string, stdout io.Writer) int {
+	if statePath == "" {
+		fmt.Fprint(stdout, "DB21061E  Command line environment not initialized.\n")
+		return exitSystem
+	}
+	s, err := Load(statePath)
+	if err != nil {
+		fmt.Fprintf(stdout, "DB21061E  Command line environment not initialized.\n(fake db2: %v)\n", err)
+		return exitSystem
+	}
+	line := strings.Join(args, " ")
+	s.Calls = append(s.Calls, "db2 "+line)
+	c := &session{s: s, out: stdout}
+	code := c.dispatch(strings.Fields(line))
+	if err := Save(statePath, s); err != nil {
+		fmt.Fprintf(stdout, "DB21018E  A system error occurred. The command line processor could not continue processing.\n(fake db2: %v)\n", err)
+		return exitSystem
+	}
+	return code
+}
+
+type session struct {
+	s   *State
+	out io.Writer
+}
+
+func (c *session) printf(format string, args ...any) { fmt.Fprintf(c.out, format, args...) }
+
+// fail prints a Db2 message and returns the error exit status.
+func (c *session) fail(format string, args ...any) int {
+	c.printf(format+"\n", args...)
+	return exitError
+}
+
+func (c *session) dispatch(tok []string) int {
+	lower := make([]string, len(tok))
+	for i, t := range tok {
+		lower[i] = strings.ToLower(t)
+	}
+	is := func(words ...string) bool {
+		if len(lower) < len(words) {
+			return false
+		}
+		for i, w := range words {
+			if w != "*" && !strings.EqualFold(lower[i], w) {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case len(tok) == 0:
+		return c.syntax("", "BEGIN-OF-STATEMENT")
+	case (is("get", "db", "*", "for") || is("get", "database", "*", "for")) && isCfg(lower[2]) && len(tok) == 5:
+		return c.dbCfg(tok[4])
+	case is("list", "applications") && len(tok) == 2:
+		return c.listApplications(c.s.Database)
+	case is("list", "applications", "for", "*") && len(tok) == 5 && (lower[3] == "db" || lower[3] == "database"):
+		return c.listApplications(tok[4])
+	case is("connect", "to") && len(tok) == 3:
+		return c.connect(tok[2])
+	case is("connect", "reset") && len(tok) == 2, is("terminate") && len(tok) == 1:
+		c.s.Connected = false
+		if lower[0] == "terminate" {
+			c.printf("DB20000I  The TERMINATE command completed successfully.\n")
+		} else {
+			c.printf("DB20000I  The SQL command completed successfully.\n")
+		}
+		return exitOK
+	case strings.HasPrefix(strings.ToLower(strings.Join(tok, "")), "callget_dbsize_info("):
+		return c.dbSize()
+	case is("backup", "database") || is("backup", "db"):
+		return c.backup(tok[2:])
+	}
+	return c.syntax(tok[0], "BEGIN-OF-STATEMENT")
+}
+
+func isCfg(w string) bool { return w == "cfg" || w == "config" || w == "configuration" }
+
+func (c *session) syntax(token, after string) int {
+	return c.fail("DB21034E  The command was processed as an SQL statement because it was not a \n"+
+		"valid Command Line Processor command.  During SQL processing it returned:\n"+
+		"SQL0104N  An unexpected token %q was found following %q.  \nExpected tokens may include:  \"JOIN <joined_table>\".  SQLSTATE=42601", token, after)
+}
+
+func (c *session) known(db string) bool { return strings.EqualFold(db, c.s.Database) }
+
+func (c *session) notFound(db string) int {
+	return c.fail("SQL1013N  The database alias name or database name %q could not be \nfound.  SQLSTATE=42705", strings.ToUpper(db))
+}
+
+func (c *session) keystore() int {
+	return c.fail("SQL1728N  The command or operation failed because the keystore could not be \naccessed. Reason code \"3\".")
+}
+
+func (c *session) backupPending() int {
+	return c.fail("SQL1116N  A connection to or activation of database %q failed because \nthe database is in BACKUP PENDING state.  SQLSTATE=57019", c.s.Database)
+}
+
+func (c *session) dbCfg(db string) int {
+	if !c.known(db) {
+		return c.notFound(db)
+	}
+	s := c.s
+	yn := func(b bool) string {
+		if b {
+			return "YES"
+		}
+		return "NO"
+	}
+	rollforward := "NO"
+	if s.RollforwardPending {
+		rollforward = "DATABASE"
+	}
+	c.printf("\n       Database Configuration for Database %s\n\n", s.Database)
+	for _, l := range [][3]string{
+		{"Database configuration release level", "", "0x1500"},
+		{"Database release level", "", "0x1500"},
+		{},
+		{"Database territory", "", "US"},
+		{"Database code page", "", "1208"},
+		{"Database code set", "", "UTF-8"},
+		{"Alternate collating sequence", "ALT_COLLATE", ""},
+		{"Database page size", "", "8192"},
+		{},
+		{"Backup pending", "", yn(s.BackupPending)},
+		{},
+		{"All committed transactions have been written to disk", "", yn(!s.BackupPending && !s.RollforwardPending)},
+		{"Rollforward pending", "", rollforward},
+		{"Restore pending", "", "NO"},
+		{},
+		{"Log retain for recovery status", "", map[bool]string{true: "RECOVERY", false: "NO"}[s.recoverable()]},
+		{"User exit for logging status", "", yn(s.recoverable())},
+		{},
+		{"Track modified pages", "TRACKMOD", yn(s.TrackMod)},
+		{},
+		{"Log file size (4KB)", "LOGFILSIZ", "1024"},
+		{"Number of primary log files", "LOGPRIMARY", "13"},
+		{"Number of secondary log files", "LOGSECOND", "12"},
+		{"Path to log files", "", "/database/" + s.instance() + "/NODE0000/SQL00001/LOGSTREAM0000/"},
+		{},
+		{"First log archive method", "LOGARCHMETH1", s.logArchMeth1()},
+		{"Archive compression for logarchmeth1", "LOGARCHCOMPR1", "OFF"},
+		{"Options for logarchmeth1", "LOGARCHOPT1", ""},
+		{"Second log archive method", "LOGARCHMETH2", "OFF"},
+		{},
+		{"Number of database backups to retain", "NUM_DB_BACKUPS", "12"},
+		{"Encryption Library for Backup", "ENCRLIB", ""},
+		{"Encryption Options for Backup", "ENCROPTS", ""},
+		{},
+		{"Encrypted database", "", yn(s.Encrypted)},
+	} {
+		c.printf("%s\n", cfgLine(l[0], l[1], l[2]))
+	}
+	c.printf("\n")
+	return exitOK
+}
+
+// cfgLine lays a parameter out as `get db cfg` does: description, the parameter name in
+// parentheses ending at column 56, then " = value".
+func cfgLine(desc, param, value string) string {
+	if desc == "" {
+		return ""
+	}
+	left, right := " "+desc, ""
+	if param != "" {
+		right = "(" + param + ")"
+	}
+	pad := max(1, 56-len(left)-len(right))
+	line := left + strings.Repeat(" ", pad) + right + " ="
+	if value != "" {
+		line += " " + value
+	}
+	return line
+}
+
+func (c *session) listApplications(db string) int {
+	n := 0
+	if c.known(db) {
+		n = c.s.Applications
+	}
+	own := c.s.Connected && c.known(db)
+	if n == 0 && !own {
+		c.printf("SQL1611W  No data was returned by Database System Monitor.  \n")
+		return exitWarning
+	}
+	c.printf("\nAuth Id  Application    Appl.      Application Id                                                 DB       # of\n")
+	c.printf("         Name           Handle                                                                    Name    Agents\n")
+	c.printf("-------- -------------- ---------- -------------------------------------------------------------- -------- -----\n")
+	row := func(auth, name string, handle int, id string) {
+		c.printf("%-8s %-14s %-10d %-62s %-8s %-5d\n", auth, name, handle, id, c.s.Database, 1)
+	}
+	if own {
+		row(strings.ToUpper(c.s.instance()), "db2bp", 7, "*LOCAL."+c.s.instance()+".261124000001")
+	}
+	for i := range n {
+		row("APPUSER", "java", 100+i, fmt.Sprintf("10.0.4.%d.%d.261124011806", 10+i%200, 50000+i))
+	}
+	c.printf("\n")
+	return exitOK
+}
+
+func (c *session) connect(db string) int {
+	switch {
+	case !c.known(db):
+		return c.notFound(db)
+	case c.s.Has(FaultKeyUnavailable):
+		return c.keystore()
+	case c.s.BackupPending || c.s.Has(FaultBackupPending):
+		return c.backupPending()
+	case c.s.RollforwardPending:
+		return c.fail("SQL1117N  A connection to or activation of database %q cannot be made \nbecause of ROLL-FORWARD PENDING.  SQLSTATE=57019", c.s.Database)
+	}
+	c.s.Connected = true
+	c.printf("\n   Database Connection Information\n\n Database server        = DB2/LINUXX8664 11.5.9.0\n"+
+		" SQL authorization ID   = %s\n Local database alias   = %s\n\n", strings.ToUpper(c.s.instance()), c.s.Database)
+	return exitOK
+}
+
+func (c *session) dbSize() int {
+	if !c.s.Connected {
+		return c.fail("SQL1024N  A database connection does not exist.  SQLSTATE=08003")
+	}
+	if c.s.Has(FaultKeyUnavailable) {
+		return c.keystore()
+	}
+	size, capacity := c.s.SizeBytes, c.s.CapacityBytes
+	if size == 0 {
+		size = c.s.imageBytes()
+	}
+	if capacity == 0 {
+		capacity = -1
+	}
+	c.printf("\n\n  Value of output parameters\n  --------------------------\n")
+	c.printf("  Parameter Name  : SNAPSHOTTIMESTAMP\n  Parameter Value : %s\n\n", time.Now().UTC().Format("2006-01-02-15.04.05.000000"))
+	c.printf("  Parameter Name  : DATABASESIZE\n  Parameter Value : %d\n\n", size)
+	c.printf("  Parameter Name  : DATABASECAPACITY\n  Parameter Value : %d\n\n", capacity)
+	c.printf("  Return Status = 0\n")
+	return exitOK
+}
+
+// backupCmd is a parsed BACKUP DATABASE command.
+type backupCmd struct {
+	db                    string
+	tablespaces           []string
+	online, incr, delta   bool
+	dir                   string
+	compress, includeLogs bool
+	excludeLogs           bool
+}
+
+func parseBackup(tok []string) (backupCmd, string, string) {
+	var b backupCmd
+	if len(tok) == 0 {
+		return b, "", "DATABASE"
+	}
+	b.db = tok[0]
+	prev := tok[0]
+	for i := 1; i < len(tok); i++ {
+		t := strings.ToLower(tok[i])
+		next := func() (string, bool) {
+			if i+1 < len(tok) {
+				i++
+				return tok[i], true
+			}
+			return "", false
+		}
+		switch t {
+		case "tablespace":
+			var list []string
+			for {
+				w, ok := next()
+				if !ok {
+					return b, "END-OF-STATEMENT", "TABLESPACE"
+				}
+				list = append(list, w)
+				if strings.HasSuffix(w, ")") {
+					break
+				}
+			}
+			joined := strings.Join(list, "")
+			if !strings.HasPrefix(joined, "(") {
+				return b, list[0], "TABLESPACE"
+			}
+			for _, ts := range strings.Split(strings.Trim(joined, "()"), ",") {
+				b.tablespaces = append(b.tablespaces, strings.ToUpper(ts))
+			}
+		case "online":
+			b.online = true
+		case "incremental":
+			b.incr = true
+		case "delta":
+			if !b.incr {
+				return b, tok[i], prev
+			}
+			b.delta = true
+		case "to":
+			d, ok := next()
+			if !ok {
+				return b, "END-OF-STATEMENT", "TO"
+			}
+			b.dir = d
+		case "compress":
+			b.compress = true
+		case "include", "exclude":
+			w, ok := next()
+			if !ok || !strings.EqualFold(w, "logs") {
+				return b, w, tok[i-1]
+			}
+			b.includeLogs, b.excludeLogs = t == "include", t == "exclude"
+		case "without":
+			w, ok := next()
+			if !ok || !strings.EqualFold(w, "prompting") {
+				return b, w, "WITHOUT"
+			}
+		default:
+			return b, tok[i], prev
+		}
+		prev = tok[i]
+	}
+	return b, "", ""
+}
+
+func (c *session) backup(tok []string) int {
+	b, bad, after := parseBackup(tok)
+	if bad != "" || after != "" {
+		return c.syntax(bad, after)
+	}
+	s := c.s
+	typ, mode := "full", "offline"
+	if b.delta {
+		typ = "delta"
+	} else if b.incr {
+		typ = "incremental"
+	}
+	if b.online {
+		mode = "online"
+	}
+	offlineFull := !b.online && typ == "full" && len(b.tablespaces) == 0
+	dir := b.dir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	switch {
+	case !c.known(b.db):
+		return c.notFound(b.db)
+	case b.includeLogs && !b.online:
+		return c.fail("SQL2032N  The \"INCLUDE LOGS\" parameter is not valid.")
+	case s.Has(FaultKeyUnavailable):
+		return c.keystore()
+	case b.online && (!s.recoverable() || s.BackupPending || s.Has(FaultOnlineNotAllowed)):
+		return c.fail("SQL2413N  Online backup is not allowed because the database is not \nrecoverable or a backup pending condition is in effect.")
+	case (s.BackupPending || s.Has(FaultBackupPending)) && !offlineFull:
+		return c.backupPending()
+	case s.RollforwardPending:
+		return c.fail("SQL1117N  A connection to or activation of database %q cannot be made \nbecause of ROLL-FORWARD PENDING.  SQLSTATE=57019", s.Database)
+	case len(b.tablespaces) > 0 && !s.recoverable():
+		return c.fail("SQL2421N  Table space level backup is not allowed because roll-forward \nrecovery is not enabled.")
+	case b.incr && (!s.TrackMod || s.Has(FaultTrackModOff)):
+		return c.fail("SQL2426N  The database has not been configured to allow the incremental \nbackup operation. Reason code = \"1\".")
+	case b.incr && !c.hasFull():
+		return c.fail("SQL2426N  The database has not been configured to allow the incremental \nbackup operation. Reason code = \"2\".")
+	case !b.online && (s.Applications > 0 || s.Connected):
+		return c.fail("SQL1035N  The operation failed because the specified database cannot be \nconnected to in the mode requested.  SQLSTATE=57019")
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return c.fail("SQL2036N  The path for the file or device %q is not valid.", dir)
+	}
+	ts, err := c.timestamp()
+	if err != nil {
+		return c.fail("SQL2044N  An error occurred while accessing a message queue.  Reason code: \"1\".\n(fake db2: %v)", err)
+	}
+	meta := ImageMeta{Database: s.Database, Instance: s.instance(), Timestamp: ts, Type: typ, Mode: mode,
+		Tablespaces: b.tablespaces, IncludeLogs: b.includeLogs, Compress: b.compress, Encrypted: s.Encrypted}
+	objType := 0
+	if len(b.tablespaces) > 0 {
+		objType = 3
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s.%d.%s.DBPART000.%s.001", s.Database, objType, s.instance(), ts))
+	var limit int64
+	if s.Has(FaultDiskFull) {
+		limit = s.imageBytes() / 2
+	}
+	sum, err := WriteImage(path, meta, s.imageBytes(), s.Has(FaultCorruptImage), limit)
+	if err != nil {
+		os.Remove(path)
+		if errors.Is(err, errDiskFull) {
+			return c.fail("SQL2419N  The target disk %q has become full.", dir)
+		}
+		return c.fail("SQL2062N  An error occurred while accessing media %q. Reason code: \"%d\".\n(fake db2: %v)", dir, 2, err)
+	}
+	if offlineFull {
+		s.BackupPending = false
+	}
+	s.History = append(s.History, Backup{Timestamp: ts, Type: typ, Mode: mode, Tablespaces: b.tablespaces,
+		IncludeLogs: b.includeLogs, Compress: b.compress, Image: path, SizeBytes: s.imageBytes(), SHA256: sum})
+	c.printf("\nBackup successful. The timestamp for this backup image is : %s\n\n", ts)
+	return exitOK
+}
+
+func (c *session) hasFull() bool {
+	for _, h := range c.s.History {
+		if h.Type == "full" && len(h.Tablespaces) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// timestamp is the next backup timestamp, later than every earlier one (Db2 never reuses one).
+func (c *session) timestamp() (string, error) {
+	const layout = "20060102150405"
+	t := time.Now().UTC().Truncate(time.Second)
+	if c.s.NextTimestamp != "" {
+		var err error
+		if t, err = time.Parse(layout, c.s.NextTimestamp); err != nil {
+			return "", fmt.Errorf("next_timestamp: %w", err)
+		}
+	}
+	if n := len(c.s.History); n > 0 {
+		if last, err := time.Parse(layout, c.s.History[n-1].Timestamp); err == nil && !t.After(last) {
+			t = last.Add(time.Second)
+		}
+	}
+	if c.s.NextTimestamp != "" {
+		c.s.NextTimestamp = t.Add(time.Second).Format(layout)
+	}
+	return t.Format(layout), nil
+}

@@ -1,0 +1,156 @@
+package clp
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// StateEnv names the environment variable holding the state file's path.
+const StateEnv = "FAKEDB2_STATE"
+
+// Fault is an injected failure. Faults act when a command runs, whatever `get db cfg` reports,
+// as if the database changed between keyguard's inspection and its backup.
+type Fault string
+
+// Faults.
+const (
+	// FaultOnlineNotAllowed fails online backups with SQL2413N.
+	FaultOnlineNotAllowed Fault = "online-not-allowed"
+	// FaultBackupPending fails connections and every backup but an offline full one with
+	// SQL1116N, while `get db cfg` still says "Backup pending = NO".
+	FaultBackupPending Fault = "backup-pending"
+	// FaultTrackModOff fails incremental and delta backups with SQL2426N.
+	FaultTrackModOff Fault = "trackmod-off"
+	// FaultDiskFull writes half an image, removes it and fails with SQL2419N.
+	FaultDiskFull Fault = "disk-full"
+	// FaultKeyUnavailable fails connections, GET_DBSIZE_INFO and backups with SQL1728N (the
+	// native encryption keystore cannot be reached), as during a root key rotation.
+	FaultKeyUnavailable Fault = "key-unavailable"
+	// FaultCorruptImage lets the backup succeed but flips one byte of the image body, so
+	// db2ckbkp reports a checksum error.
+	FaultCorruptImage Fault = "corrupt-image"
+)
+
+// Faults lists every fault.
+func Faults() []Fault {
+	return []Fault{FaultOnlineNotAllowed, FaultBackupPending, FaultTrackModOff, FaultDiskFull, FaultKeyUnavailable, FaultCorruptImage}
+}
+
+// State is the fake database, read from and written back to the state file by every command.
+type State struct {
+	// Database is the one database alias the fake knows (upper case, e.g. SAMPLE).
+	Database string `json:"database"`
+	// Instance appears in image names; db2inst1 when empty.
+	Instance string `json:"instance,omitempty"`
+	// LogArchMeth1 is OFF when empty; anything else (e.g. DISK:/archive/) allows online backups.
+	LogArchMeth1       string `json:"logarchmeth1,omitempty"`
+	TrackMod           bool   `json:"trackmod,omitempty"`
+	BackupPending      bool   `json:"backup_pending,omitempty"`
+	RollforwardPending bool   `json:"rollforward_pending,omitempty"`
+	Encrypted          bool   `json:"encrypted,omitempty"`
+	// Applications is the number of connected applications besides the CLP's own connection.
+	Applications int `json:"applications,omitempty"`
+	// SizeBytes is DATABASESIZE (ImageBytes when 0); CapacityBytes is DATABASECAPACITY (-1 when 0).
+	SizeBytes     int64 `json:"size_bytes,omitempty"`
+	CapacityBytes int64 `json:"capacity_bytes,omitempty"`
+	// ImageBytes is the exact size of every image file (1 MiB when 0; at least MinImageBytes).
+	ImageBytes int64 `json:"image_bytes,omitempty"`
+	// NextTimestamp (yyyymmddhhmmss) is the timestamp of the next backup, advanced by one second
+	// by each backup; when empty the current UTC time is used.
+	NextTimestamp string  `json:"next_timestamp,omitempty"`
+	Inject        []Fault `json:"inject,omitempty"`
+	// Connected is the CLP session's own connection (connect to / connect reset / terminate).
+	Connected bool `json:"connected,omitempty"`
+	// History is every successful backup, oldest first (written by the fake).
+	History []Backup `json:"history,omitempty"`
+	// Calls is every command line received, oldest first (written by the fake).
+	Calls []string `json:"calls,omitempty"`
+}
+
+// Backup is one image the fake wrote.
+type Backup struct {
+	Timestamp   string   `json:"timestamp"`
+	Type        string   `json:"type"`
+	Mode        string   `json:"mode"`
+	Tablespaces []string `json:"tablespaces,omitempty"`
+	IncludeLogs bool     `json:"include_logs,omitempty"`
+	Compress    bool     `json:"compress,omitempty"`
+	Image       string   `json:"image"`
+	SizeBytes   int64    `json:"size_bytes"`
+	SHA256      string   `json:"sha256"`
+}
+
+// Has reports whether fault f is injected.
+func (s *State) Has(f Fault) bool { return slices.Contains(s.Inject, f) }
+
+func (s *State) instance() string {
+	if s.Instance == "" {
+		return "db2inst1"
+	}
+	return s.Instance
+}
+
+func (s *State) logArchMeth1() string {
+	if s.LogArchMeth1 == "" {
+		return "OFF"
+	}
+	return s.LogArchMeth1
+}
+
+func (s *State) recoverable() bool { return s.logArchMeth1() != "OFF" }
+
+func (s *State) imageBytes() int64 {
+	n := s.ImageBytes
+	if n == 0 {
+		n = 1 << 20
+	}
+	return max(n, MinImageBytes)
+}
+
+// Load reads the state file.
+func Load(path string) (*State, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read fake db2 state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("parse fake db2 state %s: %w", path, err)
+	}
+	if s.Database == "" {
+		return nil, fmt.Errorf("fake db2 state %s: database is required", path)
+	}
+	for _, f := range s.Inject {
+		if !slices.Contains(Faults(), f) {
+			return nil, fmt.Errorf("fake db2 state %s: unknown fault %q", path, f)
+		}
+	}
+	return &s, nil
+}
+
+// Save writes the state file atomically (temporary file, then rename).
+func Save(path string, s *State) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode fake db2 state: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".fakedb2-state-*")
+	if err != nil {
+		return fmt.Errorf("save fake db2 state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save fake db2 state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save fake db2 state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save fake db2 state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+// Package fakedb2 gives tests a fake Db2 command line: `db2` and `db2ckbkp` programs built from
+// ./cmd, whose output follows IBM's documented formats and whose database is a JSON state file
+// named by the FAKEDB2_STATE environment variable (see clp.State for its fields and clp.Fault for
+// the failures it can inject: online-not-allowed, backup-pending, trackmod-off, disk-full,
+// key-unavailable, corrupt-image).
+//
+// Use it from a test:
+//
+//	bin := fakedb2.Build(t)                       // go build, once per test process
+//	state := filepath.Join(t.TempDir(), "db2.json")
+//	fakedb2.WriteState(t, state, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/archive/"})
+//	r := fakedb2.Runner{Bin: bin, State: state}   // satisfies shared/db2.Runner
+//
+// `db2 backup database ...` writes a real image file and records it in State.History; every
+// command line is appended to State.Calls, so a test can assert what was run.
+package fakedb2

@@ -1,0 +1,138 @@
+package fakedb2
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyguard-dev/keyguard/test/fakedb2/clp"
+)
+
+// State is the fake database (see clp.State).
+type State = clp.State
+
+// Backup is one image the fake wrote (see clp.Backup).
+type Backup = clp.Backup
+
+// Fault is an injected failure (see clp.Fault).
+type Fault = clp.Fault
+
+// Faults.
+const (
+	FaultOnlineNotAllowed = clp.FaultOnlineNotAllowed
+	FaultBackupPending    = clp.FaultBackupPending
+	FaultTrackModOff      = clp.FaultTrackModOff
+	FaultDiskFull         = clp.FaultDiskFull
+	FaultKeyUnavailable   = clp.FaultKeyUnavailable
+	FaultCorruptImage     = clp.FaultCorruptImage
+)
+
+// StateEnv is the environment variable the fake binaries read the state file's path from.
+const StateEnv = clp.StateEnv
+
+const cmdPackage = "github.com/keyguard-dev/keyguard/test/fakedb2/cmd/"
+
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// Build compiles the fake db2 and db2ckbkp into a temporary directory and returns it, once per
+// test process (later calls return the same directory). It needs the go command on PATH. The
+// directory is left behind when the process ends (two small binaries in the OS temp directory).
+func Build(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			built.err = fmt.Errorf("find the go command: %w", err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "keyguard-fakedb2-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator), cmdPackage+"db2", cmdPackage+"db2ckbkp")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build the fake db2: %v\n%s", err, out)
+			return
+		}
+		built.dir = dir
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
+
+// WriteState writes the state file at path.
+func WriteState(t testing.TB, path string, s State) {
+	t.Helper()
+	if err := clp.Save(path, &s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReadState reads the state file at path (with the fake's History and Calls).
+func ReadState(t testing.TB, path string) State {
+	t.Helper()
+	s, err := clp.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *s
+}
+
+// Env returns the environment a fake binary runs in: the current one with bin first on PATH and
+// FAKEDB2_STATE set to state.
+func Env(bin, state string) []string {
+	env := []string{StateEnv + "=" + state, "PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH")}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, StateEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// Runner runs the fake binaries with os/exec. It has the method set of shared/db2.Runner.
+type Runner struct {
+	// Bin is the directory Build returned; State the state file's path.
+	Bin, State string
+}
+
+// Run runs argv[0] (db2 or db2ckbkp) from Bin and returns its output and exit status; err only
+// when it could not run or ctx ended.
+func (r Runner) Run(ctx context.Context, argv []string) (string, int, error) {
+	if len(argv) == 0 {
+		return "", -1, errors.New("fakedb2: empty command")
+	}
+	if argv[0] != "db2" && argv[0] != "db2ckbkp" {
+		return "", -1, fmt.Errorf("fakedb2: %q is not db2 or db2ckbkp", argv[0])
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(r.Bin, argv[0]), argv[1:]...)
+	cmd.Env = Env(r.Bin, r.State)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), 0, nil
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		return out.String(), exit.ExitCode(), nil
+	case ctx.Err() != nil:
+		return out.String(), -1, fmt.Errorf("fakedb2: %s: %w", argv[0], ctx.Err())
+	}
+	return out.String(), -1, fmt.Errorf("fakedb2: %s: %w", argv[0], err)
+}
