@@ -1,0 +1,280 @@
+// Package catalogtest holds the contract every catalog.Catalog backend must keep, run against the
+// in-memory object store in unit tests and against versitygw through ibm-cos-sdk-go in
+// test/integration, and a builder of valid entries for tests.
+package catalogtest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
+)
+
+// KeyCRN is the root key CRN of the sample entries.
+const KeyCRN = "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-00000000b001"
+
+// KeyV1 is the key version of the sample entries.
+const KeyV1 = "7a0c6f2e-1d4b-4c8e-9f00-0000000000v1"
+
+// Sample returns a valid, verified, online database-scope entry of db taken at ts (14 digits,
+// read as UTC), ending 10 minutes later, with one image stored by keyguard. parent is the
+// ParentTimestamp (empty for a full).
+func Sample(db, ts string, typ events.BackupType, parent string) catalog.Entry {
+	start, err := time.Parse(catalog.TimestampLayout, ts)
+	if err != nil {
+		panic(fmt.Sprintf("catalogtest.Sample: timestamp %q: %v", ts, err))
+	}
+	name := fmt.Sprintf("%s.0.db2inst1.DBPART000.%s.001", db, ts)
+	sum := sha256.Sum256([]byte(name))
+	size := int64(len(ts)) << 20
+	return catalog.Entry{
+		Database:        db,
+		ImageTimestamp:  ts,
+		Type:            typ,
+		Mode:            events.Online,
+		Scope:           catalog.ScopeDatabase,
+		ParentTimestamp: parent,
+		StartedAt:       start,
+		EndedAt:         start.Add(10 * time.Minute),
+		Images:          []catalog.Object{{Key: catalog.ImageKey(db, ts, name), Size: size, SHA256: hex.EncodeToString(sum[:])}},
+		SizeBytes:       size,
+		KeyCRN:          KeyCRN,
+		KeyVersion:      KeyV1,
+		Verification:    catalog.Verification{Verified: true, Tool: "db2ckbkp", At: start.Add(11 * time.Minute)},
+		RunID:           "run-" + ts,
+		Executor:        "db2-clp",
+	}
+}
+
+// Run checks catalog.New over the stores newStore returns (each empty, of its own key space).
+func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
+	ctx := context.Background()
+	full := Sample("db1", "20240303010000", events.Full, "")
+	incr := Sample("db1", "20240304010000", events.Incremental, full.ImageTimestamp)
+	delta := Sample("db1", "20240304090000", events.Delta, incr.ImageTimestamp)
+
+	t.Run("PutGetList", func(t *testing.T) {
+		c := catalog.New(newStore(t))
+		if got, err := c.List(ctx, "db1"); err != nil || len(got) != 0 {
+			t.Fatalf("List of an empty catalog = %v, %v; want empty", got, err)
+		}
+		for _, e := range []catalog.Entry{delta, full, incr} {
+			if err := c.Put(ctx, e); err != nil {
+				t.Fatalf("Put %s: %v", e.Name(), err)
+			}
+		}
+		if err := c.Put(ctx, Sample("db2", "20240303010000", events.Full, "")); err != nil {
+			t.Fatalf("Put db2: %v", err)
+		}
+		got, err := c.List(ctx, "db1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if names := Names(got); fmt.Sprint(names) != "[20240303010000-full 20240304010000-incremental 20240304090000-delta]" {
+			t.Fatalf("List = %v", names)
+		}
+		e, err := c.Get(ctx, "db1", incr.ImageTimestamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !Equal(e, incr) {
+			t.Errorf("Get = %+v, want %+v", e, incr)
+		}
+		if _, err := c.Get(ctx, "db1", "20240305010000"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("Get of a missing entry = %v, want ErrNotFound", err)
+		}
+		if _, err := c.Get(ctx, "db1", "2024"); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("Get of a bad timestamp = %v, want ErrInvalid", err)
+		}
+	})
+
+	t.Run("PutIsCreateOnlyAndIdempotent", func(t *testing.T) {
+		c := catalog.New(newStore(t))
+		if err := c.Put(ctx, full); err != nil {
+			t.Fatal(err)
+		}
+		same := full
+		same.StartedAt = full.StartedAt.In(time.FixedZone("CET", 3600)) // same instant
+		if err := c.Put(ctx, same); err != nil {
+			t.Errorf("Put of an identical entry again = %v, want nil (idempotent)", err)
+		}
+		other := full
+		other.SizeBytes++
+		if err := c.Put(ctx, other); !errors.Is(err, catalog.ErrExists) {
+			t.Errorf("Put of a different entry at the same key = %v, want ErrExists", err)
+		}
+		otherType := Sample("db1", full.ImageTimestamp, events.Delta, "20240302010000")
+		if err := c.Put(ctx, otherType); !errors.Is(err, catalog.ErrExists) {
+			t.Errorf("Put of another type at the same timestamp = %v, want ErrExists", err)
+		}
+		e, err := c.Get(ctx, "db1", full.ImageTimestamp)
+		if err != nil || !Equal(e, full) {
+			t.Errorf("stored entry changed: %+v, %v", e, err)
+		}
+	})
+
+	t.Run("PutRejectsInvalid", func(t *testing.T) {
+		s := newStore(t)
+		c := catalog.New(s)
+		bad := incr
+		bad.ParentTimestamp = ""
+		if err := c.Put(ctx, bad); !errors.Is(err, catalog.ErrInvalid) {
+			t.Fatalf("Put of an invalid entry = %v, want ErrInvalid", err)
+		}
+		if infos, err := s.List(ctx, ""); err != nil || len(infos) != 0 {
+			t.Errorf("an invalid Put wrote something: %v, %v", infos, err)
+		}
+	})
+
+	t.Run("ConcurrentPutsOneWinner", func(t *testing.T) {
+		c := catalog.New(newStore(t))
+		const writers = 8
+		var wins, exists atomic.Int32
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Go(func() {
+				e := full
+				e.RunID = fmt.Sprintf("run-%d", i)
+				switch err := c.Put(ctx, e); {
+				case err == nil:
+					wins.Add(1)
+				case errors.Is(err, catalog.ErrExists):
+					exists.Add(1)
+				default:
+					t.Errorf("Put: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 || exists.Load() != writers-1 {
+			t.Errorf("%d winners and %d ErrExists, want 1 and %d", wins.Load(), exists.Load(), writers-1)
+		}
+	})
+
+	t.Run("ListRefusesForeignAndCorruptObjects", func(t *testing.T) {
+		cases := []struct {
+			name, key, body string
+		}{
+			{"bad name", "catalog/db1/notes.txt", "hello"},
+			{"unknown type", "catalog/db1/20240305010000-weekly.json", "{}"},
+			{"corrupt body", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,`},
+			{"unknown field", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,"surprise":true}`},
+			{"entry of another key", catalog.Key("db1", "20240305010000", events.Full), string(must(catalog.Encode(full)))},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				s := newStore(t)
+				c := catalog.New(s)
+				if err := c.Put(ctx, full); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Put(ctx, tc.key, []byte(tc.body), objstore.Cond{}); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := c.List(ctx, "db1"); !errors.Is(err, catalog.ErrInvalid) {
+					t.Errorf("List = %v, %v; want ErrInvalid", Names(got), err)
+				}
+			})
+		}
+	})
+
+	t.Run("DeleteRemovesEntryAndOwnImages", func(t *testing.T) {
+		s := newStore(t)
+		c := catalog.New(s)
+		e := full
+		ks := catalog.Object{Key: catalog.ImageKey("db1", e.ImageTimestamp, "keystore.p12"), Size: 3, SHA256: e.Images[0].SHA256}
+		e.Keystore = &ks
+		e.Images = append(e.Images, catalog.Object{Key: "db2oncloud://backups/backup-1", Size: 10})
+		for _, o := range []catalog.Object{e.Images[0], ks} {
+			if _, err := s.Put(ctx, o.Key, []byte("img"), objstore.Cond{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		unrelated := catalog.ImageKey("db1", incr.ImageTimestamp, "x")
+		if _, err := s.Put(ctx, unrelated, []byte("keep me"), objstore.Cond{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Delete(ctx, "db1", e.ImageTimestamp); err != nil {
+			t.Fatal(err)
+		}
+		infos, err := s.List(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(infos) != 1 || infos[0].Key != unrelated {
+			t.Errorf("after Delete the store holds %v, want only %s", infos, unrelated)
+		}
+		if err := c.Delete(ctx, "db1", e.ImageTimestamp); err != nil {
+			t.Errorf("Delete of a missing entry = %v, want nil", err)
+		}
+		if _, err := c.Get(ctx, "db1", e.ImageTimestamp); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("ListManyEntries", func(t *testing.T) {
+		c := catalog.New(newStore(t))
+		start := time.Date(2024, 3, 3, 1, 0, 0, 0, time.UTC)
+		var want []string
+		parent := ""
+		for i := range 40 {
+			ts := catalog.Timestamp(start.Add(time.Duration(i) * 8 * time.Hour))
+			typ := events.Delta
+			if i%21 == 0 {
+				typ = events.Full
+			}
+			p := parent
+			if typ == events.Full {
+				p = ""
+			}
+			e := Sample("db1", ts, typ, p)
+			if err := c.Put(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, e.Name())
+			parent = ts
+		}
+		got, err := c.List(ctx, "db1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(Names(got)) != fmt.Sprint(want) {
+			t.Errorf("List = %v\nwant %v", Names(got), want)
+		}
+	})
+}
+
+// Names returns each entry's Name.
+func Names(entries []catalog.Entry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Name()
+	}
+	return out
+}
+
+// Equal reports whether a and b encode to the same stored bytes.
+func Equal(a, b catalog.Entry) bool {
+	ea, err1 := catalog.Encode(a)
+	eb, err2 := catalog.Encode(b)
+	return err1 == nil && err2 == nil && string(ea) == string(eb)
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,319 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+)
+
+// ChainError says why the restore chain of Target cannot be built: the link from Image to its
+// parent Parent is missing (Missing) or inconsistent (Reason). It wraps ErrBrokenChain.
+type ChainError struct {
+	Database string
+	// Target is the image whose chain was asked for, Image the one whose link is broken
+	// ("<timestamp>-<type>").
+	Target, Image string
+	// Parent is the timestamp Image names as its parent.
+	Parent string
+	// Missing is true when no entry has the Parent timestamp.
+	Missing bool
+	Reason  string
+}
+
+func (e *ChainError) Error() string {
+	if e.Missing {
+		return fmt.Sprintf("%s: chain of %s/%s: %s needs image %s, which is not in the catalog",
+			ErrBrokenChain, e.Database, e.Target, e.Image, e.Parent)
+	}
+	return fmt.Sprintf("%s: chain of %s/%s: %s (parent %s): %s", ErrBrokenChain, e.Database, e.Target, e.Image, e.Parent, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrBrokenChain) true.
+func (e *ChainError) Unwrap() error { return ErrBrokenChain }
+
+// history is one database's entries sorted by timestamp, with an index.
+type history struct {
+	db     string
+	sorted []Entry
+	byTS   map[string]int
+}
+
+// newHistory sorts a copy of entries. Entries of several databases, or two entries with one
+// timestamp, are an error.
+func newHistory(entries []Entry) (*history, error) {
+	h := &history{sorted: slices.Clone(entries), byTS: make(map[string]int, len(entries))}
+	slices.SortStableFunc(h.sorted, func(a, b Entry) int { return strings.Compare(a.ImageTimestamp, b.ImageTimestamp) })
+	for i, e := range h.sorted {
+		if i == 0 {
+			h.db = e.Database
+		}
+		if e.Database != h.db {
+			return nil, fmt.Errorf("%w: entries of databases %s and %s mixed", ErrInvalid, h.db, e.Database)
+		}
+		if _, dup := h.byTS[e.ImageTimestamp]; dup {
+			return nil, fmt.Errorf("%w: two entries of %s at %s", ErrInvalid, h.db, e.ImageTimestamp)
+		}
+		h.byTS[e.ImageTimestamp] = i
+	}
+	return h, nil
+}
+
+// line identifies the entries a chain may mix: the same scope and the same table spaces.
+func line(e Entry) string {
+	if e.Scope != ScopeTablespace {
+		return string(e.Scope)
+	}
+	ts := slices.Clone(e.Tablespaces)
+	slices.Sort(ts)
+	return string(e.Scope) + ":" + strings.Join(ts, ",")
+}
+
+// Chain returns the images a restore of the image taken at target needs, in restore order,
+// following Db2's RESTORE ... INCREMENTAL AUTOMATIC: the chain starts from the full image, then
+// applies, oldest first, each image that the next one builds on, ending with the target.
+//
+//   - full: the full alone.
+//   - incremental (cumulative, since the most recent full): that full, then the incremental.
+//   - delta (since the previous backup of any type): the full, the latest incremental taken
+//     after it and before the delta (if any), then every delta after that incremental (or after
+//     the full) up to and including the target.
+//
+// The chain is found by following ParentTimestamp links back to a full, and each link is
+// checked against the history: the parent must exist, be older, be of the same scope (and the
+// same table spaces); an incremental's parent must be a full with no other full of that line in
+// between; a delta's parent must be the previous image of that line. Any violation is a
+// *ChainError (ErrBrokenChain) naming the image. Mixing database and table space incremental
+// backups, whose predecessor Db2 may assemble from several images, is not modelled: each line
+// forms its own chains. A target not in entries is ErrNotFound. entries is not modified.
+func Chain(entries []Entry, target string) ([]Entry, error) {
+	h, err := newHistory(entries)
+	if err != nil {
+		return nil, fmt.Errorf("chain of %s: %w", target, err)
+	}
+	idx, err := h.chain(target)
+	if err != nil {
+		return nil, err
+	}
+	return h.pick(idx), nil
+}
+
+func (h *history) pick(idx []int) []Entry {
+	out := make([]Entry, len(idx))
+	for i, j := range idx {
+		out[i] = h.sorted[j]
+	}
+	return out
+}
+
+// chain returns the indexes of target's chain in restore order.
+func (h *history) chain(target string) ([]int, error) {
+	i, ok := h.byTS[target]
+	if !ok {
+		return nil, fmt.Errorf("chain of %s/%s: %w", h.db, target, ErrNotFound)
+	}
+	tname := h.sorted[i].Name()
+	brk := func(img Entry, missing bool, reason string, args ...any) error {
+		return &ChainError{Database: h.db, Target: tname, Image: img.Name(), Parent: img.ParentTimestamp,
+			Missing: missing, Reason: fmt.Sprintf(reason, args...)}
+	}
+	rev := []int{i}
+	for cur := h.sorted[i]; cur.Type != events.Full; {
+		if !cur.Type.Valid() {
+			return nil, brk(cur, false, "unknown type %q", cur.Type)
+		}
+		p, ok := h.byTS[cur.ParentTimestamp]
+		if !ok {
+			return nil, brk(cur, true, "")
+		}
+		if p >= i {
+			return nil, brk(cur, false, "the parent is not older")
+		}
+		parent := h.sorted[p]
+		l := line(cur)
+		if line(parent) != l {
+			return nil, brk(cur, false, "the parent is a backup of %s, this one of %s", line(parent), l)
+		}
+		if cur.Type == events.Incremental && parent.Type != events.Full {
+			return nil, brk(cur, false, "an incremental builds on a full, the parent is %s", parent.Type)
+		}
+		for _, between := range h.sorted[p+1 : i] {
+			if line(between) != l {
+				continue
+			}
+			if cur.Type == events.Incremental && between.Type == events.Full {
+				return nil, brk(cur, false, "full %s was taken in between, so Db2 built the incremental on it", between.ImageTimestamp)
+			}
+			if cur.Type == events.Delta {
+				return nil, brk(cur, false, "%s was taken in between, so Db2 built the delta on it", between.Name())
+			}
+		}
+		rev = append(rev, p)
+		i, cur = p, parent
+	}
+	slices.Reverse(rev)
+	return rev, nil
+}
+
+// RestorePlan is what a restore to a point in time needs.
+type RestorePlan struct {
+	Database string `json:"database"`
+	// Target is the timestamp of the last image restored (RESTORE ... TAKEN AT).
+	Target string `json:"target"`
+	// Images are the chain to restore, in restore order.
+	Images []Entry `json:"images"`
+	// RollForward is "end of logs" or "to <yyyy-mm-dd-hh.mm.ss.nnnnnn> using UTC time".
+	RollForward string `json:"roll_forward"`
+	// Commands are the Db2 commands, once the images are where Db2 can read them.
+	Commands []string `json:"commands"`
+	// Notes say what the operator should know: newer chains skipped and why, unverified images,
+	// logs needed, keys not checked.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// RollForwardTime formats t for Db2's ROLLFORWARD ... TO <time> USING UTC TIME.
+func RollForwardTime(t time.Time) string { return t.UTC().Format("2006-01-02-15.04.05.000000") }
+
+// PlanRestore chooses how to restore a database to pointInTime (zero: as late as possible): the
+// newest database-scope image that ended at or before pointInTime whose chain is complete and
+// whose every image's key version keyAvailable reports available (keyAvailable is called with
+// the entry's KeyCRN and KeyVersion, which may be empty when unknown; nil means "not checked",
+// and a note says so). Newer images that were skipped are named in Notes with the reason. The
+// roll-forward goes to the end of logs, or to pointInTime in UTC. With no such chain the error
+// wraps ErrNoRestorableChain and gives the reasons. entries is not modified.
+func PlanRestore(entries []Entry, pointInTime time.Time, keyAvailable func(keyCRN, version string) bool) (RestorePlan, error) {
+	h, err := newHistory(entries)
+	if err != nil {
+		return RestorePlan{}, fmt.Errorf("plan restore: %w", err)
+	}
+	var skipped skips
+	for i := len(h.sorted) - 1; i >= 0; i-- {
+		e := h.sorted[i]
+		if e.Scope != ScopeDatabase || (!pointInTime.IsZero() && e.EndedAt.After(pointInTime)) {
+			continue
+		}
+		idx, err := h.chain(e.ImageTimestamp)
+		if err != nil {
+			skipped.add(chainReason(err), e.Name())
+			continue
+		}
+		chain := h.pick(idx)
+		if missing := unavailableKeys(chain, keyAvailable); missing != "" {
+			skipped.add(missing, e.Name())
+			continue
+		}
+		return plan(h.db, chain, pointInTime, skipped.notes(), keyAvailable == nil), nil
+	}
+	when := "the latest point"
+	if !pointInTime.IsZero() {
+		when = pointInTime.UTC().Format(time.RFC3339)
+	}
+	notes := skipped.notes()
+	if len(notes) == 0 {
+		notes = []string{"no database backup ended by then"}
+	}
+	return RestorePlan{}, fmt.Errorf("plan restore of %s to %s: %w: %s", h.db, when, ErrNoRestorableChain, strings.Join(notes, "; "))
+}
+
+// skips groups the images PlanRestore passed over by reason, in the order met (newest first).
+type skips struct {
+	reasons []string
+	images  map[string][]string
+}
+
+func (s *skips) add(reason, image string) {
+	if s.images == nil {
+		s.images = map[string][]string{}
+	}
+	if _, ok := s.images[reason]; !ok {
+		s.reasons = append(s.reasons, reason)
+	}
+	s.images[reason] = append(s.images[reason], image)
+}
+
+func (s *skips) notes() []string {
+	var out []string
+	for _, r := range s.reasons {
+		imgs := s.images[r]
+		which := strings.Join(imgs, ", ")
+		if len(imgs) > 3 {
+			which = fmt.Sprintf("%d images, %s back to %s", len(imgs), imgs[0], imgs[len(imgs)-1])
+		}
+		out = append(out, fmt.Sprintf("skipped %s: %s", which, r))
+	}
+	return out
+}
+
+func chainReason(err error) string {
+	var ce *ChainError
+	switch {
+	case errors.As(err, &ce) && ce.Missing:
+		return fmt.Sprintf("broken chain: %s needs image %s, which is not in the catalog", ce.Image, ce.Parent)
+	case errors.As(err, &ce):
+		return fmt.Sprintf("broken chain: %s (parent %s): %s", ce.Image, ce.Parent, ce.Reason)
+	}
+	return err.Error()
+}
+
+// unavailableKeys describes the key versions of chain that keyAvailable refuses, or "".
+func unavailableKeys(chain []Entry, keyAvailable func(string, string) bool) string {
+	if keyAvailable == nil {
+		return ""
+	}
+	var out []string
+	seen := map[[2]string]bool{}
+	for _, e := range chain {
+		k := [2]string{e.KeyCRN, e.KeyVersion}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if !keyAvailable(e.KeyCRN, e.KeyVersion) {
+			v := e.KeyVersion
+			if v == "" {
+				v = "(unrecorded)"
+			}
+			out = append(out, fmt.Sprintf("key version %s of %s is unavailable (needed from %s)", v, e.KeyCRN, e.Name()))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func plan(db string, chain []Entry, pit time.Time, notes []string, unchecked bool) RestorePlan {
+	target := chain[len(chain)-1]
+	p := RestorePlan{Database: db, Target: target.ImageTimestamp, Images: chain, Notes: notes}
+	restore := fmt.Sprintf("RESTORE DATABASE %s TAKEN AT %s", db, target.ImageTimestamp)
+	if len(chain) > 1 {
+		restore = fmt.Sprintf("RESTORE DATABASE %s INCREMENTAL AUTOMATIC TAKEN AT %s", db, target.ImageTimestamp)
+	}
+	if pit.IsZero() {
+		p.RollForward = "end of logs"
+		p.Commands = []string{restore, fmt.Sprintf("ROLLFORWARD DATABASE %s TO END OF LOGS AND STOP", db)}
+	} else {
+		p.RollForward = "to " + RollForwardTime(pit) + " using UTC time"
+		p.Commands = []string{restore, fmt.Sprintf("ROLLFORWARD DATABASE %s TO %s USING UTC TIME AND STOP", db, RollForwardTime(pit))}
+	}
+	if unchecked {
+		p.Notes = append(p.Notes, "key availability was not checked")
+	}
+	for _, e := range chain {
+		if !e.Verification.Verified {
+			p.Notes = append(p.Notes, fmt.Sprintf("%s is not verified", e.Name()))
+		}
+		if e.KeyVersion == "" {
+			p.Notes = append(p.Notes, fmt.Sprintf("%s does not record its key version", e.Name()))
+		}
+	}
+	switch {
+	case target.Mode == events.Online && target.LogRange.First != "":
+		p.Notes = append(p.Notes, fmt.Sprintf("roll-forward needs the archived logs from %s on", target.LogRange.First))
+	case target.Mode == events.Online:
+		p.Notes = append(p.Notes, "roll-forward needs the logs written during and after the online backup (log range not recorded)")
+	case pit.IsZero():
+		p.Notes = append(p.Notes, "offline image: RESTORE ... WITHOUT ROLLING FORWARD also gives the database as of the image")
+	}
+	return p
+}

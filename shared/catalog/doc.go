@@ -1,0 +1,23 @@
+// Package catalog is keyguard's record of backup images and the pure decisions made from it:
+// which images a restore needs, which restore to plan for a point in time, and which images
+// retention may delete.
+//
+// One Entry describes one Db2 backup image (full, incremental or delta). It is stored once, as
+// pretty-printed JSON, at catalog/<database>/<timestamp>-<type>.json in COS (under the object
+// store's prefix), written with If-None-Match: * and never rewritten: Catalog.Put of an identical
+// entry again succeeds (an idempotent retry), a different entry at the same key fails with
+// ErrExists. Stored entries are decoded strictly: unknown fields, trailing data, a newer schema
+// version or an invalid entry are errors, never silently skipped, because retention must not
+// decide from a partial view.
+//
+// Chain, PlanRestore and Retain are pure functions of a database's entries. Chain follows the
+// ParentTimestamp links the way Db2's RESTORE ... INCREMENTAL AUTOMATIC walks its recovery
+// history (see Chain). Retain never drops an image that a kept chain needs, never keeps fewer
+// than RetentionPolicy.KeepFulls full chains nor loses the newest restorable chain, and never
+// drops an image a running restore uses.
+//
+// Users: the backup runner writes entries (Put); the completion handler applies retention (List,
+// Retain, Delete); the operator command line and the restore flow plan restores (List,
+// PlanRestore). Catalog is safe for concurrent use; the pure functions do not modify their
+// arguments.
+package catalog

@@ -1,0 +1,223 @@
+package catalog_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/catalog/catalogtest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", name, diff(string(want), string(got)))
+	}
+}
+
+// diff shows the first differing lines.
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := range max(len(w), len(g)) {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return "line " + itoa(i+1) + ":\n  want: " + a + "\n  got:  " + b
+		}
+	}
+	return "(no line differs)"
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}
+
+// richEntry uses every field.
+func richEntry() catalog.Entry {
+	e := catalogtest.Sample("orders", "20240313170000", events.Delta, "20240313090000")
+	e.Mode = events.Offline
+	e.Scope = catalog.ScopeTablespace
+	e.Tablespaces = []string{"USERSPACE1", "TS_ORDERS"}
+	e.Images = append(e.Images, catalog.Object{Key: catalog.ImageKey("orders", e.ImageTimestamp, "ORDERS.3.db2inst1.DBPART000.20240313170000.002"), Size: 7, SHA256: strings.Repeat("ab", 32)})
+	e.SizeBytes = e.Images[0].Size + 7
+	e.LogRange = catalog.LogRange{First: "S0000120.LOG", Last: "S0000123.LOG"}
+	e.KeyVersion = "4d3c2b1a-0000-4000-8000-0000000000v2"
+	e.Keystore = &catalog.Object{Key: catalog.ImageKey("orders", e.ImageTimestamp, "keystore.p12"), Size: 2048, SHA256: strings.Repeat("cd", 32)}
+	e.Verification.Detail = "Image Verification Complete - successful."
+	e.StartedAt = e.StartedAt.In(time.FixedZone("EST", -5*3600))
+	return e
+}
+
+func TestEncodeGolden(t *testing.T) {
+	body, err := catalog.Encode(richEntry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "entry.golden.json", body)
+	back, err := catalog.Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := catalog.Encode(back)
+	if err != nil || !bytes.Equal(again, body) {
+		t.Errorf("Encode(Decode(Encode(e))) differs: %v\n%s", err, again)
+	}
+	if back.StartedAt.Location() != time.UTC {
+		t.Errorf("decoded instants are in %v, want UTC", back.StartedAt.Location())
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(e *catalog.Entry)
+		want string // substring of the error; "" = valid
+	}{
+		{"sample", func(e *catalog.Entry) {}, ""},
+		{"rich", func(e *catalog.Entry) { *e = richEntry() }, ""},
+		{"full", func(e *catalog.Entry) { e.Type, e.ParentTimestamp = events.Full, "" }, ""},
+		{"external image without checksum", func(e *catalog.Entry) {
+			e.Images = []catalog.Object{{Key: "db2oncloud://crn:v1:x/backups/1", Size: 0}}
+		}, ""},
+		{"unverified with detail", func(e *catalog.Entry) {
+			e.Verification = catalog.Verification{Detail: "db2ckbkp: not run"}
+		}, ""},
+		{"bad database", func(e *catalog.Entry) { e.Database = "a/b" }, "database"},
+		{"short timestamp", func(e *catalog.Entry) { e.ImageTimestamp = "2024031317" }, "image_timestamp"},
+		{"impossible timestamp", func(e *catalog.Entry) { e.ImageTimestamp = "20241332170000" }, "image_timestamp"},
+		{"signed timestamp", func(e *catalog.Entry) { e.ImageTimestamp = "+2024031317000" }, "image_timestamp"},
+		{"type", func(e *catalog.Entry) { e.Type = "weekly" }, "type"},
+		{"mode", func(e *catalog.Entry) { e.Mode = "" }, "mode"},
+		{"scope", func(e *catalog.Entry) { e.Scope = "" }, "scope"},
+		{"tablespaces on database scope", func(e *catalog.Entry) { e.Tablespaces = []string{"X"} }, "tablespaces must be empty"},
+		{"tablespace scope without tablespaces", func(e *catalog.Entry) { e.Scope = catalog.ScopeTablespace }, "tablespaces are required"},
+		{"repeated tablespace", func(e *catalog.Entry) {
+			e.Scope, e.Tablespaces = catalog.ScopeTablespace, []string{"A", "A"}
+		}, "repeated"},
+		{"full with parent", func(e *catalog.Entry) { e.Type = events.Full }, "must be empty for a full"},
+		{"delta without parent", func(e *catalog.Entry) { e.ParentTimestamp = "" }, "parent_timestamp must be 14 digits"},
+		{"parent after image", func(e *catalog.Entry) { e.ParentTimestamp = "20250101000000" }, "before image_timestamp"},
+		{"no times", func(e *catalog.Entry) { e.StartedAt = time.Time{} }, "started_at and ended_at"},
+		{"ends before start", func(e *catalog.Entry) { e.EndedAt = e.StartedAt.Add(-time.Second) }, "ended_at is before"},
+		{"year 10000 in UTC", func(e *catalog.Entry) {
+			e.EndedAt = time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("W", -2*3600))
+		}, "1970-9999"},
+		{"no images", func(e *catalog.Entry) { e.Images = nil }, "at least one"},
+		{"image without checksum", func(e *catalog.Entry) { e.Images[0].SHA256 = "" }, "sha256 is required"},
+		{"upper-case checksum", func(e *catalog.Entry) { e.Images[0].SHA256 = strings.ToUpper(e.Images[0].SHA256) }, "lowercase hex"},
+		{"image of another database", func(e *catalog.Entry) { e.Images[0].Key = "images/other/x" }, "not under images/db1/"},
+		{"dot segment", func(e *catalog.Entry) { e.Images[0].Key = "images/db1/../x" }, "dot segment"},
+		{"control character", func(e *catalog.Entry) { e.Images[0].Key = "images/db1/\x00" }, "control"},
+		{"repeated image", func(e *catalog.Entry) { e.Images = append(e.Images, e.Images[0]) }, "repeated"},
+		{"negative size", func(e *catalog.Entry) { e.Images[0].Size = -1 }, "size is negative"},
+		{"negative size_bytes", func(e *catalog.Entry) { e.SizeBytes = -1 }, "size_bytes"},
+		{"log last without first", func(e *catalog.Entry) { e.LogRange.Last = "S1.LOG" }, "log_range.last"},
+		{"no key", func(e *catalog.Entry) { e.KeyCRN = "" }, "key_crn"},
+		{"keystore is an image", func(e *catalog.Entry) { k := e.Images[0]; e.Keystore = &k }, "also an image"},
+		{"verified without tool", func(e *catalog.Entry) { e.Verification.Tool = "" }, "needs tool and at"},
+		{"long detail", func(e *catalog.Entry) { e.Verification.Detail = strings.Repeat("x", 5000) }, "detail"},
+		{"no run id", func(e *catalog.Entry) { e.RunID = "" }, "run_id"},
+		{"no executor", func(e *catalog.Entry) { e.Executor = "" }, "executor"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := catalogtest.Sample("db1", "20240313170000", events.Delta, "20240313090000")
+			tc.edit(&e)
+			err := e.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Validate = %v, want nil", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("Validate = nil, want an error about %q", tc.want)
+			case tc.want != "" && (!errors.Is(err, catalog.ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate = %v, want ErrInvalid about %q", err, tc.want)
+			}
+			if _, encErr := catalog.Encode(e); (encErr == nil) != (err == nil) {
+				t.Errorf("Encode = %v, Validate = %v: they must agree", encErr, err)
+			}
+		})
+	}
+}
+
+func TestDecodeStrict(t *testing.T) {
+	good, err := catalog.Encode(catalogtest.Sample("db1", "20240303010000", events.Full, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(good)
+	cases := []struct {
+		name, body, want string
+	}{
+		{"good", s, ""},
+		{"unknown field", strings.Replace(s, `"database"`, `"colour": "blue", "database"`, 1), "unknown field"},
+		{"trailing data", s + "{}", "data after"},
+		{"trailing garbage", s + "]", "data after"},
+		{"no schema version", strings.Replace(s, `"schema_version": 1,`, "", 1), "schema_version 0"},
+		{"newer schema", strings.Replace(s, `"schema_version": 1,`, `"schema_version": 2,`, 1), "newer"},
+		{"invalid entry", strings.Replace(s, `"run_id": "run-20240303010000"`, `"run_id": ""`, 1), "run_id"},
+		{"wrong type", strings.Replace(s, `"size_bytes": 14680064`, `"size_bytes": "big"`, 1), "size_bytes"},
+		{"not an object", `[]`, "cannot unmarshal"},
+		{"empty", ``, "EOF"},
+		{"too large", s + strings.Repeat(" ", catalog.MaxEncodedSize), "more than"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := catalog.Decode([]byte(tc.body))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Decode = %v", err)
+			case tc.want != "" && (err == nil || !errors.Is(err, catalog.ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Decode = %v, want ErrInvalid about %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeys(t *testing.T) {
+	e := catalogtest.Sample("db1", "20240303010000", events.Full, "")
+	if got, want := e.Key(), "catalog/db1/20240303010000-full.json"; got != want {
+		t.Errorf("Key = %q, want %q", got, want)
+	}
+	if got, want := catalog.ImageKey("db1", "20240303010000", "f.001"), "images/db1/20240303010000/f.001"; got != want {
+		t.Errorf("ImageKey = %q, want %q", got, want)
+	}
+	if got := catalog.Timestamp(time.Date(2024, 3, 3, 1, 2, 3, 0, time.UTC)); got != "20240303010203" {
+		t.Errorf("Timestamp = %q", got)
+	}
+	if (catalog.Object{Key: "images/db1/x"}).External() || !(catalog.Object{Key: "s3://b/k"}).External() {
+		t.Error("External misclassifies")
+	}
+}
