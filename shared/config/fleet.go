@@ -108,6 +108,9 @@ type Database struct {
 	Retention      RetentionPolicy              `yaml:"retention"`
 	// BackupDir is where the Db2 command line writes images before upload (db2cli executor).
 	BackupDir string `yaml:"backup_dir"`
+	// Alias is the Db2 database alias the command line uses (db2cli); the upper-cased name when
+	// empty.
+	Alias string `yaml:"alias"`
 	// Tablespaces, when set, makes backups table space backups of just these table spaces.
 	Tablespaces []string `yaml:"tablespaces"`
 	// IncludeLogs adds the logs needed to restore an online image to it (default true).
@@ -229,6 +232,7 @@ func Load(data []byte) (*Fleet, error) {
 
 var (
 	nameRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	aliasRE      = regexp.MustCompile(`^[A-Z@#$][A-Z0-9@#$_]{0,7}$`)
 	tablespaceRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_#@$]{0,127}$`)
 	keyCRNRE     = regexp.MustCompile(`^crn:v1:[a-z0-9-]+:[a-z0-9-]+:(kms|hs-crypto):[a-z0-9-]*:a/[0-9a-f]+:[0-9a-f-]+:key:[0-9a-f-]+$`)
 )
@@ -324,6 +328,12 @@ func (f *Fleet) validate() error {
 		if d.Executor == ExecDb2CLI && !strings.HasPrefix(d.BackupDir, "/") {
 			add("%s: backup_dir must be an absolute path for the db2cli executor", at)
 		}
+		if d.Alias == "" {
+			d.Alias = strings.ToUpper(d.Name)
+		}
+		if d.Executor == ExecDb2CLI && !aliasRE.MatchString(d.Alias) {
+			add("%s: alias %q is not a Db2 database alias (1-8 letters, digits, @ # $ _; set alias: when the name does not fit)", at, d.Alias)
+		}
 		if len(d.Tablespaces) > 0 && d.Executor == ExecDb2SaaS {
 			add("%s: Db2 on Cloud takes database backups only, not table space backups", at)
 		}
@@ -378,3 +388,12 @@ func (f *Fleet) Key(crn string) KeyPolicy {
 
 // WithLogs reports whether online backups of d include their logs.
 func (d Database) WithLogs() bool { return d.IncludeLogs == nil || *d.IncludeLogs }
+
+// Db2Instance is the Db2 instance name of a self-managed database: the part of Instance before
+// "@" (db2inst1@host), or Instance itself.
+func (d Database) Db2Instance() string {
+	if i := strings.IndexByte(d.Instance, '@'); i > 0 {
+		return d.Instance[:i]
+	}
+	return d.Instance
+}

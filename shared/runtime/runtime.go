@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/IBM/go-sdk-core/v5/core"
+	"github.com/IBM/ibm-cos-sdk-go/service/s3"
 
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
@@ -128,8 +129,8 @@ func (c Config) Authenticator() (core.Authenticator, error) {
 	return a, nil
 }
 
-// Objects builds the COS object store.
-func (c Config) Objects() (objstore.Store, error) {
+// COSClient builds the COS S3 client.
+func (c Config) COSClient() (*s3.S3, error) {
 	o := objstore.Options{Endpoint: c.COSEndpoint, Region: c.COSRegion}
 	if c.COSHMACKey != "" {
 		o.HMACKeyID, o.HMACSecret = c.COSHMACKey, c.COSHMACSecret.Reveal()
@@ -139,7 +140,12 @@ func (c Config) Objects() (objstore.Store, error) {
 		}
 		o.APIKey, o.IAMTokenURL, o.InstanceCRN = c.APIKey.Reveal(), c.IAMURL+"/identity/token", c.COSInstanceCRN
 	}
-	client, err := objstore.NewCOSClient(o)
+	return objstore.NewCOSClient(o)
+}
+
+// Objects builds the COS object store.
+func (c Config) Objects() (objstore.Store, error) {
+	client, err := c.COSClient()
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,8 @@ func (c *session) dispatch(tok []string) int {
 		return c.syntax("", "BEGIN-OF-STATEMENT")
 	case (is("get", "db", "*", "for") || is("get", "database", "*", "for")) && isCfg(lower[2]) && len(tok) == 5:
 		return c.dbCfg(tok[4])
+	case (is("get", "dbm", "*") || is("get", "database", "manager", "*")) && isCfg(lower[len(lower)-1]) && len(tok) <= 4:
+		return c.dbmCfg()
 	case is("list", "applications") && len(tok) == 2:
 		return c.listApplications(c.s.Database)
 	case is("list", "applications", "for", "*") && len(tok) == 5 && (lower[3] == "db" || lower[3] == "database"):
@@ -448,4 +450,15 @@ func (c *session) timestamp() (string, error) {
 		c.s.NextTimestamp = t.Add(time.Second).Format(layout)
 	}
 	return t.Format(layout), nil
+}
+
+// dbmCfg prints the instance configuration lines keyguard reads (native-encryption keystore).
+func (c *session) dbmCfg() int {
+	typ := "NONE"
+	if c.s.KeystoreLocation != "" {
+		typ = "PKCS12"
+	}
+	c.printf("\n          Database Manager Configuration\n\n     Node type = Enterprise Server Edition with local and remote clients\n\n")
+	c.printf("%s\n%s\n", cfgLine("Keystore type", "KEYSTORE_TYPE", typ), cfgLine("Keystore location", "KEYSTORE_LOCATION", c.s.KeystoreLocation))
+	return exitOK
 }

@@ -51,6 +51,9 @@ type State struct {
 	BackupPending      bool   `json:"backup_pending,omitempty"`
 	RollforwardPending bool   `json:"rollforward_pending,omitempty"`
 	Encrypted          bool   `json:"encrypted,omitempty"`
+	// KeystoreLocation, when set, is a local PKCS#12 keystore (KEYSTORE_TYPE PKCS12) that
+	// `get dbm cfg` reports.
+	KeystoreLocation string `json:"keystore_location,omitempty"`
 	// Applications is the number of connected applications besides the CLP's own connection.
 	Applications int `json:"applications,omitempty"`
 	// SizeBytes is DATABASESIZE (ImageBytes when 0); CapacityBytes is DATABASECAPACITY (-1 when 0).

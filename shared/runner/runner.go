@@ -1,0 +1,275 @@
+package runner
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/db2"
+	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/upload"
+)
+
+// FleetSource returns the current fleet policy.
+type FleetSource interface {
+	Fleet(ctx context.Context) (*config.Fleet, error)
+}
+
+// Uploader streams files to COS, create-only, returning size and SHA-256.
+type Uploader interface {
+	UploadFile(ctx context.Context, key, path string) (upload.Object, error)
+	Upload(ctx context.Context, key string, r io.Reader, size int64) (upload.Object, error)
+}
+
+// Catalog is where image entries go.
+type Catalog interface {
+	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	Put(ctx context.Context, e catalog.Entry) error
+}
+
+// Sender publishes the outcome.
+type Sender interface {
+	Send(ctx context.Context, id string, p events.Payload) error
+}
+
+// Runner runs one backup per event.
+type Runner struct {
+	Fleet   FleetSource
+	DB2     db2.Runner
+	Upload  Uploader
+	Catalog Catalog
+	Send    Sender
+	Clock   clock.Clock
+	Log     *slog.Logger
+	// FreeSpace reports the free bytes of a directory (statfs when nil).
+	FreeSpace func(dir string) (int64, error)
+}
+
+// Handle runs the backup of a backup.started event. Its error is non-nil only when the outcome
+// could not be published (so the job fails and the scheduler's lease reconciles the run); a failed
+// backup is an outcome, not an error.
+func (r *Runner) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
+	if e.Type != events.TypeBackupStarted {
+		return edge.Result{}, edge.Reject("the runner takes %s, not %q", events.TypeBackupStarted, e.Type)
+	}
+	p, err := events.DecodeData(e.Type, e.Data)
+	if err != nil {
+		return edge.Result{}, err
+	}
+	run := *p.(*events.BackupStarted)
+	fleet, err := r.Fleet.Fleet(ctx)
+	if err != nil {
+		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
+	}
+	db, ok := fleet.Database(run.Database)
+	if !ok {
+		return edge.Result{}, edge.Reject("database %q is not in the fleet policy", run.Database)
+	}
+	entries, err := r.Catalog.List(ctx, db.Name)
+	if err != nil {
+		return edge.Result{}, fmt.Errorf("read catalog of %s: %w", db.Name, err)
+	}
+	for _, ent := range entries {
+		if ent.RunID == run.RunID { // this run already finished: say so again
+			out := completedFrom(run, ent)
+			return r.publish(ctx, run, out, "already cataloged as "+ent.Name())
+		}
+	}
+	out, note := r.backup(ctx, db, run, entries)
+	return r.publish(ctx, run, out, note)
+}
+
+func (r *Runner) publish(ctx context.Context, run events.BackupStarted, out events.Payload, note string) (edge.Result, error) {
+	if err := r.Send.Send(ctx, run.RunID+"/outcome", out); err != nil {
+		return edge.Result{}, fmt.Errorf("publish outcome of %s: %w", run.RunID, err)
+	}
+	outcome := "completed"
+	if _, failed := out.(events.BackupFailed); failed {
+		outcome = "failed"
+	}
+	r.log().Info("backup outcome", "db", run.Database, "run", run.RunID, "outcome", outcome, "note", note)
+	return edge.Result{Outcome: outcome, Detail: note}, nil
+}
+
+// backup does the work and always returns an outcome to publish.
+func (r *Runner) backup(ctx context.Context, db config.Database, run events.BackupStarted, entries []catalog.Entry) (events.Payload, string) {
+	now := clock.Or(r.Clock).Now
+	fail := func(err error) (events.Payload, string) {
+		f := events.BackupFailed{Database: db.Name, RunID: run.RunID, Type: run.Type, Mode: run.Mode, StartedAt: run.StartedAt, EndedAt: now(),
+			Class: db2.ClassOf(err), Message: truncate(err.Error(), 4000)}
+		var de *db2.Error
+		if errors.As(err, &de) {
+			f.Code = de.Code
+		}
+		return f, f.Message
+	}
+	insp, err := db2.Inspect(ctx, r.DB2, db.Alias)
+	if err != nil {
+		return fail(fmt.Errorf("inspect %s: %w", db.Alias, err))
+	}
+	free, err := r.freeSpace(db.BackupDir)
+	if err != nil {
+		free = -1 // unknown: the planner notes the skipped check
+	}
+	req := db2.Request{Database: db.Alias, Instance: db.Db2Instance(), Type: run.Type, Mode: run.Mode, TargetDir: db.BackupDir,
+		Tablespaces: db.Tablespaces, IncludeLogs: db.WithLogs() && run.Mode == events.Online, Compress: true}
+	parent := predecessor(entries, run.Type, run.KeyVersion, len(db.Tablespaces) > 0)
+	needed := db2.RequiredSpace(insp.Size, insp.Config, req.IncludeLogs, run.Mode)
+	plan, err := db2.PlanBackup(req, insp.Config, len(insp.Applications), parent != nil || run.Type == events.Full, free, needed)
+	if err != nil {
+		return fail(err)
+	}
+	res, err := db2.Execute(ctx, r.DB2, plan, r.Log)
+	if res.Image != "" {
+		defer os.Remove(res.Image) // the local copy goes, uploaded or not
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if plan.Type == events.Full {
+		parent = nil
+	} else if parent == nil {
+		parent = predecessor(entries, plan.Type, run.KeyVersion, len(db.Tablespaces) > 0)
+	}
+	img, err := r.Upload.UploadFile(ctx, catalog.ImageKey(db.Name, res.Timestamp, filepath.Base(res.Image)), res.Image)
+	if err != nil {
+		return fail(fmt.Errorf("upload image: %w", err))
+	}
+	ent := catalog.Entry{Database: db.Name, ImageTimestamp: res.Timestamp, Type: plan.Type, Mode: plan.Mode, Scope: catalog.ScopeDatabase,
+		StartedAt: run.StartedAt, EndedAt: now(), Images: []catalog.Object{catalog.Object(img)}, SizeBytes: img.Size,
+		KeyCRN: run.KeyCRN, KeyVersion: run.KeyVersion, RunID: run.RunID, Executor: config.ExecDb2CLI,
+		Verification: catalog.Verification{Verified: res.Verified, Tool: "db2ckbkp", At: now(), Detail: "Image Verification Complete - successful."}}
+	if len(plan.Tablespaces) > 0 {
+		ent.Scope, ent.Tablespaces = catalog.ScopeTablespace, plan.Tablespaces
+	}
+	if parent != nil {
+		ent.ParentTimestamp = parent.ImageTimestamp
+	}
+	if ks, err := r.keystore(ctx, db, res.Timestamp); err != nil {
+		return fail(fmt.Errorf("copy keystore: %w", err))
+	} else if ks != nil {
+		ent.Keystore = ks
+	}
+	if err := r.Catalog.Put(ctx, ent); err != nil {
+		return fail(fmt.Errorf("write catalog entry: %w", err))
+	}
+	note := fmt.Sprintf("%s %s image %s, %d bytes, sha256 %s", plan.Mode, plan.Type, res.Timestamp, img.Size, img.SHA256[:12])
+	for _, n := range plan.Notes {
+		note += "; " + n
+	}
+	return completedFrom(run, ent), note
+}
+
+// predecessor is the image a new backup of type t builds on, under the same key version (a
+// chain never spans two key versions): the latest full for an incremental, the latest image of
+// any type for a delta. nil when there is none.
+func predecessor(entries []catalog.Entry, t events.BackupType, keyVersion string, tablespaces bool) *catalog.Entry {
+	scope := catalog.ScopeDatabase
+	if tablespaces {
+		scope = catalog.ScopeTablespace
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if e.Scope != scope || e.KeyVersion != keyVersion {
+			continue
+		}
+		if t == events.Delta || e.Type == events.Full {
+			return &e
+		}
+	}
+	return nil
+}
+
+func completedFrom(run events.BackupStarted, e catalog.Entry) events.BackupCompleted {
+	loc := ""
+	sum := ""
+	if len(e.Images) > 0 {
+		loc, sum = e.Images[0].Key, e.Images[0].SHA256
+	}
+	return events.BackupCompleted{Database: e.Database, RunID: run.RunID, Type: e.Type, Mode: e.Mode, StartedAt: run.StartedAt, EndedAt: e.EndedAt,
+		ImageTimestamp: e.ImageTimestamp, Location: loc, SizeBytes: e.SizeBytes, SHA256: sum, KeyCRN: e.KeyCRN, KeyVersion: e.KeyVersion,
+		Verified: e.Verification.Verified, CatalogKey: e.Key()}
+}
+
+// keystore copies a local native-encryption keystore (and its stash file) as one tar object,
+// create-only, beside the image it can open.
+func (r *Runner) keystore(ctx context.Context, db config.Database, ts string) (*catalog.Object, error) {
+	out, _, err := r.DB2.Run(ctx, []string{"db2", "get", "dbm", "cfg"})
+	if err != nil {
+		return nil, err
+	}
+	ks, err := db2.ParseDBMKeystore(out)
+	if err != nil || !ks.Local() {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeTar(pw, ks.Files())) }()
+	obj, err := r.Upload.Upload(ctx, catalog.ImageKey(db.Name, ts, "keystore.tar"), pr, -1)
+	_ = pr.Close()
+	if err != nil {
+		return nil, err
+	}
+	o := catalog.Object(obj)
+	return &o, nil
+}
+
+// writeTar streams the files that exist into a tar archive; the keystore itself must exist.
+func writeTar(w io.Writer, files []string) error {
+	tw := tar.NewWriter(w)
+	for i, f := range files {
+		fh, err := os.Open(f)
+		if errors.Is(err, os.ErrNotExist) && i > 0 {
+			continue // no stash file
+		}
+		if err != nil {
+			return err
+		}
+		st, err := fh.Stat()
+		if err == nil {
+			err = tw.WriteHeader(&tar.Header{Name: filepath.Base(f), Mode: 0o600, Size: st.Size(), ModTime: st.ModTime()})
+		}
+		if err == nil {
+			_, err = io.Copy(tw, fh)
+		}
+		fh.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+func (r *Runner) freeSpace(dir string) (int64, error) {
+	if r.FreeSpace != nil {
+		return r.FreeSpace(dir)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
