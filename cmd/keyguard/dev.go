@@ -16,6 +16,7 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/executor"
+	"github.com/keyguard-dev/keyguard/test/fakedb2"
 	"github.com/keyguard-dev/keyguard/test/stack"
 )
 
@@ -46,9 +47,18 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) // a Monday
-	sc := scenario(fleet, start)
+	work, err := os.MkdirTemp("", "keyguard-dev-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	db2 := &stack.Db2CLI{FakeBin: filepath.Join(work, "bin"), StateFile: filepath.Join(work, "db2.json")}
+	if err := devDb2(fleet, work, db2, start); err != nil {
+		return err
+	}
+	sc := scenario(fleet, start, db2)
 	began := time.Now()
-	st, err := stack.Start(ctx, stack.Options{Versitygw: *vgw, Fleet: fleet, Start: start, Fail: sc.fail, Logger: log, Rewrap: rewrapDelay})
+	st, err := stack.Start(ctx, stack.Options{Versitygw: *vgw, Fleet: fleet, Start: start, Fail: sc.fail, Logger: log, Rewrap: rewrapDelay, Db2CLI: db2})
 	if err != nil {
 		return err
 	}
@@ -106,10 +116,53 @@ type scenarioPlan struct {
 	notes   []string
 }
 
+// devDb2 prepares the fake Db2 command line for the fleet's db2cli databases (the first one is
+// the fake's database; the dev stack supports one): binaries, a state file, and a backup
+// directory under work instead of the policy's.
+func devDb2(f *config.Fleet, work string, d *stack.Db2CLI, start time.Time) error {
+	for i := range f.Databases {
+		db := &f.Databases[i]
+		if db.Executor != config.ExecDb2CLI {
+			continue
+		}
+		db.BackupDir = filepath.Join(work, "backup", db.Name)
+		if err := os.MkdirAll(db.BackupDir, 0o700); err != nil {
+			return err
+		}
+		st := fakedb2.State{Database: db.Alias, Instance: db.Db2Instance(), ImageBytes: 4 << 20, NextTimestamp: start.Format("20060102150405")}
+		if db.Mode == events.Online {
+			st.LogArchMeth1, st.TrackMod = "DISK:/db2/archive/", true
+		}
+		if err := fakedb2.SaveState(d.StateFile, st); err != nil {
+			return err
+		}
+		return fakedb2.BuildTo(d.FakeBin)
+	}
+	return nil
+}
+
+// setFault sets or clears a fault of the fake Db2.
+func setFault(path string, f fakedb2.Fault, on bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var st fakedb2.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return err
+	}
+	st.Inject = nil
+	if on {
+		st.Inject = []fakedb2.Fault{f}
+	}
+	return fakedb2.SaveState(path, st)
+}
+
 // scenario: Key Protect rotates the first database's key mid-week (Db2 re-wraps in 40 minutes
 // below 1 TiB, in 2.5 hours above), Cloud Logs reports the same rotation ten minutes later, and
-// the last database's 3rd and 4th runs fail (two in a row reach the default alert threshold).
-func scenario(f *config.Fleet, start time.Time) scenarioPlan {
+// the self-managed database's images come out corrupt for an hour on Wednesday night, so its
+// backup fails verification twice (the default alert threshold) before a retry succeeds.
+func scenario(f *config.Fleet, start time.Time, db2 *stack.Db2CLI) scenarioPlan {
 	var sc scenarioPlan
 	key := f.Databases[0].KeyCRN
 	rot := start.Add(3*24*time.Hour + 90*time.Minute) // Thursday 01:30
@@ -124,12 +177,22 @@ func scenario(f *config.Fleet, start time.Time) scenarioPlan {
 			return st.PublishCloudLogsRotation(ctx, key, version, rot)
 		}})
 	sc.notes = append(sc.notes, fmt.Sprintf("Key Protect rotates the root key of %s %s; Db2 re-wraps in 40m (2h30m above 1 TiB); Cloud Logs reports it 10m later", names2(f.ByKey(key)), stamp(rot)))
-	last := f.Databases[len(f.Databases)-1].Name
-	for _, n := range []int{3, 4} {
-		sc.fail = append(sc.fail, executor.FailRule{Database: last, Nth: n, Class: events.Transient, Code: "SQL2062N",
-			Message: "An error occurred while accessing media \"/db2backup\". Reason code: \"406\"."})
+	for _, db := range f.Databases {
+		if db.Executor != config.ExecDb2CLI {
+			continue
+		}
+		bad := start.Add(2 * 24 * time.Hour) // Wednesday 00:00
+		sc.actions = append(sc.actions,
+			&action{at: bad, what: "the backup disk of " + db.Name + " starts corrupting images", do: func(context.Context, *stack.Stack) error {
+				return setFault(db2.StateFile, fakedb2.FaultCorruptImage, true)
+			}},
+			&action{at: bad.Add(time.Hour), what: "the backup disk of " + db.Name + " is replaced", do: func(context.Context, *stack.Stack) error {
+				return setFault(db2.StateFile, fakedb2.FaultCorruptImage, false)
+			}})
+		sc.notes = append(sc.notes, fmt.Sprintf("%s (self-managed, the real runner against a fake db2 command line) writes corrupt images %s to %s",
+			db.Name, stamp(bad), stamp(bad.Add(time.Hour))))
+		break
 	}
-	sc.notes = append(sc.notes, fmt.Sprintf("%s's 3rd and 4th backups fail (media error SQL2062N)", last))
 	return sc
 }
 
@@ -198,7 +261,7 @@ func describe(typ string, data []byte) string {
 	case *events.BackupCompleted:
 		return fmt.Sprintf("%-8s completed %s, image %s, %s", v.Database, v.RunID, v.ImageTimestamp, config.Size(v.SizeBytes))
 	case *events.BackupFailed:
-		return fmt.Sprintf("%-8s FAILED %s: %s %s (%s)", v.Database, v.RunID, v.Code, v.Message, v.Class)
+		return fmt.Sprintf("%-8s FAILED %s: %s (%s)", v.Database, v.RunID, strings.TrimSpace(v.Code+" "+v.Message), v.Class)
 	case *events.Alert:
 		return fmt.Sprintf("%-8s ALERT %s: %s", orDash(v.Database), v.Severity, v.Message)
 	case *events.RotationSettled:

@@ -3,6 +3,7 @@ package fakedb2
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -51,28 +52,45 @@ var built struct {
 func Build(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			built.err = fmt.Errorf("find the go command: %w", err)
-			return
-		}
 		dir, err := os.MkdirTemp("", "keyguard-fakedb2-")
 		if err != nil {
 			built.err = err
 			return
 		}
-		cmd := exec.Command(goTool, "build", "-o", dir+string(filepath.Separator), cmdPackage+"db2", cmdPackage+"db2ckbkp")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build the fake db2: %v\n%s", err, out)
-			return
-		}
+		built.err = GoBuild(dir, cmdPackage+"db2", cmdPackage+"db2ckbkp")
 		built.dir = dir
 	})
 	if built.err != nil {
 		t.Fatal(built.err)
 	}
 	return built.dir
+}
+
+// GoBuild compiles packages (import paths of this module) into dir with the go command, static.
+// The dev stack uses it for the fake db2 and the runner.
+func GoBuild(dir string, pkgs ...string) error {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("find the go command: %w", err)
+	}
+	cmd := exec.Command(goTool, append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %v: %v\n%s", pkgs, err, out)
+	}
+	return nil
+}
+
+// BuildTo compiles the fake db2 and db2ckbkp into dir.
+func BuildTo(dir string) error { return GoBuild(dir, cmdPackage+"db2", cmdPackage+"db2ckbkp") }
+
+// SaveState writes the state file at path (outside tests).
+func SaveState(path string, s State) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
 }
 
 // WriteState writes the state file at path.

@@ -51,6 +51,18 @@ type Options struct {
 	// Rewrap is how long the simulated Db2 takes to re-wrap its keys after a rotation; nil means
 	// it never reports the new version (windows then close at their maximum).
 	Rewrap func(db config.Database) time.Duration
+	// FleetYAML is the policy's text (needed by a runner process; the example when empty).
+	FleetYAML []byte
+	// Db2CLI runs the fleet's db2cli databases against a fake Db2 command line.
+	Db2CLI *Db2CLI
+}
+
+// Db2CLI says how the stack backs up db2cli databases: with the real runner against the fake
+// db2 and db2ckbkp in FakeBin, whose state file is StateFile. With RunnerBin set, each backup is a
+// child process of that runner binary (as a Code Engine job run is a container); otherwise the
+// runner runs in this process on the stack's clock.
+type Db2CLI struct {
+	FakeBin, StateFile, RunnerBin string
 }
 
 // Stack is a running local keyguard.
@@ -75,6 +87,7 @@ type Stack struct {
 
 	tickN   int
 	closers []func() error
+	waiters []interface{ Wait(context.Context) error }
 }
 
 const (
@@ -148,6 +161,15 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		return nil, err
 	}
 
+	execs := map[string]scheduler.Executor{config.ExecSimulated: s.Sim}
+	if o.Db2CLI != nil {
+		exec, err := s.db2cli(o, apiKey, enURL, log)
+		if err != nil {
+			return nil, err
+		}
+		execs[config.ExecDb2CLI] = exec
+	}
+
 	// The three functions.
 	fleet := config.Static{F: o.Fleet}
 	handlers := map[string]map[string]edge.Handler{}
@@ -159,7 +181,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		flog := log.With("fn", fn)
 		switch fn {
 		case config.FnScheduler:
-			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: map[string]scheduler.Executor{config.ExecSimulated: s.Sim}, Send: send,
+			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: execs, Send: send,
 				Keys: runtime.KeyWatcher{C: s.Keys}, Clock: s.Clock, Log: flog}
 			handlers[fn] = map[string]edge.Handler{config.PathTick: h, config.PathEvents: scheduler.Requests{Scheduler: h}}
 		case config.FnRotation:
@@ -288,6 +310,20 @@ func (s *Stack) Tick(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("publish tick: %w", err)
 	}
+	return s.settle(ctx)
+}
+
+// settle waits until Event Notifications has nothing in flight and no runner is running, and
+// again after each runner finished (its outcome is a new delivery).
+func (s *Stack) settle(ctx context.Context) error {
+	if err := s.EN.WaitIdle(ctx); err != nil {
+		return err
+	}
+	for _, w := range s.waiters {
+		if err := w.Wait(ctx); err != nil {
+			return err
+		}
+	}
 	return s.EN.WaitIdle(ctx)
 }
 
@@ -295,7 +331,7 @@ func (s *Stack) Tick(ctx context.Context) error {
 // Notifications) and waits for the deliveries to settle.
 func (s *Stack) Advance(ctx context.Context, d time.Duration) error {
 	s.Clock.Advance(d)
-	return s.EN.WaitIdle(ctx)
+	return s.settle(ctx)
 }
 
 // Publish sends an event as an outside party and waits for its delivery to settle.
