@@ -1,5 +1,6 @@
 // Command completion is keyguard's backup-outcome handler (a Code Engine app on /events):
-// backup completed and backup failed. See shared/completion.
+// backup completed and backup failed, then chain-safe retention of the catalog. See
+// shared/completion.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/completion"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
@@ -19,7 +21,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := runtime.Run(ctx, config.FnCompletion, os.Getenv, func(d runtime.Deps) (map[string]edge.Handler, error) {
-		h := &completion.Handler{Store: d.States, Fleet: d.Fleet, Send: d.Send, Log: d.Log}
+		h := &completion.Handler{Store: d.States, Fleet: d.Fleet, Send: d.Send, Catalog: catalog.New(d.Objects), Log: d.Log}
 		return map[string]edge.Handler{config.PathEvents: h}, nil
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
@@ -21,13 +22,20 @@ type FleetSource interface {
 	Fleet(ctx context.Context) (*config.Fleet, error)
 }
 
+// Catalog is the backup catalog retention prunes. Nil disables retention.
+type Catalog interface {
+	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	Delete(ctx context.Context, db, timestamp string) error
+}
+
 // Handler handles backup outcomes.
 type Handler struct {
-	Store state.Store
-	Fleet FleetSource
-	Send  outbox.Sender
-	Clock clock.Clock
-	Log   *slog.Logger
+	Store   state.Store
+	Fleet   FleetSource
+	Send    outbox.Sender
+	Catalog Catalog
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 // Handle dispatches by type. Other types are rejected (422).
@@ -79,6 +87,14 @@ func (h *Handler) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	if _, err := outbox.Flush(ctx, h.Store, h.Send, st); err != nil {
 		return edge.Result{}, err
 	}
+	if _, ok := p.(*events.BackupCompleted); ok && note != "duplicate" {
+		if pruned, err := h.prune(ctx, db, now); err != nil {
+			// Retention runs again after the next success; a failure here loses nothing.
+			h.log().Warn("retention", "db", db.Name, "err", err)
+		} else if pruned > 0 {
+			note += fmt.Sprintf("; retention pruned %d image(s)", pruned)
+		}
+	}
 	return edge.Result{Outcome: "applied", Detail: db.Name + ": " + note}, nil
 }
 
@@ -127,4 +143,24 @@ func (h *Handler) log() *slog.Logger {
 		return h.Log
 	}
 	return slog.Default()
+}
+
+// prune applies the database's retention to its catalog: it deletes, oldest first, the images no
+// kept restore chain needs, never below keep_fulls full chains (catalog.Retain decides).
+func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) (int, error) {
+	if h.Catalog == nil {
+		return 0, nil
+	}
+	entries, err := h.Catalog.List(ctx, db.Name)
+	if err != nil {
+		return 0, fmt.Errorf("list catalog: %w", err)
+	}
+	_, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, nil)
+	for i, e := range drop {
+		if err := h.Catalog.Delete(ctx, db.Name, e.ImageTimestamp); err != nil {
+			return i, fmt.Errorf("delete %s: %w", e.Name(), err)
+		}
+		h.log().Info("retention deleted image", "db", db.Name, "image", e.Name(), "type", e.Type)
+	}
+	return len(drop), nil
 }

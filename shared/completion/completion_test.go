@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/catalog/catalogtest"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
@@ -142,5 +145,47 @@ func TestRejects(t *testing.T) {
 	}
 	if after := get(t, h); after.Revision != before.Revision {
 		t.Fatal("rejected events changed the state")
+	}
+}
+
+func TestSuccessAppliesChainSafeRetention(t *testing.T) {
+	h, _ := setup(t, run("r-new", 1))
+	objs := objstore.NewMemory()
+	cat := catalog.New(objs)
+	h.Catalog = cat
+	ctx := context.Background()
+	// Four weekly fulls, each with an incremental: keep_fulls 2 (default) and keep_days 14 keep
+	// the newest two chains and whatever a point-in-time restore within 14 days needs.
+	var want []string
+	for i, day := range []string{"20261025", "20261101", "20261108", "20261115", "20261122"} {
+		full := day + "020000"
+		inc := day + "120000"
+		for _, e := range []catalog.Entry{catalogtest.Sample("db1", full, events.Full, ""), catalogtest.Sample("db1", inc, events.Incremental, full)} {
+			if err := cat.Put(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i >= 2 {
+			want = append(want, full, inc)
+		}
+	}
+	if _, err := h.Handle(ctx, testkit.Event(t, "c-new", completed("r-new"))); err != nil {
+		t.Fatal(err)
+	}
+	left, err := cat.List(ctx, "db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range left {
+		got = append(got, e.ImageTimestamp)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("kept %v, want %v", got, want)
+	}
+	for _, e := range left {
+		if _, err := catalog.Chain(left, e.ImageTimestamp); err != nil {
+			t.Fatalf("retention broke the chain of %s: %v", e.ImageTimestamp, err)
+		}
 	}
 }

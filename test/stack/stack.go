@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/completion"
 	"github.com/keyguard-dev/keyguard/shared/config"
@@ -187,7 +188,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		case config.FnRotation:
 			handlers[fn] = map[string]edge.Handler{config.PathEvents: &rotation.Handler{Store: s.States, Fleet: fleet, Send: send, Clock: s.Clock, Log: flog}}
 		case config.FnCompletion:
-			handlers[fn] = map[string]edge.Handler{config.PathEvents: &completion.Handler{Store: s.States, Fleet: fleet, Send: send, Clock: s.Clock, Log: flog}}
+			handlers[fn] = map[string]edge.Handler{config.PathEvents: &completion.Handler{Store: s.States, Fleet: fleet, Send: send, Catalog: catalog.New(s.Objects), Clock: s.Clock, Log: flog}}
 		}
 		u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Name: fn, Logger: flog}, handlers[fn]))
 		if err != nil {
