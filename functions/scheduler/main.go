@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/codeengine"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/db2saas"
@@ -52,7 +53,7 @@ func main() {
 				return pol.Instance, ok && pol.Executor == config.ExecDb2SaaS
 			}}
 		}
-		s := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Execs: execs, Send: d.Send, Log: d.Log}
+		s := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Execs: execs, Send: d.Send, Catalog: catalog.New(d.Objects), Log: d.Log}
 		kp, err := c.Keys()
 		if err != nil {
 			return nil, err

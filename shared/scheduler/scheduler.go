@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
@@ -71,8 +72,15 @@ type Scheduler struct {
 	Execs map[string]Executor
 	Send  Sender
 	Keys  Keys
-	Clock clock.Clock
-	Log   *slog.Logger
+	// Catalog, when set, lets a destroyed key's alert name the backups it made unrestorable.
+	Catalog Catalog
+	Clock   clock.Clock
+	Log     *slog.Logger
+}
+
+// Catalog lists a database's cataloged images.
+type Catalog interface {
+	List(ctx context.Context, db string) ([]catalog.Entry, error)
 }
 
 // DBReport is what one tick did for one database.
@@ -154,9 +162,10 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 	}
 	var d policy.Decision
 	var toSend []pendingEvent
+	var destroyed bool
 	st, err := state.Update(ctx, s.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) },
 		func(st *state.State) error {
-			rep.Notes, toSend = nil, nil
+			rep.Notes, toSend, destroyed = nil, nil, false
 			changed := false
 			if st.Key.CRN != db.KeyCRN {
 				st.Key = state.KeyInfo{CRN: db.KeyCRN}
@@ -167,6 +176,7 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 			if kp != nil && kp.err == nil {
 				if kp.status.State != "" && kp.status.State != st.Key.State && (st.Key.State != "" || !kp.status.State.Usable()) {
 					rep.Notes = append(rep.Notes, policy.ApplyKeyState(st, db, kp.status.State, now))
+					destroyed = kp.status.State == events.KeyDestroyed
 					changed = true
 				}
 				if st.Key.State == "" && kp.status.State != "" {
@@ -288,10 +298,45 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 			s.log().Warn("send event", "db", db.Name, "type", ev.p.EventType(), "err", err)
 		}
 	}
+	if destroyed {
+		if next, err := s.unrestorable(ctx, db, now); err != nil {
+			errs = append(errs, err)
+		} else if next != nil {
+			st = next
+		}
+	}
 	if _, err := outbox.Flush(ctx, s.Store, s.Send, st); err != nil {
 		errs = append(errs, err)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// unrestorable queues a critical alert naming every cataloged image of db protected by its key,
+// which a destroyed key has made unrestorable.
+func (s *Scheduler) unrestorable(ctx context.Context, db config.Database, now time.Time) (*state.State, error) {
+	if s.Catalog == nil {
+		return nil, nil
+	}
+	entries, err := s.Catalog.List(ctx, db.Name)
+	if err != nil {
+		return nil, fmt.Errorf("list catalog for the unrestorable alert: %w", err)
+	}
+	var lost []string
+	for _, e := range entries {
+		if e.KeyCRN == db.KeyCRN {
+			lost = append(lost, e.Name()+" (key version "+e.KeyVersion+")")
+		}
+	}
+	if len(lost) == 0 {
+		return nil, nil
+	}
+	st, err := state.Update(ctx, s.Store, db.Name, nil, func(st *state.State) error {
+		st.AddAlert(fmt.Sprintf("%s/unrestorable/%d", db.Name, now.Unix()), events.Alert{Severity: events.Critical, Database: db.Name, KeyCRN: db.KeyCRN,
+			Reason: "unrestorable", Related: lost,
+			Message: fmt.Sprintf("the root key of %s was destroyed: %d cataloged backup(s) can no longer be restored unless the key is restored within its recovery period", db.Name, len(lost))})
+		return nil
+	})
+	return st, err
 }
 
 // keyPoll is one tick's view of one key.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/catalog/catalogtest"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
@@ -472,5 +474,40 @@ func TestRequestedBackup(t *testing.T) {
 	}
 	if _, err := req.Handle(ctx, testkit.Event(t, "req-3", events.BackupRequested{Database: "nope", Type: events.Full, RequestedBy: "ops"})); !errors.Is(err, edge.ErrRejected) {
 		t.Fatalf("unknown database: %v", err)
+	}
+}
+
+type fakeCatalog []catalog.Entry
+
+func (c fakeCatalog) List(context.Context, string) ([]catalog.Entry, error) { return c, nil }
+
+func TestDestroyedKeyNamesUnrestorableBackups(t *testing.T) {
+	r := newRig(t, day.Add(30*time.Minute))
+	keys := &fakeKeys{status: map[string]KeyStatus{testkit.KeyA: {Version: "1", State: events.KeyActive}, testkit.KeyB: {Version: "1", State: events.KeyActive}}}
+	r.s.Keys = keys
+	e1 := catalogtest.Sample("db3", "20261120020000", events.Full, "")
+	e1.KeyCRN = testkit.KeyB
+	e2 := catalogtest.Sample("db3", "20261121020000", events.Full, "")
+	e2.KeyCRN = testkit.KeyB
+	r.s.Catalog = fakeCatalog{e1, e2}
+	ctx := context.Background()
+	if _, err := r.s.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys.status[testkit.KeyB] = KeyStatus{Version: "1", State: events.KeyDestroyed}
+	for range 2 {
+		r.clk.Advance(5 * time.Minute)
+		if _, err := r.s.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lost []events.Alert
+	for _, a := range r.send.OfType(events.TypeAlert) {
+		if al := a.Payload.(events.Alert); al.Reason == "unrestorable" {
+			lost = append(lost, al)
+		}
+	}
+	if len(lost) != 1 || len(lost[0].Related) != 2 || !strings.Contains(lost[0].Related[0], "20261120020000-full") {
+		t.Fatalf("unrestorable alerts = %+v", lost)
 	}
 }

@@ -182,7 +182,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		flog := log.With("fn", fn)
 		switch fn {
 		case config.FnScheduler:
-			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: execs, Send: send,
+			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: execs, Send: send, Catalog: catalog.New(s.Objects),
 				Keys: runtime.KeyWatcher{C: s.Keys}, Clock: s.Clock, Log: flog}
 			handlers[fn] = map[string]edge.Handler{config.PathTick: h, config.PathEvents: scheduler.Requests{Scheduler: h}}
 		case config.FnRotation:
