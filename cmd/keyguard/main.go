@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
-const usage = `usage: keyguard <command> [flags]
+const usage = `usage: keyguard <command> [flags] [arguments]
 
 commands:
-  dev     run the whole system on loopback through a simulated week and print a timeline
-`
+  dev [flags]
+          run the whole system on loopback through a simulated week and print a timeline
+` + opsUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -25,6 +28,8 @@ func main() {
 	switch os.Args[1] {
 	case "dev":
 		err = runDev(ctx, os.Args[2:], os.Stdout)
+	case "status", "backup", "plan-restore", "prune":
+		err = runOps(ctx, os.Args[1:], os.Getenv, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
@@ -32,7 +37,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "keyguard: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
-	if err != nil {
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue) && ue.err == nil: // -h
+		fmt.Print(ue.usage)
+	case errors.Is(err, flag.ErrHelp): // dev -h: the flag package printed the usage
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "keyguard: %v\n\n%s", err, ue.usage)
+		os.Exit(2)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "keyguard:", err)
 		os.Exit(1)
 	}

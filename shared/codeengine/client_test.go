@@ -385,3 +385,31 @@ func TestIsTransient(t *testing.T) {
 		}
 	}
 }
+
+func TestProbeReportsOnlyAFailedJobRun(t *testing.T) {
+	s := start(t, nil)
+	run := sampleRun("run-probe")
+	if p, err := s.client.Probe(ctx(t), run); p != nil || err != nil {
+		t.Fatalf("unknown run: %v %v", p, err)
+	}
+	if err := s.client.Start(ctx(t), run); err != nil {
+		t.Fatal(err)
+	}
+	name := codeengine.JobRunName(run.RunID)
+	for _, st := range []string{ceemu.StatusRunning, ceemu.StatusCompleted} {
+		if err := s.emu.SetStatus(name, st, ""); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := s.client.Probe(ctx(t), run); p != nil || err != nil {
+			t.Fatalf("%s: %v %v", st, p, err)
+		}
+	}
+	if err := s.emu.SetStatus(name, ceemu.StatusFailed, "OOMKilled"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.client.Probe(ctx(t), run)
+	f, ok := p.(events.BackupFailed)
+	if err != nil || !ok || f.Class != events.Transient || !strings.Contains(f.Message, "OOMKilled") || f.Validate() != nil {
+		t.Fatalf("failed run: %+v %v", p, err)
+	}
+}
