@@ -34,7 +34,11 @@ type Simulated struct {
 	// Durations per backup type; defaults: full 40m, incremental 15m, delta 5m.
 	Durations map[events.BackupType]time.Duration
 	Fail      []FailRule
-	Log       *slog.Logger
+	// Rewrapping, when set, says whether the database is re-wrapping its data keys after a key
+	// rotation; a backup started then fails the way Db2's does (class rotation), which is what
+	// keyguard's rotation window exists to prevent.
+	Rewrapping func(database string) bool
+	Log        *slog.Logger
 
 	mu     sync.Mutex
 	known  map[string]bool
@@ -68,6 +72,10 @@ func (s *Simulated) Start(_ context.Context, run events.BackupStarted) error {
 		if s.Fail[i].Database == run.Database && s.Fail[i].Nth == n {
 			rule = &s.Fail[i]
 		}
+	}
+	if rule == nil && s.Rewrapping != nil && s.Rewrapping(run.Database) {
+		rule = &FailRule{Database: run.Database, Class: events.Rotation, Code: "SQL1728N",
+			Message: "The command or operation failed because the keystore could not be accessed (key material is being re-wrapped after a root key rotation)."}
 	}
 	clock.Or(s.Clock).AfterFunc(d, func() { s.finish(run, d, rule) })
 	return nil

@@ -51,3 +51,28 @@ func TestSimulatedOutcomes(t *testing.T) {
 		t.Fatal("invalid run accepted")
 	}
 }
+
+func TestSimulatedFailsWhileRewrapping(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC))
+	send := &testkit.Sender{}
+	rewrapping := true
+	sim := &Simulated{Clock: clk, Send: send, Rewrapping: func(db string) bool { return db == "db1" && rewrapping }}
+	start := func(id string) {
+		t.Helper()
+		if err := sim.Start(context.Background(), events.BackupStarted{Database: "db1", RunID: id, Type: events.Full, Mode: events.Online, Slot: clk.Now(),
+			StartedAt: clk.Now(), LeaseUntil: clk.Now().Add(time.Hour), KeyCRN: testkit.KeyA, Executor: "simulated"}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Hour)
+	}
+	start("during")
+	rewrapping = false
+	start("after")
+	f := send.OfType(events.TypeBackupFailed)
+	if len(f) != 1 || f[0].Payload.(events.BackupFailed).Class != events.Rotation {
+		t.Fatalf("failed = %+v", f)
+	}
+	if len(send.OfType(events.TypeBackupCompleted)) != 1 {
+		t.Fatal("the backup after re-wrap did not complete")
+	}
+}

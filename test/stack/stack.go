@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -85,6 +86,8 @@ type Stack struct {
 	Keys *keyprotect.Client
 
 	rewrap func(db config.Database) time.Duration
+	mu     sync.Mutex
+	busy   map[string]bool // databases re-wrapping their keys (simulated Db2)
 
 	tickN   int
 	closers []func() error
@@ -155,7 +158,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Sim = &executor.Simulated{Clock: s.Clock, Send: runnerSend, Fail: o.Fail, Durations: o.Durations, Log: log}
+	s.Sim = &executor.Simulated{Clock: s.Clock, Send: runnerSend, Fail: o.Fail, Durations: o.Durations, Rewrapping: s.Rewrapping, Log: log}
 
 	// Key Protect, holding the fleet's keys, with the Db2 instances registered to them.
 	if err := s.startKeyProtect(apiKey); err != nil {
@@ -275,10 +278,30 @@ func (s *Stack) RotateKey(crn string) (string, error) {
 		if !strings.HasPrefix(db.Instance, "crn:") {
 			continue
 		}
-		inst := db.Instance
-		s.Clock.AfterFunc(s.rewrap(db), func() { _ = s.KP.SetRegistrationVersion(id, inst, v) })
+		inst, name := db.Instance, db.Name
+		s.setRewrapping(name, true)
+		s.Clock.AfterFunc(s.rewrap(db), func() {
+			_ = s.KP.SetRegistrationVersion(id, inst, v)
+			s.setRewrapping(name, false)
+		})
 	}
 	return v, nil
+}
+
+func (s *Stack) setRewrapping(db string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy == nil {
+		s.busy = map[string]bool{}
+	}
+	s.busy[db] = on
+}
+
+// Rewrapping reports whether the simulated Db2 of db is re-wrapping its keys.
+func (s *Stack) Rewrapping(db string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy[db]
 }
 
 // serve runs h on a new loopback listener and returns its base URL.
