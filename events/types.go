@@ -151,9 +151,14 @@ type KeyRotated struct {
 	OldVersion string    `json:"old_version,omitempty"`
 	NewVersion string    `json:"new_version"`
 	RotatedAt  time.Time `json:"rotated_at"`
-	// DetectedBy is poll, cloud-logs or managed.
+	// DetectedBy is poll, cloud-logs, managed, or keystore: a Db2 native-encryption master key
+	// rotation (ADMIN_ROTATE_MASTER_KEY) seen by the runner as a changed keystore; versions are
+	// then keystore digests.
 	DetectedBy string `json:"detected_by"`
 }
+
+// DetectedByKeystore marks a master-key rotation found in a self-managed database's keystore.
+const DetectedByKeystore = "keystore"
 
 // KeyStateChanged says a root key changed state (disabled, enabled, deleted, restored).
 type KeyStateChanged struct {
@@ -299,8 +304,8 @@ func (e KeyRotated) Validate() error {
 	p.need(text(e.NewVersion), "new_version is required")
 	p.need(e.OldVersion == "" || e.OldVersion != e.NewVersion, "old_version equals new_version")
 	p.need(!e.RotatedAt.IsZero(), "rotated_at is required")
-	p.need(e.DetectedBy == "poll" || e.DetectedBy == "cloud-logs" || e.DetectedBy == "managed",
-		"detected_by must be poll, cloud-logs or managed")
+	p.need(e.DetectedBy == "poll" || e.DetectedBy == "cloud-logs" || e.DetectedBy == "managed" || e.DetectedBy == DetectedByKeystore,
+		"detected_by must be poll, cloud-logs, managed or keystore")
 	return p.err(TypeKeyRotated)
 }
 

@@ -13,6 +13,15 @@ import (
 // version already held or already settled changes nothing but the rotation time, so the poll, the
 // Cloud Logs alert and a redelivery of either open one window between them.
 func OpenWindow(st *state.State, db config.Database, p events.KeyRotated, now time.Time) string {
+	if p.DetectedBy == events.DetectedByKeystore {
+		// Db2 rotates a native-encryption master key synchronously: no re-wrap to wait for, but
+		// the next image starts a new chain, so restores never mix master keys.
+		if st.NeedFull {
+			return "master key rotated; a full backup is already due"
+		}
+		st.NeedFull, st.NeedFullReason = true, "native-encryption master key rotated (keystore "+p.NewVersion+")"
+		return "master key rotated: next backup is full"
+	}
 	if p.RotatedAt.After(st.Key.RotatedAt) {
 		defer func() { st.Key.RotatedAt = p.RotatedAt }()
 	}

@@ -137,3 +137,16 @@ func TestRejectsOtherTypesAndBadData(t *testing.T) {
 		t.Fatalf("unknown key: %+v %v", res, err)
 	}
 }
+
+func TestMasterKeyRotationForcesAFullWithoutAWindow(t *testing.T) {
+	h, _ := newHandler(t)
+	ctx := context.Background()
+	e := testkit.Event(t, "ks-1", events.KeyRotated{KeyCRN: testkit.KeyB, OldVersion: "aaaa", NewVersion: "bbbb", RotatedAt: now, DetectedBy: events.DetectedByKeystore})
+	if _, err := h.Handle(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	st := get(t, h, "db3")
+	if st.Window != nil || !st.NeedFull || !strings.Contains(st.NeedFullReason, "master key") || st.Key.Version != "" {
+		t.Fatalf("state = window %+v needFull %v (%s) key %+v", st.Window, st.NeedFull, st.NeedFullReason, st.Key)
+	}
+}

@@ -159,6 +159,7 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 		return fail(fmt.Errorf("copy keystore: %w", err))
 	} else if ks != nil {
 		ent.Keystore = ks
+		r.masterKeyRotated(ctx, db, entries, *ks)
 	}
 	if err := r.Catalog.Put(ctx, ent); err != nil {
 		return fail(fmt.Errorf("write catalog entry: %w", err))
@@ -247,6 +248,24 @@ func writeTar(w io.Writer, files []string) error {
 		}
 	}
 	return tw.Close()
+}
+
+// masterKeyRotated announces a native-encryption master key rotation when the keystore copied
+// with this image differs from the one copied with the previous image: ADMIN_ROTATE_MASTER_KEY
+// counts as a key rotation (the rotation function makes the next backup a full). Best effort:
+// the next image compares again.
+func (r *Runner) masterKeyRotated(ctx context.Context, db config.Database, entries []catalog.Entry, ks catalog.Object) {
+	var prev *catalog.Object
+	for i := len(entries) - 1; i >= 0 && prev == nil; i-- {
+		prev = entries[i].Keystore
+	}
+	if prev == nil || prev.SHA256 == ks.SHA256 {
+		return
+	}
+	kr := events.KeyRotated{KeyCRN: db.KeyCRN, OldVersion: prev.SHA256[:16], NewVersion: ks.SHA256[:16], RotatedAt: clock.Or(r.Clock).Now(), DetectedBy: events.DetectedByKeystore}
+	if err := r.Send.Send(ctx, db.Name+"/keystore/"+kr.NewVersion, kr); err != nil {
+		r.log().Warn("announce master key rotation", "db", db.Name, "err", err)
+	}
 }
 
 func (r *Runner) freeSpace(dir string) (int64, error) {

@@ -36,10 +36,17 @@ func (o *outcomes) Send(_ context.Context, _ string, p events.Payload) error {
 	return nil
 }
 
+// last is the last outcome (backup.completed or backup.failed) sent.
 func (o *outcomes) last() events.Payload {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.sent[len(o.sent)-1]
+	for i := len(o.sent) - 1; i >= 0; i-- {
+		switch o.sent[i].(type) {
+		case events.BackupCompleted, events.BackupFailed:
+			return o.sent[i]
+		}
+	}
+	return nil
 }
 
 const runnerKey = "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-00000000b001"
@@ -169,6 +176,32 @@ func TestRunnerBacksUpVerifiesUploadsAndCatalogs(t *testing.T) {
 	if err != nil || len(chain) != 2 {
 		t.Fatalf("chain = %v %v", chain, err)
 	}
+	if n := countRotations(g.out); n != 0 {
+		t.Fatalf("%d master key rotations announced with an unchanged keystore", n)
+	}
+	// ADMIN_ROTATE_MASTER_KEY changes the keystore: the next image's copy differs, and the runner
+	// announces a key rotation (the rotation function then makes the next backup a full).
+	if err := os.WriteFile(keystore, []byte("pkcs12 keystore with a new master key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.run(t, "run-delta", events.Delta).(events.BackupCompleted); !ok {
+		t.Fatalf("delta: %+v", g.out.last())
+	}
+	if n := countRotations(g.out); n != 1 {
+		t.Fatalf("master key rotations announced = %d, want 1", n)
+	}
+}
+
+func countRotations(o *outcomes) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, p := range o.sent {
+		if kr, ok := p.(events.KeyRotated); ok && kr.DetectedBy == events.DetectedByKeystore {
+			n++
+		}
+	}
+	return n
 }
 
 func mustList(t *testing.T, c *catalog.Catalog) []catalog.Entry {
