@@ -144,34 +144,43 @@ func classify(ctx context.Context, op, key string, err error) error {
 		return nil
 	}
 	where := fmt.Sprintf("objstore: %s %s", op, key)
-	status, code := 0, ""
-	var rf awserr.RequestFailure
-	var ae awserr.Error
-	switch {
-	case errors.As(err, &rf):
-		status, code = rf.StatusCode(), rf.Code()
-	case errors.As(err, &ae):
-		code = ae.Code()
-	}
+	status, code := S3Error(err)
 	switch {
 	case status == 412 || code == "PreconditionFailed":
 		return fmt.Errorf("%s: %w: %w", where, ErrPrecondition, err)
 	case code == s3.ErrCodeNoSuchKey || (status == 404 && (code == "NotFound" || code == "")):
 		return fmt.Errorf("%s: %w: %w", where, ErrNotFound, err)
-	case ctx.Err() == nil && transient(status, code, err):
+	case ctx.Err() == nil && TransientS3(status, code, err):
 		return transientError{fmt.Errorf("%s: %w", where, err)}
 	}
 	return fmt.Errorf("%s: %w", where, err)
+}
+
+// S3Error returns the HTTP status and the S3 error code of an ibm-cos-sdk-go error (0 and "" for
+// what it does not say).
+func S3Error(err error) (status int, code string) {
+	var rf awserr.RequestFailure
+	var ae awserr.Error
+	switch {
+	case errors.As(err, &rf):
+		return rf.StatusCode(), rf.Code()
+	case errors.As(err, &ae):
+		return 0, ae.Code()
+	}
+	return 0, ""
 }
 
 // transientCodes are the S3 / COS error codes that mean "try again later".
 var transientCodes = map[string]bool{
 	"SlowDown": true, "Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
 	"TooManyRequests": true, "TooManyRequestsException": true, "ServiceUnavailable": true,
-	"InternalError": true, "RequestTimeout": true, request.ErrCodeResponseTimeout: true,
+	"InternalError": true, "RequestTimeout": true, request.ErrCodeResponseTimeout: true, request.ErrCodeRead: true,
 }
 
-func transient(status int, code string, err error) bool {
+// TransientS3 reports whether an ibm-cos-sdk-go error with that status and code is worth
+// retrying: 5xx but 501, 408, 429, throttling codes, timeouts and broken connections; never a
+// cancellation.
+func TransientS3(status int, code string, err error) bool {
 	switch {
 	case code == request.CanceledErrorCode:
 		return false
