@@ -37,5 +37,6 @@ var FunctionEnv = map[string][]string{
 	"scheduler":  {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey, EnvCEProjectID, EnvCERegion, EnvCERunnerJob, EnvDb2SaaSURL},
 	"rotation":   {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey},
 	"runner":     {EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
+	"restore":    {EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
 	"completion": {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
 }

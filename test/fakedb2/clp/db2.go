@@ -95,6 +95,10 @@ func (c *session) dispatch(tok []string) int {
 		return c.dbSize()
 	case is("backup", "database") || is("backup", "db"):
 		return c.backup(tok[2:])
+	case is("restore", "database") || is("restore", "db"):
+		return c.restore(tok[2:])
+	case is("rollforward", "database") || is("rollforward", "db"):
+		return c.rollforward(tok[2:])
 	}
 	return c.syntax(tok[0], "BEGIN-OF-STATEMENT")
 }

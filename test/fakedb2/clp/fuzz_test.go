@@ -55,3 +55,44 @@ func FuzzVerifyImage(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseRestore(f *testing.F) {
+	f.Add("SALES incremental automatic from /backup taken at 20261124013000 into SALES replace existing without rolling forward without prompting")
+	f.Add("SALES from taken at")
+	f.Add("SALES without rolling")
+	f.Fuzz(func(t *testing.T, line string) {
+		tok := strings.Fields(line)
+		r, bad, after := parseRestore(tok)
+		if bad != "" || after != "" {
+			return
+		}
+		if len(tok) > 0 && r.db != tok[0] {
+			t.Fatalf("database %q from %q", r.db, line)
+		}
+		for _, v := range []string{r.dir, r.ts, r.into} {
+			if v != "" && !slices.Contains(tok, v) {
+				t.Fatalf("%q is not a token of %q", v, line)
+			}
+		}
+		if r.auto && !r.incr {
+			t.Fatalf("automatic without incremental: %+v", r)
+		}
+	})
+}
+
+func FuzzParseRollforward(f *testing.F) {
+	f.Add("SALES to end of logs and stop")
+	f.Add("SALES to 2026-11-24-02.00.00.000000 using utc time and complete")
+	f.Add("SALES query status")
+	f.Add("SALES using utc time")
+	f.Fuzz(func(t *testing.T, line string) {
+		tok := strings.Fields(line)
+		r, bad, after := parseRollforward(tok)
+		if bad != "" || after != "" {
+			return
+		}
+		if r.query && (r.stop || r.endOfLogs || r.to != "") || r.to != "" && !slices.Contains(tok, r.to) {
+			t.Fatalf("inconsistent %+v from %q", r, line)
+		}
+	})
+}

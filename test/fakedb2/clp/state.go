@@ -71,6 +71,25 @@ type State struct {
 	History []Backup `json:"history,omitempty"`
 	// Calls is every command line received, oldest first (written by the fake).
 	Calls []string `json:"calls,omitempty"`
+	// Restores is every successful RESTORE DATABASE, oldest first (written by the fake).
+	Restores []Restore `json:"restores,omitempty"`
+}
+
+// Restore is one RESTORE DATABASE the fake ran.
+type Restore struct {
+	// Timestamp is the TAKEN AT image (the target of an incremental restore).
+	Timestamp string `json:"timestamp"`
+	// Incremental is INCREMENTAL, Automatic INCREMENTAL AUTOMATIC.
+	Incremental bool `json:"incremental,omitempty"`
+	Automatic   bool `json:"automatic,omitempty"`
+	// Images are the timestamps of the images read, in the order Db2 applied them.
+	Images []string `json:"images"`
+	// From is the directory the images were read from.
+	From                  string `json:"from"`
+	WithoutRollingForward bool   `json:"without_rolling_forward,omitempty"`
+	// RollForward is what the ROLLFORWARD ... AND STOP that ended the pending state went to
+	// ("END OF LOGS" or the UTC stop time); empty until then.
+	RollForward string `json:"roll_forward,omitempty"`
 }
 
 // Backup is one image the fake wrote.

@@ -1,0 +1,372 @@
+package restore
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/db2"
+	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
+)
+
+// FleetSource returns the current fleet policy.
+type FleetSource interface {
+	Fleet(ctx context.Context) (*config.Fleet, error)
+}
+
+// Catalog lists a database's image entries (oldest first or in any order; PlanRestore sorts).
+type Catalog interface {
+	List(ctx context.Context, db string) ([]catalog.Entry, error)
+}
+
+// Sender publishes the outcome.
+type Sender interface {
+	// Send publishes p under id; the same id sent twice is one event downstream.
+	Send(ctx context.Context, id string, p events.Payload) error
+}
+
+// Marks records which restore events have been taken on. objstore.Store implements it.
+type Marks interface {
+	// Put with Cond{IfNoneMatch: true} stores body only if key is new, else ErrPrecondition.
+	Put(ctx context.Context, key string, body []byte, c objstore.Cond) (string, error)
+	// Get returns the body at key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, string, error)
+}
+
+// KeystoreDir is the subdirectory of the backup directory the keystore copy is unpacked into.
+const KeystoreDir = "keystore"
+
+// Restorer runs one restore per event.
+type Restorer struct {
+	Fleet    FleetSource
+	DB2      db2.Runner
+	Catalog  Catalog
+	Download Downloader
+	Send     Sender
+	// Marks, when set, makes a restore run at most once per event (see Handle); nil runs every
+	// delivery.
+	Marks Marks
+	Clock clock.Clock
+	Log   *slog.Logger
+}
+
+// Handle restores the database of a restore.requested event and publishes restore.completed.
+// Its error is non-nil only when the outcome could not be published or the event is refused
+// (edge.ErrRejected: another type, bad data, a database not in the fleet or not db2cli); a
+// failed restore is an outcome, not an error.
+//
+// Duplicates: with Marks set, the first delivery writes restores/<db>/<hash of the event key>
+// create-only before it touches the database; a later delivery of the same event finds the mark
+// and returns outcome "duplicate" without restoring or publishing (RESTORE ... REPLACE EXISTING
+// would overwrite whatever was written since the first restore). If the first attempt died
+// after the mark and before publishing, nothing is published: the operator asks again with a
+// new event. Without Marks every delivery restores again.
+//
+// Keys: PlanRestore is called without a key check (keyAvailable nil, which behaves as "always
+// available" and adds the note "key availability was not checked"): this job holds no Key
+// Protect credentials, and Db2 itself reports a keystore or master key it cannot reach
+// (SQL1728N and family), which the message classifies as a rotation failure.
+func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
+	if e.Type != events.TypeRestoreRequested {
+		return edge.Result{}, edge.Reject("the restore job takes %s, not %q", events.TypeRestoreRequested, e.Type)
+	}
+	p, err := events.DecodeData(e.Type, e.Data)
+	if err != nil {
+		return edge.Result{}, err
+	}
+	req := *p.(*events.RestoreRequested)
+	fleet, err := r.Fleet.Fleet(ctx)
+	if err != nil {
+		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
+	}
+	db, ok := fleet.Database(req.Database)
+	if !ok {
+		return edge.Result{}, edge.Reject("database %q is not in the fleet policy", req.Database)
+	}
+	if db.Executor != config.ExecDb2CLI {
+		return edge.Result{}, edge.Reject("database %q is backed up by %s; the restore job restores %s databases only", db.Name, db.Executor, config.ExecDb2CLI)
+	}
+	if dup, err := r.mark(ctx, db.Name, e, req); err != nil {
+		return edge.Result{}, err
+	} else if dup {
+		r.log().Info("restore duplicate", "db", db.Name, "event", e.ID)
+		return edge.Result{Outcome: "duplicate", Detail: "restore event " + e.ID + " was already taken on"}, nil
+	}
+	out := r.restore(ctx, db, req)
+	if err := r.Send.Send(ctx, e.ID+"/outcome", out); err != nil {
+		return edge.Result{}, fmt.Errorf("publish outcome of restore %s: %w", e.ID, err)
+	}
+	outcome := "restored"
+	if !out.Success {
+		outcome = "failed"
+	}
+	r.log().Info("restore outcome", "db", db.Name, "event", e.ID, "outcome", outcome, "message", out.Message)
+	return edge.Result{Outcome: outcome, Detail: out.Message}, nil
+}
+
+// mark writes the create-only mark of event e and reports whether another attempt wrote it.
+func (r *Restorer) mark(ctx context.Context, db string, e events.Event, req events.RestoreRequested) (bool, error) {
+	if r.Marks == nil {
+		return false, nil
+	}
+	sum := sha256.Sum256([]byte(e.Source + "\x00" + e.ID))
+	key := "restores/" + db + "/" + hex.EncodeToString(sum[:16]) + ".json"
+	body, err := json.Marshal(struct {
+		Event       string    `json:"event"`
+		Source      string    `json:"source"`
+		RequestedBy string    `json:"requested_by"`
+		StartedAt   time.Time `json:"started_at"`
+	}{e.ID, e.Source, req.RequestedBy, clock.Or(r.Clock).Now()})
+	if err != nil {
+		return false, err
+	}
+	_, err = r.Marks.Put(ctx, key, body, objstore.Cond{IfNoneMatch: true})
+	if !errors.Is(err, objstore.ErrPrecondition) {
+		if err != nil {
+			return false, fmt.Errorf("mark restore %s: %w", e.ID, err)
+		}
+		return false, nil
+	}
+	// Ours, if a retried Put of this very body is what answered "exists".
+	got, _, gerr := r.Marks.Get(ctx, key)
+	if gerr != nil {
+		return false, fmt.Errorf("read restore mark %s: %w", e.ID, gerr)
+	}
+	return string(got) != string(body), nil
+}
+
+// restore does the work and always returns an outcome to publish.
+func (r *Restorer) restore(ctx context.Context, db config.Database, req events.RestoreRequested) events.RestoreCompleted {
+	images := []string{"(none)"}
+	if req.Target != "" {
+		images = []string{req.Target}
+	}
+	fail := func(err error) events.RestoreCompleted {
+		msg := fmt.Sprintf("restore of %s failed (%s): %v", db.Name, classOf(err), err)
+		return events.RestoreCompleted{Database: db.Name, Images: images, Message: truncate(msg, 4000)}
+	}
+	entries, err := r.Catalog.List(ctx, db.Name)
+	if err != nil {
+		return fail(fmt.Errorf("read catalog: %w", err))
+	}
+	if req.Target != "" {
+		entries = slices.DeleteFunc(entries, func(e catalog.Entry) bool { return e.ImageTimestamp > req.Target })
+	}
+	plan, err := catalog.PlanRestore(entries, req.PointInTime, nil)
+	if err != nil {
+		return fail(err)
+	}
+	images = images[:0]
+	for _, e := range plan.Images {
+		images = append(images, e.Name())
+	}
+	if req.Target != "" && plan.Target != req.Target {
+		return fail(fmt.Errorf("image %s cannot be restored (the newest that can, at or before it, is %s): %s",
+			req.Target, plan.Target, strings.Join(plan.Notes, "; ")))
+	}
+	if len(plan.Commands) != 2 {
+		return fail(fmt.Errorf("the restore plan has %d commands, want RESTORE and ROLLFORWARD", len(plan.Commands)))
+	}
+	notes := slices.Clone(plan.Notes)
+	var local []string
+	defer func() {
+		for _, p := range local {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				r.log().Warn("remove downloaded image", "path", p, "err", err)
+			}
+		}
+	}()
+	for _, e := range plan.Images {
+		for _, obj := range e.Images {
+			p, err := imagePath(db.BackupDir, e, obj)
+			if err != nil {
+				return fail(err)
+			}
+			local = append(local, p)
+			if err := DownloadFile(ctx, r.Download, obj, p); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if ks := plan.Images[len(plan.Images)-1].Keystore; ks != nil {
+		dir, err := r.keystore(ctx, db.BackupDir, *ks)
+		if err != nil {
+			return fail(fmt.Errorf("keystore copied with %s: %w", plan.Target, err))
+		}
+		notes = append(notes, fmt.Sprintf("the keystore copied with image %s is in %s: putting it in place (KEYSTORE_LOCATION) is the operator's call", plan.Target, dir))
+	}
+	restoreCmd := planCommand(plan.Commands[0], plan.Database, db.Alias)
+	restoreCmd = slices.Insert(restoreCmd, slices.Index(restoreCmd, "TAKEN"), "FROM", db.BackupDir)
+	restoreCmd = append(restoreCmd, "REPLACE", "EXISTING", "WITHOUT", "PROMPTING")
+	if err := r.db2(ctx, restoreCmd); err != nil {
+		return fail(err)
+	}
+	out, err := r.run(ctx, "db2", "get", "db", "cfg", "for", db.Alias)
+	if err != nil {
+		return fail(err)
+	}
+	cfg, err := db2.ParseDBConfig(out)
+	if err != nil {
+		return fail(fmt.Errorf("db cfg for %s after the restore: %w", db.Alias, err))
+	}
+	rolled := "no roll-forward: Db2 did not leave the database rollforward pending (offline image of a non-recoverable database), so it is as of the image"
+	if cfg.RollforwardPending {
+		if err := r.db2(ctx, planCommand(plan.Commands[1], plan.Database, db.Alias)); err != nil {
+			return fail(err)
+		}
+		rolled = "rolled forward " + plan.RollForward
+	}
+	msg := fmt.Sprintf("restored %s to image %s from %s; %s", db.Name, plan.Target, strings.Join(images, ", "), rolled)
+	for _, n := range notes {
+		msg += "; " + n
+	}
+	return events.RestoreCompleted{Database: db.Name, Images: images, Success: true, Message: truncate(msg, 4000)}
+}
+
+// planCommand splits a plan command ("RESTORE DATABASE <name> ...") into db2 argv with the
+// Db2 alias in place of the catalog's database name.
+func planCommand(cmd, name, alias string) []string {
+	f := strings.Fields(cmd)
+	if len(f) > 2 && f[2] == name {
+		f[2] = alias
+	}
+	return append([]string{"db2"}, f...)
+}
+
+// imagePath is where obj of entry e goes in dir: its Db2 image name, which RESTORE looks for.
+func imagePath(dir string, e catalog.Entry, obj catalog.Object) (string, error) {
+	if obj.External() {
+		return "", fmt.Errorf("image %s is outside keyguard's store (%s): restore it by hand", e.Name(), obj.Key)
+	}
+	name := path.Base(obj.Key)
+	img, err := db2.ParseImageName(name)
+	if err != nil || img.Timestamp != e.ImageTimestamp {
+		return "", fmt.Errorf("image %s is stored as %q, which is not a Db2 image name of that timestamp", e.Name(), obj.Key)
+	}
+	return filepath.Join(dir, name), nil
+}
+
+// keystore downloads the keystore tar and unpacks its regular files into dir/keystore.
+func (r *Restorer) keystore(ctx context.Context, dir string, obj catalog.Object) (string, error) {
+	tarPath := filepath.Join(dir, ".keyguard-keystore.tar")
+	if err := DownloadFile(ctx, r.Download, obj, tarPath); err != nil {
+		return "", err
+	}
+	defer os.Remove(tarPath)
+	f, err := os.Open(tarPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	out := filepath.Join(dir, KeystoreDir)
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return "", err
+	}
+	if err := untar(f, out); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// maxKeystoreFile bounds one file of a keystore archive (a PKCS#12 file is kilobytes).
+const maxKeystoreFile = 16 << 20
+
+// untar writes the regular files of the archive r into dir under their base names, mode 0600.
+func untar(r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read keystore archive: %w", err)
+		}
+		name := filepath.Base(filepath.Clean("/" + h.Name))
+		if h.Typeflag != tar.TypeReg || name == "/" || name == "." {
+			continue
+		}
+		if h.Size > maxKeystoreFile {
+			return fmt.Errorf("keystore archive: %s is %d bytes, more than a keystore", name, h.Size)
+		}
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, io.LimitReader(tr, maxKeystoreFile))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("unpack keystore file %s: %w", name, err)
+		}
+	}
+}
+
+// db2 runs a Db2 utility command and returns its classified failure, if any: a Db2 error
+// message, or output without the DB20000I completion message.
+func (r *Restorer) db2(ctx context.Context, argv []string) error {
+	out, err := r.run(ctx, argv...)
+	if err != nil {
+		return err
+	}
+	what := strings.Join(argv[1:3], " ")
+	if code, msg, ok := db2.ParseSQLCode(out); ok && !strings.HasSuffix(code, "W") {
+		return fmt.Errorf("%s: %w", what, &db2.Error{Class: db2.Classify(code), Code: code, Msg: msg})
+	}
+	if !strings.Contains(out, "DB20000I") {
+		return fmt.Errorf("%s: %w", what, &db2.Error{Class: events.Permanent, Reason: db2.ReasonUnrecognisedOutput,
+			Msg: "no completion message in: " + truncate(strings.TrimSpace(out), 500)})
+	}
+	r.log().Info("db2 command completed", "command", strings.Join(argv, " "))
+	return nil
+}
+
+func (r *Restorer) run(ctx context.Context, argv ...string) (string, error) {
+	out, _, err := r.DB2.Run(ctx, argv)
+	if err != nil {
+		return "", fmt.Errorf("run %s: %w", strings.Join(argv, " "), err)
+	}
+	return out, nil
+}
+
+// classOf classifies a restore failure: damaged or missing objects, an unrestorable catalog
+// and Db2's own errors are what they say; anything else is transient.
+func classOf(err error) events.FailureClass {
+	switch {
+	case errors.Is(err, ErrChecksum), errors.Is(err, objstore.ErrNotFound), errors.Is(err, catalog.ErrNoRestorableChain):
+		return events.Permanent
+	}
+	return db2.ClassOf(err)
+}
+
+func (r *Restorer) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
