@@ -72,11 +72,22 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintln(out)
 
 	tl := &timeline{out: out, last: map[string]string{}}
-	end := start.Add(time.Duration(*days) * 24 * time.Hour)
-	for now := start; now.Before(end); now = st.Clock.Now() {
-		if err := ctx.Err(); err != nil {
+	if err := play(ctx, out, st, tl, sc, start, *days, *tick); err != nil {
+		if ctx.Err() != nil {
 			fmt.Fprintln(out, "interrupted; stopping")
 			return nil
+		}
+		return err
+	}
+	return summary(ctx, out, st, tl, time.Since(began))
+}
+
+// play runs the scenario's days, tick by tick, printing the timeline.
+func play(ctx context.Context, out io.Writer, st *stack.Stack, tl *timeline, sc scenarioPlan, start time.Time, days int, tick time.Duration) error {
+	end := start.Add(time.Duration(days) * 24 * time.Hour)
+	for now := start; now.Before(end); now = st.Clock.Now() {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		for _, a := range sc.actions {
 			if !a.at.After(now) && !a.done {
@@ -93,14 +104,11 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		if err := tl.collect(ctx, st); err != nil {
 			return err
 		}
-		if err := st.Advance(ctx, *tick); err != nil {
+		if err := st.Advance(ctx, tick); err != nil {
 			return err
 		}
 	}
-	if err := tl.collect(ctx, st); err != nil {
-		return err
-	}
-	return summary(ctx, out, st, tl, time.Since(began))
+	return tl.collect(ctx, st)
 }
 
 type action struct {
