@@ -1,6 +1,8 @@
-// Command runner is keyguard's backup runner: a Code Engine job run (or a process on the Db2
-// host) that runs one self-managed Db2 backup from the backup.started event in ibmendata, verifies
-// it, uploads it to COS, catalogs it and publishes the outcome. See shared/runner.
+// Command runner is keyguard's backup runner for self-managed Db2: a Code Engine job run that
+// runs one backup from the backup.started event in ibmendata, or, with KEYGUARD_RUNNER_POLL set,
+// an agent on the Db2 host that pulls the runs the scheduler put in flight from the state objects
+// (databases with runner: host). Either way it verifies the image, uploads it to COS, catalogs it
+// and publishes the outcome. See shared/runner.
 package main
 
 import (
@@ -8,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
@@ -31,6 +35,20 @@ func main() {
 			return nil, err
 		}
 		r := &runner.Runner{Fleet: d.Fleet, DB2: runner.Commands{Env: os.Environ()}, Upload: up, Catalog: catalog.New(d.Objects), Send: d.Send, Log: d.Log}
+		if every := os.Getenv(config.EnvRunnerPoll); every != "" {
+			// An agent on the Db2 host: pull runs from the state until stopped.
+			interval, err := time.ParseDuration(every)
+			if err != nil || interval < time.Second {
+				return nil, fmt.Errorf("%s=%q: want a duration of at least 1s", config.EnvRunnerPoll, every)
+			}
+			var dbs []string
+			if v := os.Getenv(config.EnvRunnerDatabases); v != "" {
+				dbs = strings.Split(v, ",")
+			}
+			p := &runner.Poller{Runner: r, States: d.States, Databases: dbs, Interval: interval}
+			d.Log.Info("runner agent polling", "every", interval, "databases", dbs)
+			return nil, p.Run(ctx)
+		}
 		return map[string]edge.Handler{config.PathEvents: r}, nil
 	})
 	if err != nil {

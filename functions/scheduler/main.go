@@ -31,7 +31,8 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		execs := map[string]scheduler.Executor{config.ExecSimulated: &executor.Simulated{Send: d.Send, Log: d.Log}}
+		execs := map[string]scheduler.Executor{config.ExecSimulated: &executor.Simulated{Send: d.Send, Log: d.Log},
+			config.ExecDb2CLI + "-" + config.RunnerHost: executor.Pull{}}
 		if c.CEProjectID != "" {
 			ce, err := codeengine.New(codeengine.Options{URL: codeengine.RegionURL(c.CERegion), ProjectID: c.CEProjectID, JobName: c.CERunnerJob, Authenticator: auth, Log: d.Log})
 			if err != nil {

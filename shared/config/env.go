@@ -27,6 +27,11 @@ const (
 	EnvCERegion       = "KEYGUARD_CE_REGION"        // Code Engine region
 	EnvCERunnerJob    = "KEYGUARD_CE_RUNNER_JOB"    // Code Engine job name of the runner
 	EnvDb2SaaSURL     = "KEYGUARD_DB2SAAS_URL"      // Db2 on Cloud REST base URL (…/dbapi/v4)
+	// EnvRunnerPoll and EnvRunnerDatabases configure the runner as an agent on a Db2 host (not a
+	// Code Engine job, so Terraform does not set them): poll interval, and the comma-separated
+	// databases the host serves (all db2cli databases with runner: host when empty).
+	EnvRunnerPoll      = "KEYGUARD_RUNNER_POLL"
+	EnvRunnerDatabases = "KEYGUARD_RUNNER_DATABASES"
 	// EnvRunID is set per job run by the scheduler (not by Terraform), beside the event in ibmendata.
 	EnvRunID = "KEYGUARD_RUN_ID"
 )

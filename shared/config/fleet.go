@@ -27,6 +27,21 @@ const (
 	ExecDb2SaaS   = "db2saas"   // Db2 on Cloud REST API
 )
 
+// Where a db2cli database's runner runs.
+const (
+	RunnerJob  = "job"  // a Code Engine job run per backup
+	RunnerHost = "host" // an agent on the Db2 host pulls runs from the state
+)
+
+// ExecutorKey names the executor the scheduler starts d's backups with: the executor name, and
+// for db2cli databases run by a host agent, "db2cli-host".
+func (d Database) ExecutorKey() string {
+	if d.Executor == ExecDb2CLI && d.Runner == RunnerHost {
+		return ExecDb2CLI + "-" + RunnerHost
+	}
+	return d.Executor
+}
+
 // Fleet is the whole policy.
 type Fleet struct {
 	Version   int         `yaml:"version"`
@@ -111,6 +126,10 @@ type Database struct {
 	// Alias is the Db2 database alias the command line uses (db2cli); the upper-cased name when
 	// empty.
 	Alias string `yaml:"alias"`
+	// Runner says where a db2cli database's runner runs: "job" (a Code Engine job run the
+	// scheduler starts; the default) or "host" (an agent on the Db2 host, `runner` with
+	// KEYGUARD_RUNNER_POLL set, that pulls runs from the state: for images written on the host).
+	Runner string `yaml:"runner"`
 	// Tablespaces, when set, makes backups table space backups of just these table spaces.
 	Tablespaces []string `yaml:"tablespaces"`
 	// IncludeLogs adds the logs needed to restore an online image to it (default true).
@@ -330,6 +349,15 @@ func (f *Fleet) validate() error {
 		}
 		if d.Alias == "" {
 			d.Alias = strings.ToUpper(d.Name)
+		}
+		if d.Runner == "" && d.Executor == ExecDb2CLI {
+			d.Runner = RunnerJob
+		}
+		if d.Executor == ExecDb2CLI && d.Runner != RunnerJob && d.Runner != RunnerHost {
+			add("%s: runner must be job or host (got %q)", at, d.Runner)
+		}
+		if d.Executor != ExecDb2CLI && d.Runner != "" {
+			add("%s: runner applies to the db2cli executor only", at)
 		}
 		if d.Executor == ExecDb2CLI && !aliasRE.MatchString(d.Alias) {
 			add("%s: alias %q is not a Db2 database alias (1-8 letters, digits, @ # $ _; set alias: when the name does not fit)", at, d.Alias)

@@ -89,6 +89,7 @@ databases:
     instance: x
     key_crn: ` + goodKey + `
     executor: db2cli
+    runner: somewhere
     backup_dir: relative/dir
     tablespaces: ["USERSPACE1", "1bad"]
     retention: {keep_fulls: 1}
@@ -99,7 +100,7 @@ keys:
   - crn: ` + goodKey + `
   - crn: crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-00000000ffff
 `, []string{"managed_rotation.every must be at least 24h", "is listed twice", "protects no database", "keep_fulls must be at least 2",
-			"backup_dir must be an absolute path", `table space name "1bad"`}},
+			"backup_dir must be an absolute path", `table space name "1bad"`, "runner must be job or host"}},
 		{"bad size", `version: 1
 databases:
   - name: a

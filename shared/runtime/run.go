@@ -51,7 +51,8 @@ func Build(c Config) (Deps, error) {
 
 // Run is a function process's whole life: load the configuration for fn, build the clients and
 // handlers, then either handle the one event of a Code Engine job run (ibmendata / CE_*) or
-// serve HTTP on PORT until ctx ends.
+// serve HTTP on PORT until ctx ends. handlers may instead do the whole work itself (an agent
+// loop) and return a nil map.
 func Run(ctx context.Context, fn string, getenv func(string) string, handlers func(Deps) (map[string]edge.Handler, error)) error {
 	c, err := Load(fn, getenv)
 	if err != nil {
@@ -64,6 +65,9 @@ func Run(ctx context.Context, fn string, getenv func(string) string, handlers fu
 	routes, err := handlers(d)
 	if err != nil {
 		return fmt.Errorf("%s: %w", fn, err)
+	}
+	if routes == nil {
+		return nil // the function ran to completion itself (an agent loop that ctx ended)
 	}
 	if edge.IsJob(getenv) {
 		return edge.RunJob(ctx, fn, JobHandler(routes), getenv, d.Log, 10*time.Minute)

@@ -81,9 +81,9 @@ func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	}
 	ev := events.BackupStarted{Database: db.Name, RunID: started.ID, Type: started.Type, Mode: started.Mode, Slot: started.Slot,
 		StartedAt: started.StartedAt, LeaseUntil: started.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: started.KeyVersion, Executor: db.Executor}
-	exec, ok := r.Execs[db.Executor]
+	exec, ok := r.Execs[db.ExecutorKey()]
 	if !ok {
-		return edge.Result{}, r.startFailed(ctx, db, *started, fmt.Errorf("no executor %q in this deployment", db.Executor))
+		return edge.Result{}, r.startFailed(ctx, db, *started, fmt.Errorf("no executor %q in this deployment", db.ExecutorKey()))
 	}
 	if err := exec.Start(ctx, ev); err != nil {
 		return edge.Result{}, r.startFailed(ctx, db, *started, err)

@@ -264,9 +264,9 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 		rep.RunID = st.Run.ID
 		started := events.BackupStarted{Database: db.Name, RunID: st.Run.ID, Type: st.Run.Type, Mode: st.Run.Mode, Slot: st.Run.Slot,
 			StartedAt: st.Run.StartedAt, LeaseUntil: st.Run.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: st.Run.KeyVersion, Executor: db.Executor}
-		exec, ok := s.Execs[db.Executor]
+		exec, ok := s.Execs[db.ExecutorKey()]
 		if !ok {
-			errs = append(errs, s.startFailed(ctx, db, *st.Run, fmt.Errorf("no executor %q in this deployment", db.Executor)))
+			errs = append(errs, s.startFailed(ctx, db, *st.Run, fmt.Errorf("no executor %q in this deployment", db.ExecutorKey())))
 		} else if err := exec.Start(ctx, started); err != nil {
 			errs = append(errs, s.startFailed(ctx, db, *st.Run, err))
 		} else {
@@ -401,7 +401,7 @@ func (s *Scheduler) rewrapped(ctx context.Context, fleet *config.Fleet, db confi
 
 // probe asks a probing executor about the run in flight.
 func (s *Scheduler) probe(ctx context.Context, db config.Database, st *state.State) events.Payload {
-	p, ok := s.Execs[db.Executor].(Prober)
+	p, ok := s.Execs[db.ExecutorKey()].(Prober)
 	if !ok {
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/runner"
+	"github.com/keyguard-dev/keyguard/shared/state"
 	"github.com/keyguard-dev/keyguard/shared/upload"
 	"github.com/keyguard-dev/keyguard/test/fakedb2"
 	"github.com/keyguard-dev/keyguard/test/s3server"
@@ -238,5 +239,46 @@ func TestRunnerClassifiesDb2Failures(t *testing.T) {
 				t.Fatalf("a failed backup was cataloged: %+v", l)
 			}
 		})
+	}
+}
+
+func TestRunnerAgentPullsRunsFromTheState(t *testing.T) {
+	g := newRunnerRig(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/db2/archive/", TrackMod: true, ImageBytes: 1 << 20, NextTimestamp: "20261124020000"})
+	f, _ := g.r.Fleet.Fleet(context.Background())
+	f.Databases[0].Runner = config.RunnerHost
+	states := state.NewObjectStore(g.objs)
+	ctx := context.Background()
+	poller := &runner.Poller{Runner: g.r, States: states, Interval: time.Second}
+	// Nothing in flight: nothing runs.
+	if n, err := poller.Poll(ctx); n != 0 || err != nil {
+		t.Fatalf("idle poll: %d %v", n, err)
+	}
+	// The scheduler puts a run in flight (as its pull executor does): the agent runs it once.
+	now := time.Now().UTC()
+	_, err := state.Update(ctx, states, "sales", func() *state.State { return state.New("sales", runnerKey) }, func(st *state.State) error {
+		st.Run = &state.Run{ID: "run-pulled", Type: events.Full, Mode: events.Online, Slot: now, Attempt: 1, StartedAt: now, LeaseUntil: now.Add(time.Hour), KeyVersion: "v1"}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := poller.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(fakedb2.ReadState(t, g.state).History); n != 1 {
+		t.Fatalf("db2 ran %d backups, want 1", n)
+	}
+	if c, ok := g.out.last().(events.BackupCompleted); !ok || c.RunID != "run-pulled" {
+		t.Fatalf("outcome %+v", g.out.last())
+	}
+	// A new agent (restarted) finds the run cataloged and only announces it again.
+	again := &runner.Poller{Runner: g.r, States: states, Interval: time.Second}
+	if n, err := again.Poll(ctx); n != 1 || err != nil {
+		t.Fatalf("restarted agent: %d %v", n, err)
+	}
+	if n := len(fakedb2.ReadState(t, g.state).History); n != 1 {
+		t.Fatalf("restarted agent backed up again: %d", n)
 	}
 }

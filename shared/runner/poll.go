@@ -1,0 +1,92 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/state"
+)
+
+// StateReader reads a database's state.
+type StateReader interface {
+	Get(ctx context.Context, db string) (*state.State, string, error)
+}
+
+// Poller is the runner as an agent on a self-managed Db2 host: every interval it reads the state
+// of the db2cli databases it serves and runs, once, each run the scheduler put in flight. The run
+// is idempotent through the catalog (a run id already cataloged is only announced again), so a
+// restarted agent or two polls of the same run back up once.
+type Poller struct {
+	Runner    *Runner
+	States    StateReader
+	Databases []string // the databases this host serves; every db2cli database with runner: host when empty
+	Interval  time.Duration
+
+	done map[string]bool
+}
+
+// Poll makes one pass and returns how many runs it ran.
+func (p *Poller) Poll(ctx context.Context) (int, error) {
+	fleet, err := p.Runner.Fleet.Fleet(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("load fleet: %w", err)
+	}
+	if p.done == nil {
+		p.done = map[string]bool{}
+	}
+	n := 0
+	var errs []error
+	for _, db := range fleet.Databases {
+		if db.ExecutorKey() != config.ExecDb2CLI+"-"+config.RunnerHost || (len(p.Databases) > 0 && !slices.Contains(p.Databases, db.Name)) {
+			continue
+		}
+		st, _, err := p.States.Get(ctx, db.Name)
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
+			continue
+		}
+		r := st.Run
+		if r == nil || p.done[r.ID] || clock.Or(p.Runner.Clock).Now().After(r.LeaseUntil) {
+			continue
+		}
+		run := events.BackupStarted{Database: db.Name, RunID: r.ID, Type: r.Type, Mode: r.Mode, Slot: r.Slot, StartedAt: r.StartedAt,
+			LeaseUntil: r.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: r.KeyVersion, Executor: db.Executor}
+		e, err := events.Encode(r.ID+"/started", "keyguard/runner-poll", r.StartedAt, run)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := p.Runner.Handle(ctx, e); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.ID, err))
+			continue // not marked done: the next pass tries to publish again
+		}
+		p.done[r.ID] = true
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// Run polls every Interval until ctx ends.
+func (p *Poller) Run(ctx context.Context) error {
+	t := time.NewTicker(p.Interval)
+	defer t.Stop()
+	for {
+		if _, err := p.Poll(ctx); err != nil {
+			p.Runner.log().Warn("poll", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
