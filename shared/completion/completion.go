@@ -54,13 +54,9 @@ func (h *Handler) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	case *events.BackupFailed:
 		dbName = v.Database
 	}
-	fleet, err := h.Fleet.Fleet(ctx)
+	db, err := config.Lookup(ctx, h.Fleet, dbName)
 	if err != nil {
-		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
-	}
-	db, ok := fleet.Database(dbName)
-	if !ok {
-		return edge.Result{}, edge.Reject("database %q is not in the fleet policy", dbName)
+		return edge.Result{}, err
 	}
 	now := clock.Or(h.Clock).Now()
 	digest := e.Digest()

@@ -425,3 +425,26 @@ func (d Database) Db2Instance() string {
 	}
 	return d.Instance
 }
+
+// ErrUnknownDatabase: an event names a database the fleet policy does not list. Handlers refuse
+// such events for good (the edge answers 422).
+var ErrUnknownDatabase = errors.New("database is not in the fleet policy")
+
+// Source returns the current fleet policy (a local file, or config/fleet.yaml in COS).
+type Source interface {
+	Fleet(ctx context.Context) (*Fleet, error)
+}
+
+// Lookup reads the current policy from src and returns the named database's, or an error
+// wrapping ErrUnknownDatabase.
+func Lookup(ctx context.Context, src Source, name string) (Database, error) {
+	f, err := src.Fleet(ctx)
+	if err != nil {
+		return Database{}, fmt.Errorf("load fleet policy: %w", err)
+	}
+	db, ok := f.Database(name)
+	if !ok {
+		return Database{}, fmt.Errorf("%w: %q", ErrUnknownDatabase, name)
+	}
+	return db, nil
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/secret"
 )
 
@@ -63,7 +64,7 @@ func Status(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, events.ErrInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, events.ErrUnknownType), errors.Is(err, ErrRejected):
+	case errors.Is(err, events.ErrUnknownType), errors.Is(err, ErrRejected), errors.Is(err, config.ErrUnknownDatabase):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout

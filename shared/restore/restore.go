@@ -92,13 +92,9 @@ func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, err
 		return edge.Result{}, err
 	}
 	req := *p.(*events.RestoreRequested)
-	fleet, err := r.Fleet.Fleet(ctx)
+	db, err := config.Lookup(ctx, r.Fleet, req.Database)
 	if err != nil {
-		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
-	}
-	db, ok := fleet.Database(req.Database)
-	if !ok {
-		return edge.Result{}, edge.Reject("database %q is not in the fleet policy", req.Database)
+		return edge.Result{}, err
 	}
 	if db.Executor != config.ExecDb2CLI {
 		return edge.Result{}, edge.Reject("database %q is backed up by %s; the restore job restores %s databases only", db.Name, db.Executor, config.ExecDb2CLI)

@@ -67,13 +67,9 @@ func (r *Runner) Handle(ctx context.Context, e events.Event) (edge.Result, error
 		return edge.Result{}, err
 	}
 	run := *p.(*events.BackupStarted)
-	fleet, err := r.Fleet.Fleet(ctx)
+	db, err := config.Lookup(ctx, r.Fleet, run.Database)
 	if err != nil {
-		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
-	}
-	db, ok := fleet.Database(run.Database)
-	if !ok {
-		return edge.Result{}, edge.Reject("database %q is not in the fleet policy", run.Database)
+		return edge.Result{}, err
 	}
 	entries, err := r.Catalog.List(ctx, db.Name)
 	if err != nil {

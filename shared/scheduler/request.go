@@ -6,6 +6,7 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/state"
@@ -27,13 +28,9 @@ func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 		return edge.Result{}, err
 	}
 	req := *p.(*events.BackupRequested)
-	fleet, err := r.Fleet.Fleet(ctx)
+	db, err := config.Lookup(ctx, r.Fleet, req.Database)
 	if err != nil {
-		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
-	}
-	db, ok := fleet.Database(req.Database)
-	if !ok {
-		return edge.Result{}, edge.Reject("database %q is not in the fleet policy", req.Database)
+		return edge.Result{}, err
 	}
 	now := clock.Or(r.Clock).Now()
 	digest := e.Digest()

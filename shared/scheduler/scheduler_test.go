@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +47,8 @@ type rig struct {
 
 func newRig(t *testing.T, at time.Time) *rig {
 	r := &rig{store: state.NewMemoryStore(), exec: &fakeExec{}, send: &testkit.Sender{}, clk: clock.NewFake(at)}
-	r.s = &Scheduler{Store: r.store, Fleet: config.Static{F: testkit.LoadFleet(t)}, Execs: map[string]Executor{config.ExecSimulated: r.exec}, Send: r.send, Clock: r.clk}
+	r.s = &Scheduler{Store: r.store, Fleet: config.Static{F: testkit.LoadFleet(t)}, Execs: map[string]Executor{config.ExecSimulated: r.exec}, Send: r.send, Clock: r.clk,
+		Log: slog.New(slog.DiscardHandler)}
 	return r
 }
 
@@ -472,7 +474,7 @@ func TestRequestedBackup(t *testing.T) {
 	if after := r.get(t, "db1"); after.Revision != before.Revision {
 		t.Fatal("a refused request changed the state")
 	}
-	if _, err := req.Handle(ctx, testkit.Event(t, "req-3", events.BackupRequested{Database: "nope", Type: events.Full, RequestedBy: "ops"})); !errors.Is(err, edge.ErrRejected) {
+	if _, err := req.Handle(ctx, testkit.Event(t, "req-3", events.BackupRequested{Database: "nope", Type: events.Full, RequestedBy: "ops"})); edge.Status(err) != 422 {
 		t.Fatalf("unknown database: %v", err)
 	}
 }
