@@ -413,3 +413,19 @@ func TestProbeReportsOnlyAFailedJobRun(t *testing.T) {
 		t.Fatalf("failed run: %+v %v", p, err)
 	}
 }
+
+func TestCancelDeletesTheJobRun(t *testing.T) {
+	s := start(t, nil)
+	run := sampleRun("run-cancel")
+	if err := s.client.Start(ctx(t), run); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second finds it gone: still fine
+		if err := s.client.Cancel(ctx(t), run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := s.client.Status(ctx(t), run.RunID); err != nil || st.Known {
+		t.Fatalf("after cancel: %+v %v", st, err)
+	}
+}

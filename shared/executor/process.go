@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"slices"
 	"sync"
@@ -42,7 +43,8 @@ type Process struct {
 	Log *slog.Logger
 
 	mu      sync.Mutex
-	started map[string]int  // run id -> pid
+	started map[string]int // run id -> pid
+	running map[string]*os.Process
 	reaped  []chan struct{} // one per child, closed once it is reaped
 }
 
@@ -85,6 +87,10 @@ func (p *Process) Start(ctx context.Context, run events.BackupStarted) error {
 	}
 	pid := cmd.Process.Pid
 	p.started[run.RunID] = pid
+	if p.running == nil {
+		p.running = map[string]*os.Process{}
+	}
+	p.running[run.RunID] = cmd.Process
 	log := p.log().With("run", run.RunID, "database", run.Database, "pid", pid)
 	log.Info("runner process started", "command", p.Command)
 	begin := time.Now()
@@ -93,6 +99,9 @@ func (p *Process) Start(ctx context.Context, run events.BackupStarted) error {
 	go func() {
 		defer close(reaped)
 		err := cmd.Wait()
+		p.mu.Lock()
+		delete(p.running, run.RunID)
+		p.mu.Unlock()
 		code := cmd.ProcessState.ExitCode()
 		took := time.Since(begin).Round(time.Millisecond)
 		if err != nil {
@@ -101,6 +110,20 @@ func (p *Process) Start(ctx context.Context, run events.BackupStarted) error {
 		}
 		log.Info("runner process exited", "exit_code", code, "took", took)
 	}()
+	return nil
+}
+
+// Cancel kills the run's child if it is still running. Safe to call twice.
+func (p *Process) Cancel(_ context.Context, run events.BackupStarted) error {
+	p.mu.Lock()
+	proc := p.running[run.RunID]
+	p.mu.Unlock()
+	if proc == nil {
+		return nil
+	}
+	if err := proc.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("cancel run %s: %w", run.RunID, err)
+	}
 	return nil
 }
 

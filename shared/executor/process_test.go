@@ -22,8 +22,12 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/scheduler"
 )
 
-// The scheduler starts runs through a Process.
-var _ scheduler.Executor = (*executor.Process)(nil)
+// The scheduler starts runs through a Process, and cancels them; likewise the simulated Db2.
+var (
+	_ scheduler.Executor = (*executor.Process)(nil)
+	_ scheduler.Canceler = (*executor.Process)(nil)
+	_ scheduler.Canceler = (*executor.Simulated)(nil)
+)
 
 // When the test binary runs with helperVar=1 it is the "runner": it records what it received
 // and exits, before any test runs.
@@ -31,6 +35,7 @@ const (
 	helperVar = "KEYGUARD_PROCESS_TEST_HELPER"
 	outVar    = "KEYGUARD_PROCESS_TEST_OUT"
 	exitVar   = "KEYGUARD_PROCESS_TEST_EXIT"
+	sleepVar  = "KEYGUARD_PROCESS_TEST_SLEEP"
 )
 
 type record struct {
@@ -49,6 +54,9 @@ type record struct {
 func init() {
 	if os.Getenv(helperVar) != "1" {
 		return
+	}
+	if d, err := time.ParseDuration(os.Getenv(sleepVar)); err == nil {
+		time.Sleep(d) // a long backup, for Cancel
 	}
 	r := record{Args: os.Args[1:], RunIDVar: os.Getenv(jobevent.VarRunID), Extra: os.Getenv("EXTRA"),
 		Inherits: os.Getenv("KEYGUARD_PROCESS_TEST_PARENT_ONLY") != ""}
@@ -267,5 +275,27 @@ func TestProcessReapsAFailingRunner(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "runner process failed") || !strings.Contains(l, "exit_code=3") {
 		t.Fatalf("log: %s", l)
+	}
+}
+
+func TestCancelKillsARunningChild(t *testing.T) {
+	p, out, _ := helper(t, sleepVar+"=30s")
+	run := sampleStarted("run-cancel")
+	if err := p.Start(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := p.Cancel(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, p)
+	if d := time.Since(began); d > 10*time.Second {
+		t.Fatalf("the child ran on for %s after Cancel", d)
+	}
+	if got := records(t, out); len(got) != 0 {
+		t.Fatalf("a cancelled child finished its work: %+v", got)
+	}
+	if err := p.Cancel(context.Background(), run); err != nil {
+		t.Fatalf("second Cancel: %v", err)
 	}
 }

@@ -43,6 +43,7 @@ type Simulated struct {
 	mu     sync.Mutex
 	known  map[string]bool
 	starts map[string]int
+	timers map[string]clock.Timer
 }
 
 // Name is the executor name recorded in backup.started.
@@ -77,7 +78,24 @@ func (s *Simulated) Start(_ context.Context, run events.BackupStarted) error {
 		rule = &FailRule{Database: run.Database, Class: events.Rotation, Code: "SQL1728N",
 			Message: "The command or operation failed because the keystore could not be accessed (key material is being re-wrapped after a root key rotation)."}
 	}
-	clock.Or(s.Clock).AfterFunc(d, func() { s.finish(run, d, rule) })
+	timer := clock.Or(s.Clock).AfterFunc(d, func() { s.finish(run, d, rule) })
+	s.mu.Lock()
+	if s.timers == nil {
+		s.timers = map[string]clock.Timer{}
+	}
+	s.timers[run.RunID] = timer
+	s.mu.Unlock()
+	return nil
+}
+
+// Cancel stops a run that has not finished: it will publish no outcome. Safe to call twice.
+func (s *Simulated) Cancel(_ context.Context, run events.BackupStarted) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.timers[run.RunID]; ok {
+		t.Stop()
+		delete(s.timers, run.RunID)
+	}
 	return nil
 }
 

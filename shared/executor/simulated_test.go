@@ -76,3 +76,23 @@ func TestSimulatedFailsWhileRewrapping(t *testing.T) {
 		t.Fatal("the backup after re-wrap did not complete")
 	}
 }
+
+func TestSimulatedCancel(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC))
+	send := &testkit.Sender{}
+	sim := &Simulated{Clock: clk, Send: send}
+	run := events.BackupStarted{Database: "db1", RunID: "r", Type: events.Full, Mode: events.Online, Slot: clk.Now(), StartedAt: clk.Now(),
+		LeaseUntil: clk.Now().Add(time.Hour), KeyCRN: testkit.KeyA, Executor: "simulated"}
+	if err := sim.Start(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := sim.Cancel(context.Background(), run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(2 * time.Hour)
+	if n := len(send.OfType(events.TypeBackupCompleted)) + len(send.OfType(events.TypeBackupFailed)); n != 0 {
+		t.Fatalf("a cancelled run published %d outcomes", n)
+	}
+}

@@ -42,6 +42,13 @@ type Prober interface {
 	Probe(ctx context.Context, run events.BackupStarted) (events.Payload, error)
 }
 
+// Canceler is implemented by executors that can stop a run (a Code Engine job run, a child
+// process, the simulated Db2). The scheduler cancels a run whose lease expired before the retry
+// plan can start another, so a lost run never backs up beside its retry. Safe to call twice.
+type Canceler interface {
+	Cancel(ctx context.Context, run events.BackupStarted) error
+}
+
 // KeyStatus is what Key Protect says of a root key now.
 type KeyStatus struct {
 	Version   string
@@ -163,9 +170,10 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 	var d policy.Decision
 	var toSend []pendingEvent
 	var destroyed bool
+	var expired *state.Run
 	st, err := state.Update(ctx, s.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) },
 		func(st *state.State) error {
-			rep.Notes, toSend, destroyed = nil, nil, false
+			rep.Notes, toSend, destroyed, expired = nil, nil, false, nil
 			changed := false
 			if st.Key.CRN != db.KeyCRN {
 				st.Key = state.KeyInfo{CRN: db.KeyCRN}
@@ -202,6 +210,7 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 			// Reconcile: a run past its lease is lost.
 			if st.Run != nil && now.After(st.Run.LeaseUntil) {
 				run := *st.Run
+				expired = &run
 				policy.ApplyFailure(st, db, run, events.Transient, "no outcome within the lease", now)
 				rep.Notes = append(rep.Notes, "lease expired for "+run.ID)
 				changed = true
@@ -260,6 +269,15 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 	}
 	rep.Action, rep.Type, rep.Reason = d.Action, d.Type, d.Reason
 	var errs []error
+	if expired != nil {
+		if c, ok := s.Execs[db.ExecutorKey()].(Canceler); ok {
+			r := expired
+			if err := c.Cancel(ctx, events.BackupStarted{Database: db.Name, RunID: r.ID, Type: r.Type, Mode: r.Mode, Slot: r.Slot, StartedAt: r.StartedAt,
+				LeaseUntil: r.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: r.KeyVersion, Executor: db.Executor}); err != nil {
+				s.log().Warn("cancel a run past its lease", "db", db.Name, "run", r.ID, "err", err)
+			}
+		}
+	}
 	if d.Action == policy.Start && st != nil && st.Run != nil {
 		rep.RunID = st.Run.ID
 		started := events.BackupStarted{Database: db.Name, RunID: st.Run.ID, Type: st.Run.Type, Mode: st.Run.Mode, Slot: st.Run.Slot,

@@ -22,9 +22,17 @@ import (
 )
 
 type fakeExec struct {
-	mu      sync.Mutex
-	started []events.BackupStarted
-	fail    error
+	mu        sync.Mutex
+	started   []events.BackupStarted
+	cancelled []string
+	fail      error
+}
+
+func (f *fakeExec) Cancel(_ context.Context, r events.BackupStarted) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancelled = append(f.cancelled, r.RunID)
+	return nil
 }
 
 func (f *fakeExec) Start(_ context.Context, r events.BackupStarted) error {
@@ -219,6 +227,9 @@ func TestLeaseExpiryCountsFailureAndRetries(t *testing.T) {
 	}
 	if rep := report(t, reps, "db1"); len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "lease expired for "+runID) {
 		t.Fatalf("notes = %v", rep.Notes)
+	}
+	if len(r.exec.cancelled) != 1 || r.exec.cancelled[0] != runID {
+		t.Fatalf("cancelled %v, want the expired run %s", r.exec.cancelled, runID)
 	}
 	st := r.get(t, "db1")
 	if st.ConsecutiveFailures != 1 || st.NextRetry == nil || st.NextRetry.Attempt != 2 || st.LastFailure.RunID != runID {

@@ -181,6 +181,7 @@ func New(o Options) *Emulator {
 	mux.Handle("POST "+iamemu.TokenPath, e.iam)
 	mux.HandleFunc("POST "+JobRunsPath, e.api(e.handleCreate))
 	mux.HandleFunc("GET "+JobRunPath, e.api(e.handleGet))
+	mux.HandleFunc("DELETE "+JobRunPath, e.api(e.handleDelete))
 	mux.HandleFunc(APIPrefix+"/", e.api(func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "not_found", "no such operation: "+r.Method+" "+r.URL.Path)
 	}))
@@ -406,6 +407,15 @@ func (e *Emulator) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// handleDelete deletes a job run, which stops its instances (202), or answers 404.
+func (e *Emulator) handleDelete(w http.ResponseWriter, r *http.Request) {
+	if !e.Delete(r.PathValue("name")) {
+		apiError(w, http.StatusNotFound, "job_run_not_found", "job run "+r.PathValue("name")+" not found")
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 // view is the API representation of r. The caller holds e.mu.
