@@ -23,7 +23,7 @@ $(VERSITYGW_STAMP):
 
 ## run: the whole system on loopback with the sample fleet, a simulated week, then exit
 run: $(VERSITYGW_STAMP)
-	$(GO) run ./cmd/keyguard dev
+	$(GO) run ./test/cmd/keyguard-local run
 
 ## test: vet, formatting, and every test including the integration tests against versitygw
 test: vet fmt-check $(VERSITYGW_STAMP)

@@ -13,8 +13,6 @@ import (
 const usage = `usage: keyguard <command> [flags] [arguments]
 
 commands:
-  dev [flags]
-          run the whole system on loopback through a simulated week and print a timeline
 ` + opsUsage
 
 func main() {
@@ -26,8 +24,6 @@ func main() {
 	}
 	var err error
 	switch os.Args[1] {
-	case "dev":
-		err = runDev(ctx, os.Args[2:], os.Stdout)
 	case "status", "backup", "plan-restore", "prune":
 		err = runOps(ctx, os.Args[1:], os.Getenv, os.Stdout)
 	case "help", "-h", "--help":
@@ -41,7 +37,7 @@ func main() {
 	switch {
 	case errors.As(err, &ue) && ue.err == nil: // -h
 		fmt.Print(ue.usage)
-	case errors.Is(err, flag.ErrHelp): // dev -h: the flag package printed the usage
+	case errors.Is(err, flag.ErrHelp): // the flag package printed the usage
 	case errors.As(err, &ue):
 		fmt.Fprintf(os.Stderr, "keyguard: %v\n\n%s", err, ue.usage)
 		os.Exit(2)

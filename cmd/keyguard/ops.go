@@ -38,6 +38,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
@@ -615,13 +616,9 @@ func (o *ops) backupCreate(ctx context.Context, req events.BackupRequested) erro
 	var warn string
 	st, _, err := state.NewObjectStore(o.objs).Get(ctx, req.Database)
 	switch {
-	case err == nil && st.Key.Blocked:
-		warn = fmt.Sprintf("the key is %s: backups are blocked", orText(string(st.Key.State), "not usable"))
-	case err == nil && st.Window != nil:
-		warn = "a rotation window is open until " + utc(st.Window.MaxCloseAt) + " at the latest"
-	case err == nil && st.Run != nil:
-		warn = "run " + st.Run.ID + " is in flight"
-	case err != nil && !errors.Is(err, state.ErrNotFound):
+	case err == nil:
+		warn, _ = policy.Hold(st)
+	case !errors.Is(err, state.ErrNotFound):
 		return err
 	}
 	req.RequestedBy = "keyguard-cli:" + o.user
@@ -976,4 +973,19 @@ func pronoun(n int) string {
 		return "it"
 	}
 	return "them"
+}
+
+// short abbreviates a Key Protect version id.
+func short(v string) string {
+	if len(v) > 8 {
+		return v[:8]
+	}
+	return orDash(v)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -246,7 +246,7 @@ func TestBackupCreate(t *testing.T) {
 		if err := f.run(t, "backup", "create", "db2"); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(f.out.String(), "warning: the scheduler will refuse it unless this changes first: the key is suspended") {
+		if !strings.Contains(f.out.String(), "warning: the scheduler will refuse it unless this changes first: key not active (suspended)") {
 			t.Errorf("no warning about the blocked key:\n%s", f.out)
 		}
 	})

@@ -10,8 +10,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/keyguard-dev/keyguard/shared/catalog"
-	"github.com/keyguard-dev/keyguard/shared/completion"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
@@ -21,8 +19,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := runtime.Run(ctx, config.FnCompletion, os.Getenv, func(d runtime.Deps) (map[string]edge.Handler, error) {
-		h := &completion.Handler{Store: d.States, Fleet: d.Fleet, Send: d.Send, Catalog: catalog.New(d.Objects), Log: d.Log}
-		return map[string]edge.Handler{config.PathEvents: h}, nil
+		return runtime.Routes(config.FnCompletion, d)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "completion:", err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
-	"github.com/keyguard-dev/keyguard/shared/rotation"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
 )
 
@@ -19,8 +18,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := runtime.Run(ctx, config.FnRotation, os.Getenv, func(d runtime.Deps) (map[string]edge.Handler, error) {
-		h := &rotation.Handler{Store: d.States, Fleet: d.Fleet, Send: d.Send, Log: d.Log}
-		return map[string]edge.Handler{config.PathEvents: h}, nil
+		return runtime.Routes(config.FnRotation, d)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rotation:", err)

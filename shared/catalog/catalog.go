@@ -152,6 +152,9 @@ func (c *Catalog) List(ctx context.Context, db string) ([]Entry, error) {
 	}
 	var keys []string
 	for _, in := range infos {
+		if strings.HasPrefix(in.Key, Prefix(db)+runsDir) {
+			continue // run records (RunRecord), not entries
+		}
 		if _, _, ok := parseKey(strings.TrimPrefix(in.Key, Prefix(db))); !ok {
 			return nil, fmt.Errorf("list catalog %s: %w: unexpected object %s", db, ErrInvalid, in.Key)
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 )
 
 // Error is what Start and Status return.
@@ -55,4 +57,16 @@ func IsTransient(err error) bool {
 func TransientStatus(code int) bool {
 	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
 		(code >= 500 && code <= 599 && code != http.StatusNotImplemented)
+}
+
+// Kind is the error's kind in keyguard's vocabulary: transient, configuration (IAM refused the
+// credentials) or permanent.
+func (e *Error) Kind() errkind.Kind {
+	switch {
+	case e.Transient:
+		return errkind.Transient
+	case e.Auth:
+		return errkind.Configuration
+	}
+	return errkind.Permanent
 }

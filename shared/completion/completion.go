@@ -17,28 +17,38 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
-// FleetSource returns the current fleet policy.
-type FleetSource interface {
-	Fleet(ctx context.Context) (*config.Fleet, error)
-}
-
-// Catalog is the backup catalog retention prunes. Nil disables retention.
+// Catalog is the record of backups: the evidence an outcome is checked against, and what
+// retention prunes.
 type Catalog interface {
+	// GetRun returns a run's recorded outcome, or an error wrapping catalog.ErrNotFound.
+	GetRun(ctx context.Context, db, runID string) (catalog.RunRecord, error)
+	// Record writes a run's entry (when not nil) and record, create-only and idempotent.
+	Record(ctx context.Context, e *catalog.Entry, r catalog.RunRecord) error
 	List(ctx context.Context, db string) ([]catalog.Entry, error)
 	Delete(ctx context.Context, db, timestamp string) error
+	// PruneRuns deletes the run records written before cutoff, except those of the runs in keep.
+	PruneRuns(ctx context.Context, db string, keep map[string]bool, cutoff time.Time) (int, error)
 }
+
+// runRecordAge is how long run records outlive their runs: reconciliation needs them for a few
+// leases at most.
+const runRecordAge = 30 * 24 * time.Hour
 
 // Handler handles backup outcomes.
 type Handler struct {
 	Store   state.Store
-	Fleet   FleetSource
+	Fleet   config.Source
 	Send    outbox.Sender
 	Catalog Catalog
 	Clock   clock.Clock
 	Log     *slog.Logger
 }
 
-// Handle dispatches by type. Other types are rejected (422).
+// Handle applies a backup.completed or backup.failed. The outcome applied is the run's record in
+// the catalog, which the runner (or the scheduler, for a backup Db2 on Cloud keeps) writes
+// before publishing: a success without a record is refused (422) and changes nothing; a failure
+// without one is recorded first. Only the run in flight, or the run whose lease expired last,
+// can be closed (policy.Completed, policy.Failed). Other types are rejected (422).
 func (h *Handler) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
 	if e.Type != events.TypeBackupCompleted && e.Type != events.TypeBackupFailed {
 		return edge.Result{}, edge.Reject("completion takes %s and %s, not %q", events.TypeBackupCompleted, events.TypeBackupFailed, e.Type)
@@ -47,46 +57,56 @@ func (h *Handler) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	if err != nil {
 		return edge.Result{}, err
 	}
-	var dbName string
+	var dbName, runID string
 	switch v := p.(type) {
 	case *events.BackupCompleted:
-		dbName = v.Database
+		dbName, runID = v.Database, v.RunID
 	case *events.BackupFailed:
-		dbName = v.Database
+		dbName, runID = v.Database, v.RunID
 	}
 	db, err := config.Lookup(ctx, h.Fleet, dbName)
+	if err != nil {
+		return edge.Result{}, err
+	}
+	outcome, err := h.evidence(ctx, db, runID, p)
 	if err != nil {
 		return edge.Result{}, err
 	}
 	now := clock.Or(h.Clock).Now()
 	digest := e.Digest()
 	var note string
+	var success bool
 	st, err := state.Update(ctx, h.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) },
 		func(st *state.State) error {
 			if st.HasSeen(digest) {
-				note = "duplicate"
+				note = "duplicate delivery"
+				return state.ErrNoChange
+			}
+			var changed bool
+			switch v := outcome.(type) {
+			case events.BackupCompleted:
+				note, changed = policy.Completed(st, db, v, now)
+				success = true
+			case events.BackupFailed:
+				note, changed = policy.Failed(st, db, v, now)
+			}
+			if !changed {
 				return state.ErrNoChange
 			}
 			st.MarkSeen(digest)
-			switch v := p.(type) {
-			case *events.BackupCompleted:
-				note = Completed(st, db, *v, now)
-			case *events.BackupFailed:
-				note = Failed(st, db, *v, now)
-			}
 			return nil
 		})
 	if err != nil && !errors.Is(err, state.ErrNoChange) {
 		return edge.Result{}, fmt.Errorf("update state of %s: %w", db.Name, err)
 	}
-	h.log().Info("outcome applied", "db", db.Name, "type", e.Type, "note", note)
+	h.log().Info("outcome applied", "database", db.Name, "type", e.Type, "note", note)
 	if _, err := outbox.Flush(ctx, h.Store, h.Send, st); err != nil {
 		return edge.Result{}, err
 	}
-	if _, ok := p.(*events.BackupCompleted); ok && note != "duplicate" {
+	if success {
 		if pruned, err := h.prune(ctx, db, now); err != nil {
 			// Retention runs again after the next success; a failure here loses nothing.
-			h.log().Warn("retention", "db", db.Name, "err", err)
+			h.log().Warn("retention", "database", db.Name, "err", err)
 		} else if pruned > 0 {
 			note += fmt.Sprintf("; retention pruned %d image(s)", pruned)
 		}
@@ -94,44 +114,41 @@ func (h *Handler) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	return edge.Result{Outcome: "applied", Detail: db.Name + ": " + note}, nil
 }
 
-// Completed applies a backup.completed to the state and says what it did.
-func Completed(st *state.State, db config.Database, p events.BackupCompleted, now time.Time) string {
-	run := state.Run{ID: p.RunID, Type: p.Type, Mode: p.Mode, KeyVersion: p.KeyVersion}
-	inFlight := st.Run != nil && st.Run.ID == p.RunID
-	if inFlight {
-		run = *st.Run
-		if run.Suspect && !p.Verified {
-			policy.ApplyFailure(st, db, run, events.Rotation, "a key rotation began during the run and the image was not verified", now)
-			return "suspect run " + p.RunID + " not verified: counted as failed"
+// evidence returns the outcome to apply: the run's record when there is one (the first outcome
+// recorded for a run stands, whatever the event says). A failure without a record is recorded
+// now; a success without one is refused, except for a backup a service keeps (no catalog key),
+// which is recorded from the event.
+func (h *Handler) evidence(ctx context.Context, db config.Database, runID string, p events.Payload) (events.Payload, error) {
+	rec, err := h.Catalog.GetRun(ctx, db.Name, runID)
+	if err == nil {
+		return rec.Outcome(), nil
+	}
+	if !errors.Is(err, catalog.ErrNotFound) {
+		return nil, fmt.Errorf("look up run %s in the catalog: %w", runID, err)
+	}
+	var entry *catalog.Entry
+	rec = catalog.RunRecord{Database: db.Name, RunID: runID}
+	switch v := p.(type) {
+	case *events.BackupCompleted:
+		if v.CatalogKey != "" || v.Location == "" {
+			return nil, edge.Reject("backup.completed of %s has no record in the catalog (%s): a success is accepted only with the catalog record its producer writes first",
+				runID, catalog.RunKey(db.Name, runID))
 		}
-	} else if st.LastSuccess != nil && !p.EndedAt.After(st.LastSuccess.At) {
-		return "late completion of " + p.RunID + ": a newer success is recorded"
+		e := catalog.ServiceEntry(*v, db.Executor, "")
+		entry, rec.Completed = &e, v
+	case *events.BackupFailed:
+		rec.Failed = v
 	}
-	version := p.KeyVersion
-	if version == "" {
-		version = run.KeyVersion
+	if err := h.Catalog.Record(ctx, entry, rec); err != nil && !errors.Is(err, catalog.ErrExists) {
+		if errors.Is(err, catalog.ErrInvalid) {
+			return nil, edge.Reject("%v", err)
+		}
+		return nil, fmt.Errorf("record run %s: %w", runID, err)
 	}
-	policy.ApplySuccess(st, run, p.ImageTimestamp, version, p.EndedAt)
-	if !inFlight {
-		return "late completion of " + p.RunID + " recorded"
+	if rec, err := h.Catalog.GetRun(ctx, db.Name, runID); err == nil {
+		return rec.Outcome(), nil
 	}
-	return "closed " + p.RunID + " (success)"
-}
-
-// Failed applies a backup.failed to the state and says what it did.
-func Failed(st *state.State, db config.Database, p events.BackupFailed, now time.Time) string {
-	if st.Run == nil || st.Run.ID != p.RunID {
-		return "failure of " + p.RunID + " ignored: run not in flight (already counted or superseded)"
-	}
-	msg := p.Message
-	if p.Code != "" {
-		msg = p.Code + " " + msg
-	}
-	policy.ApplyFailure(st, db, *st.Run, p.Class, msg, now)
-	if st.NextRetry != nil {
-		return fmt.Sprintf("closed %s (failed, %d in a row, retry at %s)", p.RunID, st.ConsecutiveFailures, st.NextRetry.At.Format("2006-01-02T15:04Z"))
-	}
-	return fmt.Sprintf("closed %s (failed, %d in a row, no retry)", p.RunID, st.ConsecutiveFailures)
+	return rec.Outcome(), nil
 }
 
 func (h *Handler) log() *slog.Logger {
@@ -141,8 +158,9 @@ func (h *Handler) log() *slog.Logger {
 	return slog.Default()
 }
 
-// prune applies the database's retention to its catalog: it deletes, oldest first, the images no
-// kept restore chain needs, never below keep_fulls full chains (catalog.Retain decides).
+// prune applies the database's retention to its catalog: it deletes, newest first, the images no
+// kept restore chain needs, never below keep_fulls full chains (catalog.Retain decides), and the
+// run records of the entries it deleted.
 func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) (int, error) {
 	if h.Catalog == nil {
 		return 0, nil
@@ -151,12 +169,19 @@ func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) 
 	if err != nil {
 		return 0, fmt.Errorf("list catalog: %w", err)
 	}
-	_, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, nil)
+	keep, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, nil)
 	for i, e := range drop {
 		if err := h.Catalog.Delete(ctx, db.Name, e.ImageTimestamp); err != nil {
 			return i, fmt.Errorf("delete %s: %w", e.Name(), err)
 		}
-		h.log().Info("retention deleted image", "db", db.Name, "image", e.Name(), "type", e.Type)
+		h.log().Info("retention deleted image", "database", db.Name, "image", e.Name(), "type", e.Type)
+	}
+	runs := make(map[string]bool, len(keep))
+	for _, e := range keep {
+		runs[e.RunID] = true
+	}
+	if _, err := h.Catalog.PruneRuns(ctx, db.Name, runs, now.Add(-runRecordAge)); err != nil {
+		return len(drop), err
 	}
 	return len(drop), nil
 }

@@ -12,16 +12,17 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
-	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/state"
+	"github.com/keyguard-dev/keyguard/test/testkit"
 )
 
 var now = time.Date(2026, 11, 24, 2, 45, 0, 0, time.UTC)
 
 func setup(t *testing.T, run *state.Run) (*Handler, *testkit.Sender) {
 	send := &testkit.Sender{}
-	h := &Handler{Store: state.NewMemoryStore(), Fleet: config.Static{F: testkit.LoadFleet(t)}, Send: send, Clock: clock.NewFake(now)}
+	h := &Handler{Store: state.NewMemoryStore(), Fleet: config.Static{F: testkit.LoadFleet(t)}, Send: send, Clock: clock.NewFake(now),
+		Catalog: catalog.New(objstore.NewMemory())}
 	_, err := state.Update(context.Background(), h.Store, "db1", func() *state.State { return state.New("db1", testkit.KeyA) }, func(st *state.State) error {
 		st.Run = run
 		return nil
@@ -51,7 +52,16 @@ func failed(id string) events.BackupFailed {
 
 func completed(id string) events.BackupCompleted {
 	return events.BackupCompleted{Database: "db1", RunID: id, Type: events.Delta, Mode: events.Online, StartedAt: now.Add(-10 * time.Minute), EndedAt: now,
-		ImageTimestamp: "20261124023500", SizeBytes: 10, KeyCRN: testkit.KeyA, KeyVersion: "1", Verified: true}
+		ImageTimestamp: "20261124023500", SizeBytes: 10, KeyCRN: testkit.KeyA, KeyVersion: "1", Verified: true, CatalogKey: "catalog/db1/20261124023500-delta.json"}
+}
+
+// recorded is what a runner does before publishing a completion: it records the run.
+func recorded(t *testing.T, h *Handler, c events.BackupCompleted) events.BackupCompleted {
+	t.Helper()
+	if err := h.Catalog.Record(context.Background(), nil, catalog.RunRecord{Database: c.Database, RunID: c.RunID, Completed: &c}); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestFailuresRetryThenAlertThenSuccessResets(t *testing.T) {
@@ -85,7 +95,7 @@ func TestFailuresRetryThenAlertThenSuccessResets(t *testing.T) {
 	}
 	// Success resets.
 	_, _ = state.Update(ctx, h.Store, "db1", nil, func(st *state.State) error { st.Run = run("r3", 3); return nil })
-	if _, err := h.Handle(ctx, testkit.Event(t, "c3", completed("r3"))); err != nil {
+	if _, err := h.Handle(ctx, testkit.Event(t, "c3", recorded(t, h, completed("r3")))); err != nil {
 		t.Fatal(err)
 	}
 	st = get(t, h)
@@ -105,12 +115,91 @@ func TestLateAndUnknownOutcomes(t *testing.T) {
 	if st.ConsecutiveFailures != 0 || st.Run == nil || st.Run.ID != "current" {
 		t.Fatalf("late failure changed the run: %+v", st)
 	}
-	// A late completion is recorded as a success but leaves the current run alone.
-	if res, err := h.Handle(ctx, testkit.Event(t, "late-c", completed("old"))); err != nil || !strings.Contains(res.Detail, "late completion") {
-		t.Fatalf("late completion: %+v %v", res, err)
+}
+
+// TestCompletionOfAnUnknownRunChangesNothing: a backup.completed for a run that is neither in
+// flight nor the run whose lease expired last neither resets the failure count nor records a
+// success, even with a run record.
+func TestCompletionOfAnUnknownRunChangesNothing(t *testing.T) {
+	h, _ := setup(t, run("current", 1))
+	ctx := context.Background()
+	_, _ = state.Update(ctx, h.Store, "db1", nil, func(st *state.State) error { st.ConsecutiveFailures = 2; return nil })
+	before := get(t, h)
+	res, err := h.Handle(ctx, testkit.Event(t, "other-c", recorded(t, h, completed("other"))))
+	if err != nil || !strings.Contains(res.Detail, "ignored") {
+		t.Fatalf("completion of an unknown run: %+v %v", res, err)
 	}
-	if st = get(t, h); st.Run == nil || st.LastSuccess == nil || st.LastSuccess.RunID != "old" {
-		t.Fatalf("late completion: %+v", st)
+	if st := get(t, h); st.Revision != before.Revision || st.ConsecutiveFailures != 2 || st.LastSuccess != nil {
+		t.Fatalf("an unknown run's completion changed the state: %+v", st)
+	}
+}
+
+// TestCompletionWithoutACatalogRecordIsRefused: a success is accepted only with the run record
+// its producer writes before publishing.
+func TestCompletionWithoutACatalogRecordIsRefused(t *testing.T) {
+	h, _ := setup(t, run("r1", 1))
+	before := get(t, h)
+	_, err := h.Handle(context.Background(), testkit.Event(t, "c1", completed("r1")))
+	if edge.Status(err) != 422 || !strings.Contains(err.Error(), "no record in the catalog") {
+		t.Fatalf("unrecorded completion: %v", err)
+	}
+	if st := get(t, h); st.Revision != before.Revision {
+		t.Fatal("an unrecorded completion changed the state")
+	}
+}
+
+// TestLateSuccessOfTheExpiredRunIsAccepted: the run whose lease expired (counted as a failure)
+// finished after all: its success is recorded and resets the count; a redelivery changes nothing.
+func TestLateSuccessOfTheExpiredRunIsAccepted(t *testing.T) {
+	h, _ := setup(t, nil)
+	ctx := context.Background()
+	expired := run("slow", 1)
+	_, _ = state.Update(ctx, h.Store, "db1", nil, func(st *state.State) error {
+		st.LastExpired, st.ConsecutiveFailures = expired, 1
+		st.NextRetry = &state.Retry{At: now.Add(time.Hour), Type: events.Delta, Slot: expired.Slot, Attempt: 2}
+		return nil
+	})
+	c := recorded(t, h, completed("slow"))
+	for i := range 2 {
+		if _, err := h.Handle(ctx, testkit.Event(t, "c-slow", c)); err != nil {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	st := get(t, h)
+	if st.ConsecutiveFailures != 0 || st.LastSuccess == nil || st.LastSuccess.RunID != "slow" || st.LastExpired != nil || st.NextRetry != nil {
+		t.Fatalf("late success: %+v", st)
+	}
+}
+
+// TestTheRecordedOutcomeWins: an event that contradicts the run's record is applied as recorded.
+func TestTheRecordedOutcomeWins(t *testing.T) {
+	h, _ := setup(t, run("r1", 1))
+	ctx := context.Background()
+	f := failed("r1")
+	if err := h.Catalog.Record(ctx, nil, catalog.RunRecord{Database: "db1", RunID: "r1", Failed: &f}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Handle(ctx, testkit.Event(t, "c1", completed("r1"))); err != nil {
+		t.Fatal(err)
+	}
+	if st := get(t, h); st.ConsecutiveFailures != 1 || st.LastSuccess != nil {
+		t.Fatalf("the event overrode the record: %+v", st)
+	}
+}
+
+// TestAlertWithALongMessageIsStillSent: a failure message at the event limit (4096 bytes) plus a
+// code made an alert that failed validation and blocked the outbox for good.
+func TestAlertWithALongMessageIsStillSent(t *testing.T) {
+	h, send := setup(t, run("r1", 1))
+	ctx := context.Background()
+	_, _ = state.Update(ctx, h.Store, "db1", nil, func(st *state.State) error { st.ConsecutiveFailures = 1; return nil })
+	f := failed("r1")
+	f.Message = strings.Repeat("x", 4000)
+	if _, err := h.Handle(ctx, testkit.Event(t, "f1", f)); err != nil {
+		t.Fatal(err)
+	}
+	if st := get(t, h); len(st.PendingAlerts) != 0 || len(send.OfType(events.TypeAlert)) != 1 {
+		t.Fatalf("alert not sent: pending %d, sent %d", len(st.PendingAlerts), len(send.OfType(events.TypeAlert)))
 	}
 }
 
@@ -120,6 +209,7 @@ func TestSuspectRunNeedsVerification(t *testing.T) {
 	h, _ := setup(t, r)
 	c := completed("s1")
 	c.Verified = false
+	recorded(t, h, c)
 	if _, err := h.Handle(context.Background(), testkit.Event(t, "c", c)); err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +240,7 @@ func TestRejects(t *testing.T) {
 
 func TestSuccessAppliesChainSafeRetention(t *testing.T) {
 	h, _ := setup(t, run("r-new", 1))
-	objs := objstore.NewMemory()
-	cat := catalog.New(objs)
-	h.Catalog = cat
+	cat := h.Catalog.(*catalog.Catalog)
 	ctx := context.Background()
 	// Four weekly fulls, each with an incremental: keep_fulls 2 (default) and keep_days 14 keep
 	// the newest two chains and whatever a point-in-time restore within 14 days needs.
@@ -169,7 +257,7 @@ func TestSuccessAppliesChainSafeRetention(t *testing.T) {
 			want = append(want, full, inc)
 		}
 	}
-	if _, err := h.Handle(ctx, testkit.Event(t, "c-new", completed("r-new"))); err != nil {
+	if _, err := h.Handle(ctx, testkit.Event(t, "c-new", recorded(t, h, completed("r-new")))); err != nil {
 		t.Fatal(err)
 	}
 	left, err := cat.List(ctx, "db1")

@@ -2,8 +2,8 @@ package config
 
 import _ "embed"
 
-// Example is the sample fleet policy shipped with keyguard (fleet.example.yaml); the dev stack
-// runs on it.
+// Example is the sample fleet policy of a deployment shipped with keyguard
+// (fleet.example.yaml): it loads as a deployed function loads a policy.
 //
 //go:embed fleet.example.yaml
 var Example []byte

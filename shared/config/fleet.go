@@ -20,11 +20,12 @@ import (
 // MaxFleetBytes bounds the fleet policy file.
 const MaxFleetBytes = 1 << 20
 
-// Executors a database can be backed up by.
+// Executors a database can be backed up by in a deployment. Every database names one: there
+// is no default, and test executors (the local stack's simulated Db2) exist only where the
+// loader is told of them (WithExecutors).
 const (
-	ExecSimulated = "simulated" // deterministic simulated Db2 (dev stack, tests)
-	ExecDb2CLI    = "db2cli"    // self-managed Db2 through its command line, in the runner job
-	ExecDb2SaaS   = "db2saas"   // Db2 on Cloud REST API
+	ExecDb2CLI  = "db2cli"  // self-managed Db2 through its command line, in the runner job or host agent
+	ExecDb2SaaS = "db2saas" // Db2 on Cloud REST API
 )
 
 // Where a db2cli database's runner runs.
@@ -188,7 +189,6 @@ func (f *Fleet) KeyCRNs() []string {
 func BuiltinDefaults() Defaults {
 	return Defaults{
 		Mode:           events.Online,
-		Executor:       ExecSimulated,
 		Lease:          6 * time.Hour,
 		CatchUp:        24 * time.Hour,
 		AlertThreshold: 2,
@@ -205,8 +205,24 @@ func BuiltinDefaults() Defaults {
 // ErrInvalidFleet wraps every fleet validation failure.
 var ErrInvalidFleet = errors.New("invalid fleet policy")
 
+// LoadOption adjusts Load.
+type LoadOption func(*loadOptions)
+
+type loadOptions struct{ executors []string }
+
+// WithExecutors lets the policy name executors beyond db2cli and db2saas: the local stack's
+// simulated Db2, which only the local stack registers. Deployed functions never pass it, so a
+// deployed fleet naming a test executor is refused at load.
+func WithExecutors(names ...string) LoadOption {
+	return func(o *loadOptions) { o.executors = append(o.executors, names...) }
+}
+
 // Load parses and validates a fleet policy. The error lists every problem found.
-func Load(data []byte) (*Fleet, error) {
+func Load(data []byte, opts ...LoadOption) (*Fleet, error) {
+	var lo loadOptions
+	for _, o := range opts {
+		o(&lo)
+	}
 	if len(data) > MaxFleetBytes {
 		return nil, fmt.Errorf("%w: file is %d bytes, limit %d", ErrInvalidFleet, len(data), MaxFleetBytes)
 	}
@@ -243,7 +259,7 @@ func Load(data []byte) (*Fleet, error) {
 		}
 		f.Databases = append(f.Databases, d)
 	}
-	if err := f.validate(); err != nil {
+	if err := f.validate(lo); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -259,7 +275,8 @@ var (
 // cronParser accepts standard 5-field expressions and @descriptors.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-func (f *Fleet) validate() error {
+func (f *Fleet) validate(lo loadOptions) error {
+	executors := append([]string{ExecDb2CLI, ExecDb2SaaS}, lo.executors...)
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	if f.Version != 1 {
@@ -291,8 +308,13 @@ func (f *Fleet) validate() error {
 		if d.Size < 0 {
 			add("%s: size is negative", at)
 		}
-		if !slices.Contains([]string{ExecSimulated, ExecDb2CLI, ExecDb2SaaS}, d.Executor) {
-			add("%s: executor must be simulated, db2cli or db2saas (got %q)", at, d.Executor)
+		switch {
+		case d.Executor == "":
+			add("%s: executor is required: db2cli (self-managed Db2, through its command line) or db2saas (Db2 on Cloud)", at)
+		case d.Executor == "simulated" && !slices.Contains(executors, d.Executor):
+			add("%s: executor simulated is the local stack's simulated Db2 and cannot back up a deployed database: use db2cli or db2saas", at)
+		case !slices.Contains(executors, d.Executor):
+			add("%s: executor must be one of %s (got %q)", at, strings.Join(executors, ", "), d.Executor)
 		}
 		if !d.Mode.Valid() {
 			add("%s: mode must be online or offline (got %q)", at, d.Mode)

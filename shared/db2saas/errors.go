@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 )
 
 // Sentinels, matched with errors.Is.
@@ -77,4 +78,15 @@ func statusClass(code int) events.FailureClass {
 
 func newError(op string, class events.FailureClass, err error) *Error {
 	return &Error{Op: op, Class: class, Err: err}
+}
+
+// Kind is the error's kind in keyguard's vocabulary, from its class.
+func (e *Error) Kind() errkind.Kind {
+	switch e.Class {
+	case events.Transient, events.Rotation:
+		return errkind.Transient
+	case events.Configuration:
+		return errkind.Configuration
+	}
+	return errkind.Permanent
 }

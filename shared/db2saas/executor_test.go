@@ -13,8 +13,8 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/db2saas"
-	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
 	"github.com/keyguard-dev/keyguard/test/db2saasemu"
+	"github.com/keyguard-dev/keyguard/test/testkit"
 )
 
 // executor is what the scheduler and the runner declare; the Executor must satisfy both halves.

@@ -1,8 +1,6 @@
-// Package executor holds local backup executors the scheduler starts runs with (the cloud ones
-// live with their SDK adapters: shared/codeengine, shared/db2saas). Simulated is a simulated Db2:
-// deterministic durations, sizes and checksums, failure injection by rule or while the database
-// re-wraps its keys, and an outcome (backup.completed or backup.failed) published through Event
-// Notifications exactly as the runner job publishes it, so the scheduler -> executor ->
-// completion loop closes without Db2. Process starts the real runner as a child process, as a
-// Code Engine job run starts it in a container.
+// Package executor holds the backup executors that have no cloud service of their own (the
+// cloud ones live with their SDK adapters: shared/codeengine, shared/db2saas). Pull is the
+// executor of self-managed databases served by a runner agent on the Db2 host, which pulls its
+// runs from the state objects. The local stack's simulated Db2 and child-process executor are
+// test code (test/simdb2, test/procexec): no deployed function links them.
 package executor

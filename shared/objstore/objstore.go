@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 )
 
 // Errors of a Store. Implementations wrap them with what was being done; test with errors.Is.
@@ -102,8 +104,9 @@ func ValidateKey(key string) error {
 // transientError marks an error as worth retrying later.
 type transientError struct{ err error }
 
-func (e transientError) Error() string { return e.err.Error() }
-func (e transientError) Unwrap() error { return e.err }
+func (e transientError) Error() string      { return e.err.Error() }
+func (e transientError) Unwrap() error      { return e.err }
+func (e transientError) Kind() errkind.Kind { return errkind.Transient }
 
 // MarkTransient returns err marked so that IsTransient reports true (nil stays nil). Fakes use
 // it to inject retryable failures.

@@ -102,7 +102,9 @@ func CloseWindow(w state.RotationWindow, rewrapped bool, now time.Time) (closeNo
 	return false, false
 }
 
-// Decide chooses the action for one database at time now. It never changes s.
+// Decide chooses the schedule's action for one database at time now: the highest-ranked due
+// slot or due retry, as a full when the chain needs one, held back by Hold or the backoff. It
+// never changes s.
 func Decide(s *state.State, db config.Database, now time.Time) Decision {
 	due := dueTypes(s, db, now)
 	retryDue := s.NextRetry != nil && !now.Before(s.NextRetry.At)
@@ -133,26 +135,18 @@ func Decide(s *state.State, db config.Database, now time.Time) Decision {
 		}
 	}
 	if d.Type != events.Full && (s.NeedFull || s.LastSuccess == nil) {
-		why := s.NeedFullReason
-		if why == "" {
-			why = "no full backup yet"
-		}
-		d.Reason += fmt.Sprintf(", taken as full (%s)", why)
+		d.Reason += fmt.Sprintf(", taken as full (%s)", needFullWhy(s))
 		d.Type = events.Full
 		for t, slot := range due {
 			d.Covers[t] = slot
 		}
 	}
 	// Holds, in order of precedence. A deferred slot stays due and runs when the hold ends.
-	switch {
-	case s.Key.Blocked:
-		return deferred(d, fmt.Sprintf("%s (%s)", ReasonKeyNotActive, s.Key.State))
-	case s.Window != nil:
-		return deferred(d, fmt.Sprintf("%s (key version %s until at most %s)", ReasonRotationWindow, s.Window.ToVersion, s.Window.MaxCloseAt.Format(time.RFC3339)))
-	case s.Run != nil:
-		return deferred(d, fmt.Sprintf("%s (%s)", ReasonRunInFlight, s.Run.ID))
-	case s.NextRetry != nil && !retryDue:
-		return deferred(d, fmt.Sprintf("%s (retry of %s at %s)", ReasonBackoff, s.NextRetry.Type, s.NextRetry.At.Format(time.RFC3339)))
+	if reason, held := Hold(s); held {
+		return deferred(d, reason)
+	}
+	if s.NextRetry != nil && !retryDue {
+		return deferred(d, fmt.Sprintf("%s (retry of %s at %s)", ReasonBackoff, s.NextRetry.Type, s.NextRetry.At.UTC().Format(time.RFC3339)))
 	}
 	return d
 }

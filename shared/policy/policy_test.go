@@ -11,6 +11,7 @@ import (
 )
 
 const fleetYAML = `version: 1
+defaults: {executor: db2cli}
 databases:
   - name: db1
     instance: x

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
@@ -17,18 +18,19 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
-// FleetSource returns the current fleet policy.
-type FleetSource interface {
-	Fleet(ctx context.Context) (*config.Fleet, error)
+// Catalog lists a database's backups: a destroyed key's alert names those it made unrestorable.
+type Catalog interface {
+	List(ctx context.Context, db string) ([]catalog.Entry, error)
 }
 
 // Handler handles key events.
 type Handler struct {
-	Store state.Store
-	Fleet FleetSource
-	Send  outbox.Sender
-	Clock clock.Clock
-	Log   *slog.Logger
+	Store   state.Store
+	Fleet   config.Source
+	Send    outbox.Sender
+	Catalog Catalog
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 // Handle dispatches by type. Other types are rejected (422).
@@ -60,7 +62,8 @@ func (h *Handler) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 }
 
 // forKey runs apply on the state of every database protected by keyCRN, then flushes alerts.
-func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, apply func(st *state.State, db config.Database, now time.Time) (string, error)) (edge.Result, error) {
+// apply returns what it did and whether it changed the state.
+func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, apply func(st *state.State, db config.Database, now time.Time) (string, bool)) (edge.Result, error) {
 	fleet, err := h.Fleet.Fleet(ctx)
 	if err != nil {
 		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
@@ -81,10 +84,12 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, app
 					note = "duplicate"
 					return state.ErrNoChange
 				}
+				var changed bool
+				if note, changed = apply(st, db, now); !changed {
+					return state.ErrNoChange
+				}
 				st.MarkSeen(digest)
-				var err error
-				note, err = apply(st, db, now)
-				return err
+				return nil
 			})
 		if err != nil && !errors.Is(err, state.ErrNoChange) {
 			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
@@ -103,14 +108,39 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, app
 }
 
 func (h *Handler) rotated(ctx context.Context, e events.Event, p events.KeyRotated) (edge.Result, error) {
-	return h.forKey(ctx, e, p.KeyCRN, func(st *state.State, db config.Database, now time.Time) (string, error) {
-		return policy.OpenWindow(st, db, p, now), nil
+	return h.forKey(ctx, e, p.KeyCRN, func(st *state.State, db config.Database, now time.Time) (string, bool) {
+		return policy.Rotated(st, db, p, now)
 	})
 }
 
+// stateChanged applies a key state. A destroyed key also owes the alert naming the backups it
+// made unrestorable: the catalog is listed first, and the alert is decided inside the same
+// compare-and-swap (if the listing fails, the next scheduler tick lists and decides it).
 func (h *Handler) stateChanged(ctx context.Context, e events.Event, p events.KeyStateChanged) (edge.Result, error) {
-	return h.forKey(ctx, e, p.KeyCRN, func(st *state.State, db config.Database, now time.Time) (string, error) {
-		return policy.ApplyKeyState(st, db, p.State, p.ChangedAt), nil
+	lost := map[string]*policy.UnrestorableImages{}
+	if p.State == events.KeyDestroyed && h.Catalog != nil {
+		fleet, err := h.Fleet.Fleet(ctx)
+		if err != nil {
+			return edge.Result{}, fmt.Errorf("load fleet: %w", err)
+		}
+		for _, db := range fleet.ByKey(p.KeyCRN) {
+			entries, err := h.Catalog.List(ctx, db.Name)
+			if err != nil {
+				h.log().Warn("listing the catalog for a destroyed key's alert failed; the scheduler tries again", "database", db.Name, "err", err)
+				continue
+			}
+			u := policy.UnrestorableOf(entries, p.KeyCRN)
+			lost[db.Name] = &u
+		}
+	}
+	return h.forKey(ctx, e, p.KeyCRN, func(st *state.State, db config.Database, now time.Time) (string, bool) {
+		note, changed := policy.KeyState(st, db, p.State, p.ChangedAt)
+		if u := lost[db.Name]; u != nil {
+			if more, ok := policy.Unrestorable(st, db, *u); ok {
+				note, changed = note+"; "+more, true
+			}
+		}
+		return note, changed
 	})
 }
 

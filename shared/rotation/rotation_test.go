@@ -11,8 +11,8 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
-	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
 	"github.com/keyguard-dev/keyguard/shared/state"
+	"github.com/keyguard-dev/keyguard/test/testkit"
 )
 
 var now = time.Date(2026, 11, 24, 1, 30, 0, 0, time.UTC)

@@ -58,8 +58,10 @@ func (p *Poller) Poll(ctx context.Context) (int, error) {
 		if r == nil || p.done[r.ID] || clock.Or(p.Runner.Clock).Now().After(r.LeaseUntil) {
 			continue
 		}
-		run := events.BackupStarted{Database: db.Name, RunID: r.ID, Type: r.Type, Mode: r.Mode, Slot: r.Slot, StartedAt: r.StartedAt,
-			LeaseUntil: r.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: r.KeyVersion, Executor: db.Executor}
+		run := r.Event(db.Name)
+		if run.KeyCRN == "" { // a run started before runs pinned their key
+			run.KeyCRN, run.Executor = db.KeyCRN, db.Executor
+		}
 		e, err := events.Encode(r.ID+"/started", "keyguard/runner-poll", r.StartedAt, run)
 		if err != nil {
 			errs = append(errs, err)

@@ -17,13 +17,9 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/db2"
 	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/outbox"
 	"github.com/keyguard-dev/keyguard/shared/upload"
 )
-
-// FleetSource returns the current fleet policy.
-type FleetSource interface {
-	Fleet(ctx context.Context) (*config.Fleet, error)
-}
 
 // Uploader streams files to COS, create-only, returning size and SHA-256.
 type Uploader interface {
@@ -31,33 +27,33 @@ type Uploader interface {
 	Upload(ctx context.Context, key string, r io.Reader, size int64) (upload.Object, error)
 }
 
-// Catalog is where image entries go.
+// Catalog is where image entries and run records go.
 type Catalog interface {
 	List(ctx context.Context, db string) ([]catalog.Entry, error)
-	Put(ctx context.Context, e catalog.Entry) error
-}
-
-// Sender publishes the outcome.
-type Sender interface {
-	Send(ctx context.Context, id string, p events.Payload) error
+	// GetRun returns a run's recorded outcome, or an error wrapping catalog.ErrNotFound.
+	GetRun(ctx context.Context, db, runID string) (catalog.RunRecord, error)
+	// Record writes a run's entry (when not nil) and record, create-only and idempotent.
+	Record(ctx context.Context, e *catalog.Entry, r catalog.RunRecord) error
 }
 
 // Runner runs one backup per event.
 type Runner struct {
-	Fleet   FleetSource
+	Fleet   config.Source
 	DB2     db2.Runner
 	Upload  Uploader
 	Catalog Catalog
-	Send    Sender
+	Send    outbox.Sender
 	Clock   clock.Clock
 	Log     *slog.Logger
 	// FreeSpace reports the free bytes of a directory (statfs when nil).
 	FreeSpace func(dir string) (int64, error)
 }
 
-// Handle runs the backup of a backup.started event. Its error is non-nil only when the outcome
-// could not be published (so the job fails and the scheduler's lease reconciles the run); a failed
-// backup is an outcome, not an error.
+// Handle runs the backup of a backup.started event, records its outcome in the catalog (the
+// image's entry, then the run record) and publishes it. A run already recorded is not run again:
+// its outcome is published again. The error is non-nil only when the outcome could be neither
+// recorded nor published (the job then fails and the scheduler's probe or lease reconciles the
+// run); a failed backup is an outcome, not an error.
 func (r *Runner) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
 	if e.Type != events.TypeBackupStarted {
 		return edge.Result{}, edge.Reject("the runner takes %s, not %q", events.TypeBackupStarted, e.Type)
@@ -71,23 +67,35 @@ func (r *Runner) Handle(ctx context.Context, e events.Event) (edge.Result, error
 	if err != nil {
 		return edge.Result{}, err
 	}
+	switch rec, err := r.Catalog.GetRun(ctx, db.Name, run.RunID); {
+	case err == nil: // this run already finished: say so again
+		return r.publish(ctx, run, rec.Outcome(), "already recorded", true)
+	case !errors.Is(err, catalog.ErrNotFound):
+		return edge.Result{}, fmt.Errorf("look up run %s in the catalog: %w", run.RunID, err)
+	}
 	entries, err := r.Catalog.List(ctx, db.Name)
 	if err != nil {
 		return edge.Result{}, fmt.Errorf("read catalog of %s: %w", db.Name, err)
 	}
-	for _, ent := range entries {
-		if ent.RunID == run.RunID { // this run already finished: say so again
-			out := completedFrom(run, ent)
-			return r.publish(ctx, run, out, "already cataloged as "+ent.Name())
+	out, note := r.backup(ctx, db, run, entries)
+	recorded := true
+	if f, ok := out.(events.BackupFailed); ok {
+		if err := r.Catalog.Record(ctx, nil, catalog.RunRecord{Database: db.Name, RunID: run.RunID, Failed: &f}); err != nil && !errors.Is(err, catalog.ErrExists) {
+			r.log().Warn("recording the failure failed; the scheduler counts it at the lease", "database", db.Name, "run", run.RunID, "err", err)
+			recorded = false
 		}
 	}
-	out, note := r.backup(ctx, db, run, entries)
-	return r.publish(ctx, run, out, note)
+	return r.publish(ctx, run, out, note, recorded)
 }
 
-func (r *Runner) publish(ctx context.Context, run events.BackupStarted, out events.Payload, note string) (edge.Result, error) {
+// publish sends the outcome. When it cannot, the run is still known from its record (the
+// scheduler finds it on its next tick), so the error matters only if nothing was recorded.
+func (r *Runner) publish(ctx context.Context, run events.BackupStarted, out events.Payload, note string, recorded bool) (edge.Result, error) {
 	if err := r.Send.Send(ctx, run.RunID+"/outcome", out); err != nil {
-		return edge.Result{}, fmt.Errorf("publish outcome of %s: %w", run.RunID, err)
+		if !recorded {
+			return edge.Result{}, fmt.Errorf("publish outcome of %s: %w", run.RunID, err)
+		}
+		r.log().Warn("publishing the outcome failed; it is recorded in the catalog, where the scheduler finds it", "database", run.Database, "run", run.RunID, "err", err)
 	}
 	outcome := "completed"
 	if _, failed := out.(events.BackupFailed); failed {
@@ -157,14 +165,15 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 		ent.Keystore = ks
 		r.masterKeyRotated(ctx, db, entries, *ks)
 	}
-	if err := r.Catalog.Put(ctx, ent); err != nil {
+	done := completedFrom(run, ent)
+	if err := r.Catalog.Record(ctx, &ent, catalog.RunRecord{Database: db.Name, RunID: run.RunID, Completed: &done}); err != nil {
 		return fail(fmt.Errorf("write catalog entry: %w", err))
 	}
 	note := fmt.Sprintf("%s %s image %s, %d bytes, sha256 %s", plan.Mode, plan.Type, res.Timestamp, img.Size, img.SHA256[:12])
 	for _, n := range plan.Notes {
 		note += "; " + n
 	}
-	return completedFrom(run, ent), note
+	return done, note
 }
 
 // predecessor is the image a new backup of type t builds on, under the same key version (a

@@ -11,21 +11,29 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
-	"github.com/keyguard-dev/keyguard/shared/notify"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/shared/outbox"
+	"github.com/keyguard-dev/keyguard/shared/scheduler"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
-// Deps are the clients a function's handlers are built from.
+// Deps are the clients a function's handlers are built from. Build makes them from the
+// configuration; the local stack makes them from its emulators. Routes turns them into handlers.
 type Deps struct {
 	Config  Config
 	Log     *slog.Logger
 	Objects objstore.Store
 	States  state.Store
-	Send    *notify.Client
-	Fleet   FleetSource
+	Send    outbox.Sender
+	Fleet   config.Source
+	// Keys polls Key Protect (nil when it is not configured); Execs start backups (scheduler).
+	Keys  scheduler.Keys
+	Execs map[string]scheduler.Executor
+	// Clock is the wall clock when nil.
+	Clock clock.Clock
 }
 
 // Build makes every client from the configuration. It contacts nothing.
@@ -46,7 +54,15 @@ func Build(c Config) (Deps, error) {
 	if cf, ok := fleet.(*COSFleet); ok {
 		cf.Log = log
 	}
-	return Deps{Config: c, Log: log, Objects: objs, States: state.NewObjectStore(objs), Send: send, Fleet: fleet}, nil
+	d := Deps{Config: c, Log: log, Objects: objs, States: state.NewObjectStore(objs), Send: send, Fleet: fleet}
+	kp, err := c.Keys()
+	if err != nil {
+		return Deps{}, err
+	}
+	if kp != nil {
+		d.Keys = KeyWatcher{C: kp}
+	}
+	return d, nil
 }
 
 // Run is a function process's whole life: load the configuration for fn, build the clients and

@@ -163,7 +163,7 @@ func (c Config) Sender(log *slog.Logger) (*notify.Client, error) {
 }
 
 // Fleet returns the fleet policy source: the local file when set, else the COS object.
-func (c Config) Fleet(objs objstore.Store) (FleetSource, error) {
+func (c Config) Fleet(objs objstore.Store) (config.Source, error) {
 	if c.FleetFile != "" {
 		b, err := os.ReadFile(c.FleetFile)
 		if err != nil {
@@ -176,11 +176,6 @@ func (c Config) Fleet(objs objstore.Store) (FleetSource, error) {
 		return config.Static{F: f}, nil
 	}
 	return &COSFleet{Objects: objs, Key: c.FleetKey, TTL: time.Minute}, nil
-}
-
-// FleetSource returns the current fleet policy.
-type FleetSource interface {
-	Fleet(ctx context.Context) (*config.Fleet, error)
 }
 
 // COSFleet reads the fleet policy from COS, re-reading it at most once per TTL. When a re-read

@@ -30,7 +30,7 @@ const freshFull = 24 * time.Hour
 func (s *Scheduler) managedRotation(ctx context.Context, fleet *config.Fleet, crn string, kp *keyPoll) (string, error) {
 	every := fleet.Key(crn).ManagedRotation.Every
 	rot, ok := s.Keys.(Rotator)
-	if every == 0 || !ok || kp == nil || kp.err != nil || kp.rotated != nil || kp.status.State != events.KeyActive {
+	if every == 0 || !ok || kp == nil || kp.err != nil || kp.status.State != events.KeyActive {
 		return "", nil
 	}
 	now := clock.Or(s.Clock).Now()
@@ -44,9 +44,10 @@ func (s *Scheduler) managedRotation(ctx context.Context, fleet *config.Fleet, cr
 			return "", nil
 		}
 		last := st.LastSuccess
-		switch {
-		case st.Run != nil, st.Window != nil, st.Key.Blocked:
+		if _, held := policy.Hold(st); held {
 			return "", nil
+		}
+		switch {
 		case last == nil || last.Type != events.Full || last.KeyVersion != kp.status.Version || now.Sub(last.At) > freshFull:
 			return "", nil
 		}
@@ -63,10 +64,12 @@ func (s *Scheduler) managedRotation(ctx context.Context, fleet *config.Fleet, cr
 	var errs []error
 	for _, db := range dbs {
 		_, err := state.Update(ctx, s.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) }, func(st *state.State) error {
-			policy.OpenWindow(st, db, kr, now)
+			if _, changed := policy.Rotated(st, db, kr, now); !changed {
+				return state.ErrNoChange
+			}
 			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, state.ErrNoChange) {
 			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
 		}
 	}

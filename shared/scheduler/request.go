@@ -13,9 +13,10 @@ import (
 )
 
 // Requests handles backup.requested (on-demand backups: an operator, or a restore drill) on the
-// scheduler's /events route. A request runs now, under the same holds as a schedule slot: while a
-// rotation window is open, a run is in flight or the key is not active it is refused with the
-// reason (422) and changes nothing. The same request delivered twice starts one run.
+// scheduler's /events route. A request runs now, under the same holds as a schedule slot
+// (policy.Hold): while one applies it is refused with the reason (422); the refusal is recorded
+// as the database's last decision, so the operator who asked can see it, and nothing else
+// changes. The same request delivered twice starts one run.
 type Requests struct{ *Scheduler }
 
 // Handle starts the requested backup or says why not.
@@ -41,30 +42,17 @@ func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 		if st.HasSeen(digest) {
 			return state.ErrNoChange
 		}
-		switch {
-		case st.Key.Blocked:
-			refused = fmt.Sprintf("%s (%s)", policy.ReasonKeyNotActive, st.Key.State)
-		case st.Window != nil:
-			refused = policy.ReasonRotationWindow
-		case st.Run != nil:
-			refused = fmt.Sprintf("%s (%s)", policy.ReasonRunInFlight, st.Run.ID)
+		started, refused = policy.Request(st, db, req, now)
+		if refused == "" {
+			st.MarkSeen(digest)
+			return nil
 		}
-		if refused != "" {
+		// The refusal is kept as the last decision (once), so an operator who asked sees why.
+		why := fmt.Sprintf("request by %s refused: %s", req.RequestedBy, refused)
+		if st.LastDecision != nil && st.LastDecision.Reason == why {
 			return state.ErrNoChange
 		}
-		st.MarkSeen(digest)
-		typ, mode := req.Type, req.Mode
-		if mode == "" {
-			mode = db.Mode
-		}
-		if typ != events.Full && (st.NeedFull || st.LastSuccess == nil) {
-			typ = events.Full
-		}
-		run := state.Run{ID: policy.RunID(db.Name, typ, now, 1) + "-req", Type: typ, Mode: mode, Slot: now, Attempt: 1,
-			StartedAt: now, LeaseUntil: now.Add(db.Lease), KeyVersion: st.Key.Version}
-		st.Run = &run
-		started = &run
-		st.LastDecision = &state.Decision{At: now, Action: string(policy.Start), Type: typ, Reason: "requested by " + req.RequestedBy}
+		st.LastDecision = &state.Decision{At: now, Action: string(policy.Defer), Type: req.Type, Reason: why}
 		return nil
 	})
 	if err != nil {
@@ -76,17 +64,8 @@ func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	if started == nil {
 		return edge.Result{Outcome: "duplicate", Detail: "request already handled"}, nil
 	}
-	ev := events.BackupStarted{Database: db.Name, RunID: started.ID, Type: started.Type, Mode: started.Mode, Slot: started.Slot,
-		StartedAt: started.StartedAt, LeaseUntil: started.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: started.KeyVersion, Executor: db.Executor}
-	exec, ok := r.Execs[db.ExecutorKey()]
-	if !ok {
-		return edge.Result{}, r.startFailed(ctx, db, *started, fmt.Errorf("no executor %q in this deployment", db.ExecutorKey()))
-	}
-	if err := exec.Start(ctx, ev); err != nil {
-		return edge.Result{}, r.startFailed(ctx, db, *started, err)
-	}
-	if err := r.Send.Send(ctx, started.ID+"/started", ev); err != nil {
-		r.log().Warn("send event", "db", db.Name, "type", ev.EventType(), "err", err)
+	if err := r.start(ctx, db, *started); err != nil {
+		return edge.Result{}, err
 	}
 	return edge.Result{Outcome: "started", Detail: fmt.Sprintf("%s: %s %s backup %s", db.Name, started.Mode, started.Type, started.ID)}, nil
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -14,37 +14,32 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
 	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
 // Executor starts backups. Start must be idempotent by RunID: starting a run it already knows is
-// a no-op. It returns quickly; the outcome arrives later as backup.completed / backup.failed.
+// a no-op that succeeds, so the scheduler asks again whenever it cannot tell whether a start
+// happened. It returns quickly; the outcome arrives later (a run record and an event). An error
+// whose kind is permanent (errkind.IsPermanent) closes the run as failed at once; any other
+// error is tried again on the next ticks.
 type Executor interface {
 	Start(ctx context.Context, run events.BackupStarted) error
 }
 
-// Sender publishes keyguard events (backup.started, rotation.settled, alert). Safe to repeat.
-type Sender interface {
-	Send(ctx context.Context, id string, p events.Payload) error
-}
-
-// FleetSource returns the current fleet policy.
-type FleetSource interface {
-	Fleet(ctx context.Context) (*config.Fleet, error)
-}
-
 // Prober is implemented by executors that learn a run's outcome by asking (Db2 on Cloud lists
 // its backups; a Code Engine job run has a status). Probe returns nil while the run is still
-// going, else a *BackupCompleted or *BackupFailed (or the value types) to publish.
+// going, else a BackupCompleted or BackupFailed value. A BackupCompleted without a CatalogKey is
+// a backup the service keeps: the scheduler records it in the catalog before applying it.
 type Prober interface {
 	Probe(ctx context.Context, run events.BackupStarted) (events.Payload, error)
 }
 
 // Canceler is implemented by executors that can stop a run (a Code Engine job run, a child
-// process, the simulated Db2). The scheduler cancels a run whose lease expired before the retry
-// plan can start another, so a lost run never backs up beside its retry. Safe to call twice.
+// process, the simulated Db2). The scheduler cancels a run whose lease expired, or whose start
+// failed for good, so a lost run never backs up beside its retry. Safe to call twice.
 type Canceler interface {
 	Cancel(ctx context.Context, run events.BackupStarted) error
 }
@@ -71,23 +66,27 @@ type Keys interface {
 	Registrations(ctx context.Context, keyCRN string) ([]Registration, error)
 }
 
-// Scheduler handles ticks.
+// Catalog is the record of backups the scheduler reconciles runs from.
+type Catalog interface {
+	// GetRun returns a run's recorded outcome, or an error wrapping catalog.ErrNotFound.
+	GetRun(ctx context.Context, db, runID string) (catalog.RunRecord, error)
+	// Record writes a run's entry (when not nil) and its run record, create-only and idempotent.
+	Record(ctx context.Context, e *catalog.Entry, r catalog.RunRecord) error
+	// List returns a database's entries (for the alert a destroyed key owes).
+	List(ctx context.Context, db string) ([]catalog.Entry, error)
+}
+
+// Scheduler handles ticks. Set every field but Keys (optional), Clock and Log.
 type Scheduler struct {
 	Store state.Store
-	Fleet FleetSource
-	// Execs maps a fleet executor name (config.ExecSimulated, ...) to its executor.
-	Execs map[string]Executor
-	Send  Sender
-	Keys  Keys
-	// Catalog, when set, lets a destroyed key's alert name the backups it made unrestorable.
+	Fleet config.Source
+	// Execs maps an executor key (config.Database.ExecutorKey) to its executor.
+	Execs   map[string]Executor
+	Send    outbox.Sender
+	Keys    Keys
 	Catalog Catalog
 	Clock   clock.Clock
 	Log     *slog.Logger
-}
-
-// Catalog lists a database's cataloged images.
-type Catalog interface {
-	List(ctx context.Context, db string) ([]catalog.Entry, error)
 }
 
 // DBReport is what one tick did for one database.
@@ -106,14 +105,15 @@ func (s *Scheduler) Handle(ctx context.Context, e events.Event) (edge.Result, er
 		s.log().Info("tick route got a non-standard type; treating it as a tick", "type", e.Type, "id", e.ID)
 	}
 	reports, err := s.Tick(ctx)
-	var parts []string
-	for _, r := range reports {
-		parts = append(parts, fmt.Sprintf("%s: %s %s", r.Database, r.Action, r.Reason))
-	}
 	if err != nil {
 		return edge.Result{}, err
 	}
-	return edge.Result{Outcome: "ticked", Detail: strings.Join(parts, "; ")}, nil
+	counts := map[policy.Action]int{}
+	for _, r := range reports {
+		counts[r.Action]++
+	}
+	return edge.Result{Outcome: "ticked", Detail: fmt.Sprintf("%d database(s): %d started, %d deferred, %d idle",
+		len(reports), counts[policy.Start], counts[policy.Defer], counts[policy.Idle])}, nil
 }
 
 // Tick reconciles and decides for every database. Errors for one database do not stop the
@@ -148,213 +148,204 @@ func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 	return out, errors.Join(errs...)
 }
 
-// pendingEvent is an event decided inside the CAS and sent after it.
-type pendingEvent struct {
-	id string
-	p  events.Payload
-}
-
+// tickOne observes one database (one state read, plus what its state calls for), decides once
+// inside the compare-and-swap, then acts.
 func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.Database, kp *keyPoll) (DBReport, error) {
 	now := clock.Or(s.Clock).Now()
 	rep := DBReport{Database: db.Name}
-	rewrapped := false
-	var probe events.Payload
-	if cur, _, err := s.Store.Get(ctx, db.Name); err == nil {
-		if cur.Window != nil && kp != nil {
-			rewrapped = s.rewrapped(ctx, fleet, db, kp, cur.Window.ToVersion)
-		}
-		if cur.Run != nil {
-			probe = s.probe(ctx, db, cur)
-		}
+	cur, etag, err := s.Store.Get(ctx, db.Name)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return rep, fmt.Errorf("read state: %w", err)
 	}
-	var d policy.Decision
-	var toSend []pendingEvent
-	var destroyed bool
-	var expired *state.Run
-	st, err := state.Update(ctx, s.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) },
+	view := cur
+	if view == nil {
+		view = state.New(db.Name, db.KeyCRN)
+	}
+	in := s.observe(ctx, fleet, db, kp, view, now)
+	var res policy.TickResult
+	st, err := state.UpdateFrom(ctx, s.Store, db.Name, cur, etag, func() *state.State { return state.New(db.Name, db.KeyCRN) },
 		func(st *state.State) error {
-			rep.Notes, toSend, destroyed, expired = nil, nil, false, nil
-			changed := false
-			if st.Key.CRN != db.KeyCRN {
-				st.Key = state.KeyInfo{CRN: db.KeyCRN}
-				st.NeedFull, st.NeedFullReason = true, "key changed in the fleet policy"
-				changed = true
-			}
-			// Key Protect: state, first sighting, rotation found by polling.
-			if kp != nil && kp.err == nil {
-				if kp.status.State != "" && kp.status.State != st.Key.State && (st.Key.State != "" || !kp.status.State.Usable()) {
-					rep.Notes = append(rep.Notes, policy.ApplyKeyState(st, db, kp.status.State, now))
-					destroyed = kp.status.State == events.KeyDestroyed
-					changed = true
-				}
-				if st.Key.State == "" && kp.status.State != "" {
-					st.Key.State = kp.status.State
-					changed = true
-				}
-				switch v := kp.status.Version; {
-				case v == "" || v == st.Key.Version || (st.Window != nil && st.Window.ToVersion == v):
-				case st.Key.Version == "":
-					st.Key.Version = v
-					st.Key.RotatedAt = kp.status.RotatedAt
-					changed = true
-				default:
-					kr := events.KeyRotated{KeyCRN: db.KeyCRN, OldVersion: st.Key.Version, NewVersion: v, RotatedAt: kp.status.RotatedAt, DetectedBy: "poll"}
-					if kr.RotatedAt.IsZero() {
-						kr.RotatedAt = now
-					}
-					rep.Notes = append(rep.Notes, policy.OpenWindow(st, db, kr, now))
-					kp.rotated = &kr
-					changed = true
-				}
-			}
-			// Reconcile: a run past its lease is lost.
-			if st.Run != nil && now.After(st.Run.LeaseUntil) {
-				run := *st.Run
-				expired = &run
-				policy.ApplyFailure(st, db, run, events.Transient, "no outcome within the lease", now)
-				rep.Notes = append(rep.Notes, "lease expired for "+run.ID)
-				changed = true
-			}
-			// Reconcile: a rotation window that may close.
-			if w := st.Window; w != nil {
-				if closeNow, confirmed := policy.CloseWindow(*w, rewrapped, now); closeNow {
-					st.Window = nil
-					if w.ToVersion != "" {
-						st.Key.Version = w.ToVersion
-					}
-					st.NeedFull, st.NeedFullReason = true, "first backup under key version "+w.ToVersion
-					reason := "re-wrap confirmed by every registration"
-					if !confirmed {
-						reason = "maximum window reached without re-wrap confirmation"
-						st.AddAlert(db.Name+"/window/"+w.ToVersion, events.Alert{Severity: events.Warning, Database: db.Name, KeyCRN: db.KeyCRN,
-							Reason: "rewrap-unconfirmed", Message: fmt.Sprintf("rotation window for key version %s closed after %s without confirmation that Db2 re-wrapped its keys", w.ToVersion, now.Sub(w.OpenedAt).Round(time.Minute))})
-					}
-					toSend = append(toSend, pendingEvent{db.Name + "/settled/" + w.ToVersion, events.RotationSettled{Database: db.Name, KeyCRN: db.KeyCRN,
-						KeyVersion: w.ToVersion, OpenedAt: w.OpenedAt, ClosedAt: now, Confirmed: confirmed, Reason: reason}})
-					rep.Notes = append(rep.Notes, "rotation window closed: "+reason)
-					changed = true
-				}
-			}
-			d = policy.Decide(st, db, now)
-			switch d.Action {
-			case policy.Start:
-				runID := policy.RunID(db.Name, d.Type, d.Slot, d.Attempt)
-				st.Run = &state.Run{ID: runID, Type: d.Type, Mode: d.Mode, Slot: d.Slot, Attempt: d.Attempt,
-					StartedAt: now, LeaseUntil: now.Add(db.Lease), KeyVersion: st.Key.Version}
-				if st.Slots == nil {
-					st.Slots = map[events.BackupType]time.Time{}
-				}
-				for t, slot := range d.Covers {
-					if slot.After(st.Slots[t]) {
-						st.Slots[t] = slot
-					}
-				}
-				if st.NextRetry != nil && (d.Retry || d.Type.Rank() <= st.NextRetry.Type.Rank()) {
-					st.NextRetry = nil
-				}
-				changed = true
-			case policy.Defer:
-				changed = true
-			}
-			if !changed && st.LastDecision != nil && st.LastDecision.Action == string(d.Action) && st.LastDecision.Reason == d.Reason {
+			res = policy.Tick(st, db, in)
+			if !res.Changed {
 				return state.ErrNoChange
-			}
-			if d.Action != policy.Idle || changed || st.LastDecision == nil || st.LastDecision.Reason != d.Reason {
-				st.LastDecision = &state.Decision{At: now, Action: string(d.Action), Type: d.Type, Reason: d.Reason}
 			}
 			return nil
 		})
-	if err != nil && !errors.Is(err, state.ErrNoChange) {
-		return rep, fmt.Errorf("update state: %w", err)
+	if err != nil {
+		// The decision is lost for this tick; alerts already pending still go out.
+		_, ferr := outbox.Flush(ctx, s.Store, s.Send, cur)
+		return rep, errors.Join(fmt.Errorf("update state: %w", err), ferr)
 	}
-	rep.Action, rep.Type, rep.Reason = d.Action, d.Type, d.Reason
-	var errs []error
-	if expired != nil {
-		if c, ok := s.Execs[db.ExecutorKey()].(Canceler); ok {
-			r := expired
-			if err := c.Cancel(ctx, events.BackupStarted{Database: db.Name, RunID: r.ID, Type: r.Type, Mode: r.Mode, Slot: r.Slot, StartedAt: r.StartedAt,
-				LeaseUntil: r.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: r.KeyVersion, Executor: db.Executor}); err != nil {
-				s.log().Warn("cancel a run past its lease", "db", db.Name, "run", r.ID, "err", err)
-			}
-		}
+	d := res.Decision
+	rep.Action, rep.Type, rep.Reason, rep.Notes = d.Action, d.Type, d.Reason, res.Notes
+	if res.Start != nil {
+		rep.RunID = res.Start.ID
 	}
-	if d.Action == policy.Start && st != nil && st.Run != nil {
-		rep.RunID = st.Run.ID
-		started := events.BackupStarted{Database: db.Name, RunID: st.Run.ID, Type: st.Run.Type, Mode: st.Run.Mode, Slot: st.Run.Slot,
-			StartedAt: st.Run.StartedAt, LeaseUntil: st.Run.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: st.Run.KeyVersion, Executor: db.Executor}
-		exec, ok := s.Execs[db.ExecutorKey()]
-		if !ok {
-			errs = append(errs, s.startFailed(ctx, db, *st.Run, fmt.Errorf("no executor %q in this deployment", db.ExecutorKey())))
-		} else if err := exec.Start(ctx, started); err != nil {
-			errs = append(errs, s.startFailed(ctx, db, *st.Run, err))
-		} else {
-			toSend = append(toSend, pendingEvent{st.Run.ID + "/started", started})
-		}
+	level := slog.LevelDebug
+	if res.Changed {
+		level = slog.LevelInfo
 	}
-	if probe != nil {
-		runID := ""
-		switch v := probe.(type) {
-		case *events.BackupCompleted:
-			runID = v.RunID
-		case *events.BackupFailed:
-			runID = v.RunID
-		case events.BackupCompleted:
-			runID = v.RunID
-		case events.BackupFailed:
-			runID = v.RunID
-		}
-		toSend = append(toSend, pendingEvent{runID + "/outcome", probe})
-	}
-	if kp != nil && kp.rotated != nil && !kp.announced {
-		kp.announced = true
-		toSend = append(toSend, pendingEvent{db.KeyCRN + "/rotated/" + kp.rotated.NewVersion, *kp.rotated})
-	}
-	s.log().Info("decision", "db", db.Name, "action", d.Action, "type", d.Type, "reason", d.Reason, "run", rep.RunID, "notes", rep.Notes)
-	for _, ev := range toSend {
-		if err := s.Send.Send(ctx, ev.id, ev.p); err != nil {
-			// Informational events: the state already holds the truth; log and go on.
-			s.log().Warn("send event", "db", db.Name, "type", ev.p.EventType(), "err", err)
-		}
-	}
-	if destroyed {
-		if next, err := s.unrestorable(ctx, db, now); err != nil {
-			errs = append(errs, err)
-		} else if next != nil {
-			st = next
-		}
-	}
+	s.log().Log(ctx, level, "decision", "database", db.Name, "action", d.Action, "type", d.Type, "reason", d.Reason, "run", rep.RunID, "notes", res.Notes)
+	errs := []error{s.act(ctx, db, res.Effects, kp)}
 	if _, err := outbox.Flush(ctx, s.Store, s.Send, st); err != nil {
 		errs = append(errs, err)
 	}
 	return rep, errors.Join(errs...)
 }
 
-// unrestorable queues a critical alert naming every cataloged image of db protected by its key,
-// which a destroyed key has made unrestorable.
-func (s *Scheduler) unrestorable(ctx context.Context, db config.Database, now time.Time) (*state.State, error) {
-	if s.Catalog == nil {
-		return nil, nil
+// observe gathers what the tick's decision for db needs, from its state as read: the key poll,
+// the registrations while a window is open, the evidence about the run in flight, and the
+// catalog when a destroyed key still owes its alert.
+func (s *Scheduler) observe(ctx context.Context, fleet *config.Fleet, db config.Database, kp *keyPoll, st *state.State, now time.Time) policy.TickInput {
+	in := policy.TickInput{Now: now}
+	if kp != nil && kp.err == nil {
+		in.Key = &policy.KeyStatus{Version: kp.status.Version, State: kp.status.State, RotatedAt: kp.status.RotatedAt}
 	}
-	entries, err := s.Catalog.List(ctx, db.Name)
-	if err != nil {
-		return nil, fmt.Errorf("list catalog for the unrestorable alert: %w", err)
+	if st.Window != nil && kp != nil {
+		in.Registrations, in.Listed = s.registrations(ctx, fleet, db, kp)
 	}
-	var lost []string
-	for _, e := range entries {
-		if e.KeyCRN == db.KeyCRN {
-			lost = append(lost, e.Name()+" (key version "+e.KeyVersion+")")
+	if st.Run != nil {
+		in.Run = s.evidence(ctx, db, *st.Run)
+	}
+	destroyedNow := in.Key != nil && in.Key.State == events.KeyDestroyed && st.Key.State != events.KeyDestroyed
+	if policy.NeedsUnrestorable(st) || destroyedNow {
+		if entries, err := s.Catalog.List(ctx, db.Name); err != nil {
+			s.log().Warn("listing the catalog for a destroyed key's alert failed; trying again next tick", "database", db.Name, "err", err)
+		} else {
+			u := policy.UnrestorableOf(entries, db.KeyCRN)
+			in.Unrestorable = &u
 		}
 	}
-	if len(lost) == 0 {
-		return nil, nil
+	return in
+}
+
+// evidence learns what became of run: the executor's probe first (a Db2 on Cloud backup the
+// service finished is recorded in the catalog here), then the catalog's run record, which is
+// the outcome whoever recorded first. When the catalog cannot be read the evidence is nil, and
+// the run's lease is not counted against it.
+func (s *Scheduler) evidence(ctx context.Context, db config.Database, run state.Run) *policy.RunEvidence {
+	var probed events.Payload
+	if p, ok := s.Execs[db.ExecutorKey()].(Prober); ok && run.Started {
+		out, err := p.Probe(ctx, run.Event(db.Name))
+		if err != nil {
+			s.log().Warn("probe failed", "database", db.Name, "run", run.ID, "err", err)
+		}
+		probed = out
 	}
-	st, err := state.Update(ctx, s.Store, db.Name, nil, func(st *state.State) error {
-		st.AddAlert(fmt.Sprintf("%s/unrestorable/%d", db.Name, now.Unix()), events.Alert{Severity: events.Critical, Database: db.Name, KeyCRN: db.KeyCRN,
-			Reason: "unrestorable", Related: lost,
-			Message: fmt.Sprintf("the root key of %s was destroyed: %d cataloged backup(s) can no longer be restored unless the key is restored within its recovery period", db.Name, len(lost))})
+	if probed != nil {
+		if err := s.record(ctx, db, probed); err != nil {
+			s.log().Warn("recording the probed outcome failed", "database", db.Name, "run", run.ID, "err", err)
+		}
+	}
+	rec, err := s.Catalog.GetRun(ctx, db.Name, run.ID)
+	switch {
+	case err == nil:
+		return &policy.RunEvidence{RunID: run.ID, Outcome: rec.Outcome(), Recorded: true}
+	case !errors.Is(err, catalog.ErrNotFound):
+		s.log().Warn("reading the run record failed; the run is left as it is", "database", db.Name, "run", run.ID, "err", err)
+		return &policy.RunEvidence{RunID: run.ID, Unknown: true}
+	}
+	if f, ok := probed.(events.BackupFailed); ok {
+		return &policy.RunEvidence{RunID: run.ID, Outcome: f} // a job that failed without recording anything
+	}
+	return &policy.RunEvidence{RunID: run.ID}
+}
+
+// record writes a probed outcome as the run's record (and, for a backup a service keeps, its
+// catalog entry), so that the catalog holds every backup whatever executed it.
+func (s *Scheduler) record(ctx context.Context, db config.Database, out events.Payload) error {
+	var err error
+	switch o := out.(type) {
+	case events.BackupCompleted:
+		var e *catalog.Entry
+		if o.CatalogKey == "" {
+			se := catalog.ServiceEntry(o, db.Executor, "")
+			e = &se
+		}
+		err = s.Catalog.Record(ctx, e, catalog.RunRecord{Database: db.Name, RunID: o.RunID, Completed: &o})
+	case events.BackupFailed:
+		err = s.Catalog.Record(ctx, nil, catalog.RunRecord{Database: db.Name, RunID: o.RunID, Failed: &o})
+	}
+	if errors.Is(err, catalog.ErrExists) {
+		return nil // recorded first by someone else: that record is the outcome
+	}
+	return err
+}
+
+// act performs a decision's effects: cancel, start, publish.
+func (s *Scheduler) act(ctx context.Context, db config.Database, eff policy.Effects, kp *keyPoll) error {
+	var errs []error
+	if eff.Cancel != nil {
+		s.cancel(ctx, db, *eff.Cancel)
+	}
+	if eff.Start != nil {
+		if err := s.start(ctx, db, *eff.Start); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, o := range eff.Send {
+		if kp != nil && o.Payload.EventType() == events.TypeKeyRotated {
+			if slices.Contains(kp.announced, o.ID) {
+				continue // one announcement per key per tick
+			}
+			kp.announced = append(kp.announced, o.ID)
+		}
+		if err := s.Send.Send(ctx, o.ID, o.Payload); err != nil {
+			// Informational events: the state and the catalog already hold the truth.
+			s.log().Warn("send event", "database", db.Name, "type", o.Payload.EventType(), "err", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// start asks db's executor to start run, then records the answer: started, or failed (tried
+// again next tick, or closed as failed and cancelled when the error is permanent or repeats).
+func (s *Scheduler) start(ctx context.Context, db config.Database, run state.Run) error {
+	exec, ok := s.Execs[db.ExecutorKey()]
+	var err error
+	if !ok {
+		err = errkind.With(errkind.Configuration, fmt.Errorf("no executor %q in this deployment", db.ExecutorKey()))
+	} else {
+		err = exec.Start(ctx, run.Event(db.Name))
+	}
+	now := clock.Or(s.Clock).Now()
+	var cancel *state.Run
+	_, uerr := state.Update(ctx, s.Store, db.Name, nil, func(st *state.State) error {
+		var changed bool
+		if err == nil {
+			changed = policy.Started(st, run.ID)
+		} else {
+			cancel, changed = policy.StartFailed(st, db, run.ID, err, errkind.IsPermanent(err) || errors.Is(err, events.ErrInvalid), now)
+		}
+		if !changed {
+			return state.ErrNoChange
+		}
 		return nil
 	})
-	return st, err
+	if err == nil {
+		if uerr != nil && !errors.Is(uerr, state.ErrNoChange) {
+			// The next tick asks the executor again (a no-op for a started run) and records it.
+			s.log().Warn("recording a confirmed start failed", "database", db.Name, "run", run.ID, "err", uerr)
+		}
+		return s.Send.Send(ctx, run.ID+"/started", run.Event(db.Name))
+	}
+	if cancel != nil {
+		s.cancel(ctx, db, *cancel)
+	}
+	if uerr != nil && !errors.Is(uerr, state.ErrNoChange) {
+		return fmt.Errorf("start %s: %w; and recording it: %w", run.ID, err, uerr)
+	}
+	return fmt.Errorf("start %s: %w", run.ID, err)
+}
+
+func (s *Scheduler) cancel(ctx context.Context, db config.Database, run state.Run) {
+	c, ok := s.Execs[db.ExecutorKey()].(Canceler)
+	if !ok {
+		return
+	}
+	if err := c.Cancel(ctx, run.Event(db.Name)); err != nil {
+		s.log().Warn("cancel a lost run", "database", db.Name, "run", run.ID, "err", err)
+	}
 }
 
 // keyPoll is one tick's view of one key.
@@ -364,8 +355,7 @@ type keyPoll struct {
 	regs      []Registration
 	regsErr   error
 	regsDone  bool
-	rotated   *events.KeyRotated
-	announced bool
+	announced []string
 }
 
 // pollKey makes the tick's one metadata call for a key.
@@ -380,11 +370,10 @@ func (s *Scheduler) pollKey(ctx context.Context, crn string) *keyPoll {
 	return &keyPoll{status: st, err: err}
 }
 
-// rewrapped reports whether every Db2 resource registered to the key reports version: the
-// registrations of the fleet's instances on this key must all be present and current. Resources
-// registered to the key that the fleet does not know are logged. Registrations are listed at most
-// once per key per tick.
-func (s *Scheduler) rewrapped(ctx context.Context, fleet *config.Fleet, db config.Database, kp *keyPoll, version string) bool {
+// registrations returns the key versions that db's instance reports on its key, listing the
+// key's registrations at most once per tick; ok is false when they could not be listed.
+// Resources registered to the key that the fleet does not know are logged.
+func (s *Scheduler) registrations(ctx context.Context, fleet *config.Fleet, db config.Database, kp *keyPoll) ([]string, bool) {
 	if !kp.regsDone {
 		kp.regsDone = true
 		kp.regs, kp.regsErr = s.Keys.Registrations(ctx, db.KeyCRN)
@@ -401,54 +390,16 @@ func (s *Scheduler) rewrapped(ctx context.Context, fleet *config.Fleet, db confi
 			}
 		}
 	}
-	if kp.regsErr != nil || version == "" {
-		return false
+	if kp.regsErr != nil {
+		return nil, false
 	}
-	found := false
+	var out []string
 	for _, r := range kp.regs {
-		if r.ResourceCRN != db.Instance {
-			continue
-		}
-		found = true
-		if r.KeyVersion != version {
-			return false
+		if r.ResourceCRN == db.Instance {
+			out = append(out, r.KeyVersion)
 		}
 	}
-	return found
-}
-
-// probe asks a probing executor about the run in flight.
-func (s *Scheduler) probe(ctx context.Context, db config.Database, st *state.State) events.Payload {
-	p, ok := s.Execs[db.ExecutorKey()].(Prober)
-	if !ok {
-		return nil
-	}
-	r := st.Run
-	out, err := p.Probe(ctx, events.BackupStarted{Database: db.Name, RunID: r.ID, Type: r.Type, Mode: r.Mode, Slot: r.Slot, StartedAt: r.StartedAt,
-		LeaseUntil: r.LeaseUntil, KeyCRN: db.KeyCRN, KeyVersion: r.KeyVersion, Executor: db.Executor})
-	if err != nil {
-		s.log().Warn("probe failed", "db", db.Name, "run", r.ID, "err", err)
-		return nil
-	}
-	return out
-}
-
-// startFailed records that the executor refused or failed to start the run, so the retry plan
-// applies at once instead of after the lease.
-func (s *Scheduler) startFailed(ctx context.Context, db config.Database, run state.Run, cause error) error {
-	now := clock.Or(s.Clock).Now()
-	_, err := state.Update(ctx, s.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) },
-		func(st *state.State) error {
-			if st.Run == nil || st.Run.ID != run.ID {
-				return state.ErrNoChange
-			}
-			policy.ApplyFailure(st, db, run, events.Transient, "executor did not start the run: "+cause.Error(), now)
-			return nil
-		})
-	if err != nil && !errors.Is(err, state.ErrNoChange) {
-		return fmt.Errorf("start %s: %v; and recording it: %w", run.ID, cause, err)
-	}
-	return fmt.Errorf("start %s: %w", run.ID, cause)
+	return out, true
 }
 
 func (s *Scheduler) log() *slog.Logger {

@@ -16,9 +16,11 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
-	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
+	"github.com/keyguard-dev/keyguard/shared/errkind"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/state"
+	"github.com/keyguard-dev/keyguard/test/testkit"
 )
 
 type fakeExec struct {
@@ -47,6 +49,7 @@ func (f *fakeExec) Start(_ context.Context, r events.BackupStarted) error {
 
 type rig struct {
 	s     *Scheduler
+	cat   *catalog.Catalog
 	store state.Store
 	exec  *fakeExec
 	send  *testkit.Sender
@@ -55,8 +58,9 @@ type rig struct {
 
 func newRig(t *testing.T, at time.Time) *rig {
 	r := &rig{store: state.NewMemoryStore(), exec: &fakeExec{}, send: &testkit.Sender{}, clk: clock.NewFake(at)}
-	r.s = &Scheduler{Store: r.store, Fleet: config.Static{F: testkit.LoadFleet(t)}, Execs: map[string]Executor{config.ExecSimulated: r.exec}, Send: r.send, Clock: r.clk,
-		Log: slog.New(slog.DiscardHandler)}
+	r.cat = catalog.New(objstore.NewMemory())
+	r.s = &Scheduler{Store: r.store, Fleet: config.Static{F: testkit.LoadFleet(t)}, Execs: map[string]Executor{config.ExecDb2CLI: r.exec}, Send: r.send, Clock: r.clk,
+		Catalog: r.cat, Log: slog.New(slog.DiscardHandler)}
 	return r
 }
 
@@ -237,12 +241,34 @@ func TestLeaseExpiryCountsFailureAndRetries(t *testing.T) {
 	}
 }
 
-func TestExecutorStartFailurePlansRetryAtOnce(t *testing.T) {
+func TestTransientStartFailureIsAskedAgainThenCounted(t *testing.T) {
 	r := newRig(t, day.Add(2*time.Hour+5*time.Minute))
 	r.exec.fail = errors.New("job run quota exceeded")
-	_, err := r.s.Tick(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "quota") {
-		t.Fatalf("Tick error = %v", err)
+	for i := 1; i <= policy.MaxStartAttempts; i++ {
+		_, err := r.s.Tick(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "quota") {
+			t.Fatalf("tick %d: error = %v", i, err)
+		}
+		st := r.get(t, "db1")
+		if i < policy.MaxStartAttempts && (st.Run == nil || st.Run.StartAttempts != i || st.ConsecutiveFailures != 0) {
+			t.Fatalf("tick %d: run %+v failures %d: a transient start error must keep the run and ask again", i, st.Run, st.ConsecutiveFailures)
+		}
+		r.clk.Advance(5 * time.Minute)
+	}
+	st := r.get(t, "db1")
+	if st.Run != nil || st.ConsecutiveFailures != 1 || st.NextRetry == nil || !strings.Contains(st.LastFailure.Message, "3 attempt(s)") {
+		t.Fatalf("run %+v failures %d retry %+v last %+v", st.Run, st.ConsecutiveFailures, st.NextRetry, st.LastFailure)
+	}
+	if len(r.exec.cancelled) == 0 {
+		t.Fatal("a run given up after failed starts was not cancelled (an ambiguous start may have created it)")
+	}
+}
+
+func TestPermanentStartFailurePlansRetryAtOnce(t *testing.T) {
+	r := newRig(t, day.Add(2*time.Hour+5*time.Minute))
+	r.exec.fail = errkind.With(errkind.Configuration, errors.New("runner job does not exist"))
+	if _, err := r.s.Tick(context.Background()); err == nil {
+		t.Fatal("tick hid the start failure")
 	}
 	st := r.get(t, "db1")
 	if st.Run != nil || st.ConsecutiveFailures != 1 || st.NextRetry == nil {
@@ -482,17 +508,20 @@ func TestRequestedBackup(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), policy.ReasonRunInFlight) || !errors.Is(err, edge.ErrRejected) {
 		t.Fatalf("request during a run: %v", err)
 	}
-	if after := r.get(t, "db1"); after.Revision != before.Revision {
-		t.Fatal("a refused request changed the state")
+	after := r.get(t, "db1")
+	if after.Run.ID != before.Run.ID || after.LastDecision == nil || !strings.Contains(after.LastDecision.Reason, "request by ops refused: "+policy.ReasonRunInFlight) {
+		t.Fatalf("a refused request must change nothing but the recorded refusal: run %+v decision %+v", after.Run, after.LastDecision)
+	}
+	if _, err := req.Handle(ctx, testkit.Event(t, "req-2", events.BackupRequested{Database: "db1", Type: events.Full, RequestedBy: "ops"})); err == nil {
+		t.Fatal("a redelivered refused request was accepted")
+	}
+	if again := r.get(t, "db1"); again.Revision != after.Revision {
+		t.Fatal("a redelivered refusal wrote the state again")
 	}
 	if _, err := req.Handle(ctx, testkit.Event(t, "req-3", events.BackupRequested{Database: "nope", Type: events.Full, RequestedBy: "ops"})); edge.Status(err) != 422 {
 		t.Fatalf("unknown database: %v", err)
 	}
 }
-
-type fakeCatalog []catalog.Entry
-
-func (c fakeCatalog) List(context.Context, string) ([]catalog.Entry, error) { return c, nil }
 
 func TestDestroyedKeyNamesUnrestorableBackups(t *testing.T) {
 	r := newRig(t, day.Add(30*time.Minute))
@@ -502,8 +531,12 @@ func TestDestroyedKeyNamesUnrestorableBackups(t *testing.T) {
 	e1.KeyCRN = testkit.KeyB
 	e2 := catalogtest.Sample("db3", "20261121020000", events.Full, "")
 	e2.KeyCRN = testkit.KeyB
-	r.s.Catalog = fakeCatalog{e1, e2}
 	ctx := context.Background()
+	for _, e := range []catalog.Entry{e1, e2} {
+		if err := r.cat.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := r.s.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +553,7 @@ func TestDestroyedKeyNamesUnrestorableBackups(t *testing.T) {
 			lost = append(lost, al)
 		}
 	}
-	if len(lost) != 1 || len(lost[0].Related) != 2 || !strings.Contains(lost[0].Related[0], "20261120020000-full") {
+	if len(lost) != 1 || len(lost[0].Related) != 2 || !strings.Contains(lost[0].Related[0], "20261121020000-full") {
 		t.Fatalf("unrestorable alerts = %+v", lost)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +77,27 @@ func WithLogger(l *slog.Logger) UpdateOption { return func(c *updateConfig) { c.
 // it before the re-read, the WriteID is gone and fn is applied a second time. Functions that
 // handle events guard against this with State.MarkSeen / HasSeen.
 func Update(ctx context.Context, s Store, db string, init func() *State, fn func(*State) error, opts ...UpdateOption) (*State, error) {
+	return update(ctx, s, db, init, fn, nil, "", opts)
+}
+
+// UpdateFrom is Update starting from a state the caller has just read with its ETag (cur nil and
+// etag "" when there was none), so that a handler that had to look at the state before deciding
+// (an idle tick) costs one read, not two. When the write loses a race, Update's loop re-reads as
+// usual.
+func UpdateFrom(ctx context.Context, s Store, db string, cur *State, etag string, init func() *State, fn func(*State) error, opts ...UpdateOption) (*State, error) {
+	if cur == nil {
+		if init == nil {
+			return nil, fmt.Errorf("update state %s: %w", db, ErrNotFound)
+		}
+		if cur = init(); cur == nil {
+			return nil, fmt.Errorf("update state %s: init returned nil", db)
+		}
+		etag = ""
+	}
+	return update(ctx, s, db, init, fn, cur, etag, opts)
+}
+
+func update(ctx context.Context, s Store, db string, init func() *State, fn func(*State) error, first *State, firstTag string, opts []UpdateOption) (*State, error) {
 	cfg := updateConfig{deadline: DefaultUpdateDeadline, min: DefaultBackoffMin, max: DefaultBackoffMax, random: mrand.Float64}
 	for _, o := range opts {
 		o(&cfg)
@@ -92,7 +112,14 @@ func Update(ctx context.Context, s Store, db string, init func() *State, fn func
 	lastWrite := "" // WriteID of our last write answered with a conflict
 
 	for attempt := 1; ; attempt++ {
-		cur, etag, err := s.Get(ctx, db)
+		var cur *State
+		var etag string
+		var err error
+		if first != nil {
+			cur, etag, first = first, firstTag, nil
+		} else {
+			cur, etag, err = s.Get(ctx, db)
+		}
 		switch {
 		case err == nil:
 			if lastWrite != "" && cur.WriteID == lastWrite {
@@ -112,15 +139,13 @@ func Update(ctx context.Context, s Store, db string, init func() *State, fn func
 			return nil, fmt.Errorf("update state %s: stored schema_version %d is newer than this code's %d", db, cur.SchemaVersion, SchemaVersion)
 		}
 
-		next, err := clone(cur)
-		if err != nil {
-			return nil, fmt.Errorf("update state %s: %w", db, err)
-		}
+		next := cur.Clone()
 		if err := fn(next); errors.Is(err, ErrNoChange) {
 			return cur, nil
 		} else if err != nil {
 			return nil, fmt.Errorf("update state %s: %w", db, err)
 		}
+		next.bound()
 		next.Revision = cur.Revision + 1
 		next.SchemaVersion = SchemaVersion
 		next.Database = db
@@ -152,19 +177,6 @@ func Update(ctx context.Context, s Store, db string, init func() *State, fn func
 		}
 		wait = min(wait*2, cfg.max)
 	}
-}
-
-// clone deep-copies st through its stored form, so fn cannot reach the state as read.
-func clone(st *State) (*State, error) {
-	body, err := Encode(st)
-	if err != nil {
-		return nil, err
-	}
-	var cp State
-	if err := json.Unmarshal(body, &cp); err != nil {
-		return nil, fmt.Errorf("copy state: %w", err)
-	}
-	return &cp, nil
 }
 
 // sleep waits d on clk, or until ctx is done.

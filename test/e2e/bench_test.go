@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/test/s3server"
 	"github.com/keyguard-dev/keyguard/test/stack"
 )
@@ -20,7 +19,7 @@ import (
 func BenchmarkTickFleet(b *testing.B) {
 	const dbs = 50
 	var y strings.Builder
-	y.WriteString("version: 1\ndatabases:\n")
+	y.WriteString("version: 1\ndefaults: {executor: simulated}\ndatabases:\n")
 	for i := range dbs {
 		k := key
 		if i%2 == 1 {
@@ -28,7 +27,7 @@ func BenchmarkTickFleet(b *testing.B) {
 		}
 		fmt.Fprintf(&y, "  - name: db%02d\n    instance: db2inst1@host%02d\n    key_crn: %s\n    schedules: {full: \"0 2 * * 0\", incremental: \"0 2 * * 1-6\", delta: \"%d * * * *\"}\n", i, i, k, i%60)
 	}
-	fleet, err := config.Load([]byte(y.String()))
+	fleet, err := stack.LoadFleet([]byte(y.String()))
 	if err != nil {
 		b.Fatal(err)
 	}

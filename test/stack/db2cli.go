@@ -12,13 +12,13 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
-	"github.com/keyguard-dev/keyguard/shared/executor"
 	"github.com/keyguard-dev/keyguard/shared/notify"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/runner"
 	"github.com/keyguard-dev/keyguard/shared/scheduler"
 	"github.com/keyguard-dev/keyguard/shared/upload"
 	"github.com/keyguard-dev/keyguard/test/fakedb2"
+	"github.com/keyguard-dev/keyguard/test/procexec"
 )
 
 // db2cli builds the executor of db2cli databases.
@@ -49,7 +49,7 @@ func (s *Stack) db2cli(o Options, apiKey, enURL string, log *slog.Logger) (sched
 	}
 	yaml := o.FleetYAML
 	if len(yaml) == 0 {
-		yaml = config.Example
+		yaml = DevYAML
 	}
 	dir, err := os.MkdirTemp("", "keyguard-runner-")
 	if err != nil {
@@ -67,7 +67,7 @@ func (s *Stack) db2cli(o Options, apiKey, enURL string, log *slog.Logger) (sched
 		config.EnvCOSPrefix+"=keyguard/", config.EnvCOSHMACKey+"="+s.S3.AccessKey, config.EnvCOSHMACSecret+"="+s.S3.SecretKey,
 		config.EnvENURL+"="+enURL, config.EnvENInstanceID+"="+enInstance, config.EnvENSourceID+"="+enSourceID,
 		config.EnvFleetFile+"="+fleetFile, config.EnvLogLevel+"=warn")
-	p := &executor.Process{Command: d.RunnerBin, Env: env, Stderr: os.Stderr, Log: log}
+	p := &procexec.Process{Command: d.RunnerBin, Env: env, Stderr: os.Stderr, Log: log}
 	s.waiters = append(s.waiters, p)
 	return simTime{p, d.StateFile}, nil
 }

@@ -20,43 +20,45 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/clock"
-	"github.com/keyguard-dev/keyguard/shared/completion"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
-	"github.com/keyguard-dev/keyguard/shared/executor"
 	"github.com/keyguard-dev/keyguard/shared/keyprotect"
 	"github.com/keyguard-dev/keyguard/shared/notify"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
-	"github.com/keyguard-dev/keyguard/shared/rotation"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
 	"github.com/keyguard-dev/keyguard/shared/scheduler"
 	"github.com/keyguard-dev/keyguard/shared/secret"
 	"github.com/keyguard-dev/keyguard/shared/state"
+	"github.com/keyguard-dev/keyguard/test/db2saasemu"
 	"github.com/keyguard-dev/keyguard/test/enemu"
 	"github.com/keyguard-dev/keyguard/test/kpemu"
 	"github.com/keyguard-dev/keyguard/test/s3server"
+	"github.com/keyguard-dev/keyguard/test/simdb2"
 )
 
 // Options configure a Stack.
 type Options struct {
 	// Versitygw is the versitygw binary (required).
 	Versitygw string
-	// Fleet is the policy; config.Example when nil.
+	// Fleet is the policy; the dev fleet (fleet.dev.yaml, DevFleet) when nil.
 	Fleet *config.Fleet
 	// Start is the simulated time the stack starts at.
 	Start time.Time
 	// Fail makes chosen simulated runs fail; Durations overrides run lengths.
-	Fail      []executor.FailRule
+	Fail      []simdb2.FailRule
 	Durations map[events.BackupType]time.Duration
 	// Logger gets the components' logs; discarded when nil.
 	Logger *slog.Logger
 	// Rewrap is how long the simulated Db2 takes to re-wrap its keys after a rotation; nil means
 	// it never reports the new version (windows then close at their maximum).
 	Rewrap func(db config.Database) time.Duration
-	// FleetYAML is the policy's text (needed by a runner process; the example when empty).
+	// FleetYAML is the policy's text, for a runner process (Db2CLI.RunnerBin): the deployed
+	// runner loads it as a deployment does, so it must name no simulated database.
 	FleetYAML []byte
 	// Db2CLI runs the fleet's db2cli databases against a fake Db2 command line.
 	Db2CLI *Db2CLI
+	// ENFault, when set, decides the fate of each Event Notifications delivery (enemu.Options.Fault).
+	ENFault func(enemu.Notification, enemu.Subscription) enemu.Fault
 }
 
 // Db2CLI says how the stack backs up db2cli databases: with the real runner against the fake
@@ -80,7 +82,9 @@ type Stack struct {
 	// URLs of the functions, by name.
 	URLs  map[string]string
 	Token secret.Secret
-	Sim   *executor.Simulated
+	Sim   *simdb2.Simulated
+	// SaaS is the Db2 on Cloud emulator the fleet's db2saas databases are backed up on.
+	SaaS *db2saasemu.Emulator
 	// KP is the Key Protect emulator holding the fleet's keys; Keys is the real client on it.
 	KP   *kpemu.Emulator
 	Keys *keyprotect.Client
@@ -102,7 +106,7 @@ const (
 // Start brings the stack up. Close it when done.
 func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if o.Fleet == nil {
-		if o.Fleet, err = config.Load(config.Example); err != nil {
+		if o.Fleet, err = DevFleet(); err != nil {
 			return nil, err
 		}
 	}
@@ -138,7 +142,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 
 	// Event Notifications (with IAM), on its own listener.
 	apiKey := randomHex(16)
-	s.EN = enemu.New(enemu.Options{APIKey: apiKey, InstanceID: enInstance, RetryWait: 5 * time.Millisecond, AttemptTimeout: 5 * time.Second, Logger: log})
+	s.EN = enemu.New(enemu.Options{APIKey: apiKey, InstanceID: enInstance, RetryWait: 5 * time.Millisecond, AttemptTimeout: 5 * time.Second, Logger: log, Fault: o.ENFault})
 	s.closers = append(s.closers, func() error { s.EN.Close(); return nil })
 	enURL, err := s.serve(s.EN)
 	if err != nil {
@@ -158,14 +162,14 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Sim = &executor.Simulated{Clock: s.Clock, Send: runnerSend, Fail: o.Fail, Durations: o.Durations, Rewrapping: s.Rewrapping, Log: log}
+	s.Sim = &simdb2.Simulated{Clock: s.Clock, Send: runnerSend, Catalog: catalog.New(s.Objects), Fail: o.Fail, Durations: o.Durations, Rewrapping: s.Rewrapping, Log: log}
 
 	// Key Protect, holding the fleet's keys, with the Db2 instances registered to them.
 	if err := s.startKeyProtect(apiKey); err != nil {
 		return nil, err
 	}
 
-	execs := map[string]scheduler.Executor{config.ExecSimulated: s.Sim}
+	execs := map[string]scheduler.Executor{simdb2.Name: s.Sim}
 	if o.Db2CLI != nil {
 		exec, err := s.db2cli(o, apiKey, enURL, log)
 		if err != nil {
@@ -173,32 +177,35 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		}
 		execs[config.ExecDb2CLI] = exec
 	}
+	if exec, err := s.db2saas(apiKey, log); err != nil {
+		return nil, err
+	} else if exec != nil {
+		execs[config.ExecDb2SaaS] = exec
+	}
 
-	// The three functions.
+	// The three functions, composed as the deployed mains compose them.
 	fleet := config.Static{F: o.Fleet}
-	handlers := map[string]map[string]edge.Handler{}
+	routes := map[string]map[string]edge.Handler{}
 	for _, fn := range config.Apps {
 		send, err := sender(fn)
 		if err != nil {
 			return nil, err
 		}
 		flog := log.With("fn", fn)
-		switch fn {
-		case config.FnScheduler:
-			h := &scheduler.Scheduler{Store: s.States, Fleet: fleet, Execs: execs, Send: send, Catalog: catalog.New(s.Objects),
-				Keys: runtime.KeyWatcher{C: s.Keys}, Clock: s.Clock, Log: flog}
-			handlers[fn] = map[string]edge.Handler{config.PathTick: h, config.PathEvents: scheduler.Requests{Scheduler: h}}
-		case config.FnRotation:
-			handlers[fn] = map[string]edge.Handler{config.PathEvents: &rotation.Handler{Store: s.States, Fleet: fleet, Send: send, Clock: s.Clock, Log: flog}}
-		case config.FnCompletion:
-			handlers[fn] = map[string]edge.Handler{config.PathEvents: &completion.Handler{Store: s.States, Fleet: fleet, Send: send, Catalog: catalog.New(s.Objects), Clock: s.Clock, Log: flog}}
+		d := runtime.Deps{Log: flog, Objects: s.Objects, States: s.States, Send: send, Fleet: fleet, Clock: s.Clock, Execs: execs}
+		if fn == config.FnScheduler {
+			d.Keys = runtime.KeyWatcher{C: s.Keys}
 		}
-		u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Name: fn, Logger: flog}, handlers[fn]))
+		if routes[fn], err = runtime.Routes(fn, d); err != nil {
+			return nil, err
+		}
+		u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Name: fn, Logger: flog}, routes[fn]))
 		if err != nil {
 			return nil, err
 		}
 		s.URLs[fn] = u
 	}
+	handlers := routes
 
 	// Subscriptions, from the same routing table the Terraform is checked against.
 	auth := map[string]string{"Authorization": "Bearer " + s.Token.Reveal()}

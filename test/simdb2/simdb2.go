@@ -1,4 +1,10 @@
-package executor
+// Package simdb2 is the local stack's simulated Db2: deterministic durations, sizes and
+// checksums, failure injection by rule or while the database re-wraps its keys, and an outcome
+// recorded in the catalog (an entry for the image, the run record) then published through Event
+// Notifications, exactly as the runner job does, so the scheduler -> executor -> completion loop
+// closes without Db2. It is test code: no deployed function links it, and a deployed fleet that
+// names it is refused at load.
+package simdb2
 
 import (
 	"context"
@@ -10,12 +16,19 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/outbox"
 )
 
-// Sender publishes an event under a stable id.
-type Sender interface {
-	Send(ctx context.Context, id string, p events.Payload) error
+// Name is the executor name a local fleet gives simulated databases; only the local stack
+// registers it (config.WithExecutors).
+const Name = "simulated"
+
+// Catalog records what a simulated run produced.
+type Catalog interface {
+	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	Record(ctx context.Context, e *catalog.Entry, r catalog.RunRecord) error
 }
 
 // FailRule makes the Nth run (1-based, counting every start of that database) of Database fail.
@@ -27,10 +40,12 @@ type FailRule struct {
 	Message  string
 }
 
-// Simulated is a simulated Db2 backup executor. The zero value is not usable: set Send.
+// Simulated is a simulated Db2 backup executor. The zero value is not usable: set Send and
+// Catalog.
 type Simulated struct {
-	Clock clock.Clock
-	Send  Sender
+	Clock   clock.Clock
+	Send    outbox.Sender
+	Catalog Catalog
 	// Durations per backup type; defaults: full 40m, incremental 15m, delta 5m.
 	Durations map[events.BackupType]time.Duration
 	Fail      []FailRule
@@ -122,10 +137,41 @@ func (s *Simulated) finish(run events.BackupStarted, d time.Duration, rule *Fail
 			Location: fmt.Sprintf("simulated://%s/%s", run.Database, run.StartedAt.UTC().Format("20060102150405")),
 			KeyCRN:   run.KeyCRN, KeyVersion: run.KeyVersion, Verified: true}
 	}
-	if err := s.Send.Send(ctx, run.RunID+"/outcome", p); err != nil {
-		// The run's lease will expire and the scheduler reconciles it as lost.
-		s.log().Error("simulated executor could not publish the outcome", "run", run.RunID, "err", err)
+	if err := s.record(ctx, run, p); err != nil {
+		s.log().Error("simulated executor could not record the outcome", "run", run.RunID, "err", err)
 	}
+	if err := s.Send.Send(ctx, run.RunID+"/outcome", p); err != nil {
+		// The scheduler finds the outcome in the catalog on its next tick.
+		s.log().Warn("simulated executor could not publish the outcome", "run", run.RunID, "err", err)
+	}
+}
+
+// record writes the outcome to the catalog: the image's entry (built on the newest image, or
+// the newest full for an incremental, as Db2 builds it) and the run record.
+func (s *Simulated) record(ctx context.Context, run events.BackupStarted, p events.Payload) error {
+	rec := catalog.RunRecord{Database: run.Database, RunID: run.RunID}
+	var entry *catalog.Entry
+	switch o := p.(type) {
+	case events.BackupFailed:
+		rec.Failed = &o
+	case events.BackupCompleted:
+		rec.Completed = &o
+		parent := ""
+		if run.Type != events.Full {
+			entries, err := s.Catalog.List(ctx, run.Database)
+			if err != nil {
+				return err
+			}
+			for i := len(entries) - 1; i >= 0 && parent == ""; i-- {
+				if run.Type == events.Delta || entries[i].Type == events.Full {
+					parent = entries[i].ImageTimestamp
+				}
+			}
+		}
+		e := catalog.ServiceEntry(o, Name, parent)
+		entry = &e
+	}
+	return s.Catalog.Record(ctx, entry, rec)
 }
 
 func (s *Simulated) log() *slog.Logger {

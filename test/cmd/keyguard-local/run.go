@@ -15,22 +15,22 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/config"
-	"github.com/keyguard-dev/keyguard/shared/executor"
 	"github.com/keyguard-dev/keyguard/test/fakedb2"
+	"github.com/keyguard-dev/keyguard/test/simdb2"
 	"github.com/keyguard-dev/keyguard/test/stack"
 )
 
 func runDev(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	days := fs.Int("days", 7, "simulated days to play")
 	tick := fs.Duration("tick", 15*time.Minute, "simulated time between ticks")
-	fleetFile := fs.String("fleet", "", "fleet policy file (default: the sample shipped with keyguard)")
+	fleetFile := fs.String("fleet", "", "fleet policy file (default: the local stack's, test/stack/fleet.dev.yaml)")
 	vgw := fs.String("versitygw", defaultVersitygw(), "versitygw binary")
 	verbose := fs.Bool("v", false, "print the components' logs to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fleetYAML := config.Example
+	fleetYAML := stack.DevYAML
 	if *fleetFile != "" {
 		b, err := os.ReadFile(*fleetFile)
 		if err != nil {
@@ -38,7 +38,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fleetYAML = b
 	}
-	fleet, err := config.Load(fleetYAML)
+	fleet, err := stack.LoadFleet(fleetYAML)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ type action struct {
 
 type scenarioPlan struct {
 	actions []*action
-	fail    []executor.FailRule
+	fail    []simdb2.FailRule
 	notes   []string
 }
 

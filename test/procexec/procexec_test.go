@@ -1,4 +1,4 @@
-package executor_test
+package procexec_test
 
 import (
 	"bufio"
@@ -17,16 +17,15 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
-	"github.com/keyguard-dev/keyguard/shared/executor"
 	"github.com/keyguard-dev/keyguard/shared/jobevent"
 	"github.com/keyguard-dev/keyguard/shared/scheduler"
+	"github.com/keyguard-dev/keyguard/test/procexec"
 )
 
 // The scheduler starts runs through a Process, and cancels them; likewise the simulated Db2.
 var (
-	_ scheduler.Executor = (*executor.Process)(nil)
-	_ scheduler.Canceler = (*executor.Process)(nil)
-	_ scheduler.Canceler = (*executor.Simulated)(nil)
+	_ scheduler.Executor = (*procexec.Process)(nil)
+	_ scheduler.Canceler = (*procexec.Process)(nil)
 )
 
 // When the test binary runs with helperVar=1 it is the "runner": it records what it received
@@ -104,11 +103,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func helper(t *testing.T, extraEnv ...string) (*executor.Process, string, *syncBuffer) {
+func helper(t *testing.T, extraEnv ...string) (*procexec.Process, string, *syncBuffer) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "records.jsonl")
 	logs := &syncBuffer{}
-	p := &executor.Process{
+	p := &procexec.Process{
 		Command: os.Args[0],
 		Args:    []string{"backup", "--verbose"},
 		Env:     append([]string{helperVar + "=1", outVar + "=" + out}, extraEnv...),
@@ -118,7 +117,7 @@ func helper(t *testing.T, extraEnv ...string) (*executor.Process, string, *syncB
 	return p, out, logs
 }
 
-func wait(t *testing.T, p *executor.Process) {
+func wait(t *testing.T, p *procexec.Process) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

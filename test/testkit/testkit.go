@@ -71,6 +71,8 @@ const (
 // Fleet is two databases on KeyA (db1 small, db2 large) and one on KeyB, daily fulls at 02:00 and
 // hourly deltas on db1.
 const Fleet = `version: 1
+defaults:
+  executor: db2cli
 databases:
   - name: db1
     instance: i1

@@ -1,4 +1,4 @@
-package executor
+package simdb2
 
 import (
 	"context"
@@ -6,15 +6,17 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/clock"
-	"github.com/keyguard-dev/keyguard/shared/internal/testkit"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/test/testkit"
 )
 
 func TestSimulatedOutcomes(t *testing.T) {
 	start := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(start)
 	send := &testkit.Sender{}
-	sim := &Simulated{Clock: clk, Send: send, Fail: []FailRule{{Database: "db1", Nth: 2, Class: events.Transient, Code: "SQL2062N", Message: "media"}}}
+	sim := &Simulated{Clock: clk, Send: send, Catalog: catalog.New(objstore.NewMemory()), Fail: []FailRule{{Database: "db1", Nth: 2, Class: events.Transient, Code: "SQL2062N", Message: "media"}}}
 	run := func(id string, typ events.BackupType) events.BackupStarted {
 		return events.BackupStarted{Database: "db1", RunID: id, Type: typ, Mode: events.Online, Slot: clk.Now(), StartedAt: clk.Now(),
 			LeaseUntil: clk.Now().Add(time.Hour), KeyCRN: testkit.KeyA, KeyVersion: "3", Executor: "simulated"}
@@ -39,6 +41,13 @@ func TestSimulatedOutcomes(t *testing.T) {
 	if c.KeyVersion != "3" || !c.Verified || c.ImageTimestamp != "20261124020000" || c.EndedAt.Sub(c.StartedAt) != 40*time.Minute {
 		t.Fatalf("completion = %+v", c)
 	}
+	// The outcome is recorded before it is published: the image's entry and the run record.
+	if rec, err := sim.Catalog.(*catalog.Catalog).GetRun(ctx, "db1", "r1"); err != nil || rec.Completed == nil {
+		t.Fatalf("run record = %+v, %v", rec, err)
+	}
+	if es, err := sim.Catalog.List(ctx, "db1"); err != nil || len(es) != 1 || es[0].RunID != "r1" {
+		t.Fatalf("catalog = %+v, %v", es, err)
+	}
 	if err := sim.Start(ctx, run("r2", events.Delta)); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +65,7 @@ func TestSimulatedFailsWhileRewrapping(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC))
 	send := &testkit.Sender{}
 	rewrapping := true
-	sim := &Simulated{Clock: clk, Send: send, Rewrapping: func(db string) bool { return db == "db1" && rewrapping }}
+	sim := &Simulated{Clock: clk, Send: send, Catalog: catalog.New(objstore.NewMemory()), Rewrapping: func(db string) bool { return db == "db1" && rewrapping }}
 	start := func(id string) {
 		t.Helper()
 		if err := sim.Start(context.Background(), events.BackupStarted{Database: "db1", RunID: id, Type: events.Full, Mode: events.Online, Slot: clk.Now(),

@@ -1,8 +1,8 @@
-package executor
-
-// Process, in this file, is the local counterpart of the Code Engine executor: it starts the
-// runner as a child process per backup, with the same ibmendata and KEYGUARD_RUN_ID variables a
-// Code Engine job run gets (shared/jobevent), so the local stack runs the real runner binary.
+// Package procexec is the local stack's counterpart of the Code Engine executor: Process starts
+// the runner as a child process per backup, with the same ibmendata and KEYGUARD_RUN_ID variables
+// a Code Engine job run gets (shared/jobevent), so the local stack and tests run the real runner
+// binary. It is test code: no deployed function links it.
+package procexec
 
 import (
 	"context"
