@@ -150,3 +150,56 @@ func TestMasterKeyRotationForcesAFullWithoutAWindow(t *testing.T) {
 		t.Fatalf("state = window %+v needFull %v (%s) key %+v", st.Window, st.NeedFull, st.NeedFullReason, st.Key)
 	}
 }
+
+// Problem 7: a rotation to an older version (a late Cloud Logs alert, a redelivery) changes
+// nothing: it neither re-opens nor rewinds a window, nor moves the key version back.
+func TestStaleRotationsChangeNothing(t *testing.T) {
+	h, _ := newHandler(t)
+	ctx := context.Background()
+	t1, t2, t3 := now.Add(-48*time.Hour), now.Add(-24*time.Hour), now
+	_, _ = state.Update(ctx, h.Store, "db1", func() *state.State { return state.New("db1", testkit.KeyA) }, func(st *state.State) error {
+		st.Key.Version, st.Key.RotatedAt = "v2", t2
+		return nil
+	})
+	before := get(t, h, "db1")
+	old := testkit.Event(t, "late-v1", events.KeyRotated{KeyCRN: testkit.KeyA, NewVersion: "v1", RotatedAt: t1, DetectedBy: "cloud-logs"})
+	if _, err := h.Handle(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if st := get(t, h, "db1"); st.Revision != before.Revision || st.Window != nil || st.Key.Version != "v2" {
+		t.Fatalf("a stale rotation changed the state: window %+v key %+v", st.Window, st.Key)
+	}
+	// A newer rotation opens the window; the late v2 alert that follows does not rewind it.
+	if _, err := h.Handle(ctx, testkit.Event(t, "v3", events.KeyRotated{KeyCRN: testkit.KeyA, NewVersion: "v3", RotatedAt: t3, DetectedBy: "cloud-logs"})); err != nil {
+		t.Fatal(err)
+	}
+	opened := get(t, h, "db1")
+	if opened.Window == nil || opened.Window.ToVersion != "v3" {
+		t.Fatalf("window = %+v", opened.Window)
+	}
+	if _, err := h.Handle(ctx, testkit.Event(t, "late-v2", events.KeyRotated{KeyCRN: testkit.KeyA, NewVersion: "v2", RotatedAt: t2, DetectedBy: "cloud-logs"})); err != nil {
+		t.Fatal(err)
+	}
+	if st := get(t, h, "db1"); st.Revision != opened.Revision || st.Window.ToVersion != "v3" || !st.Window.OpenedAt.Equal(opened.Window.OpenedAt) {
+		t.Fatalf("a late rotation rewound the window: %+v", st.Window)
+	}
+}
+
+// Key states arrive out of order: a disable older than the recorded enable changes nothing.
+func TestStaleKeyStateChangesNothing(t *testing.T) {
+	h, send := newHandler(t)
+	ctx := context.Background()
+	enabled := testkit.Event(t, "on", events.KeyStateChanged{KeyCRN: testkit.KeyB, State: events.KeyActive, ChangedAt: now})
+	disabled := testkit.Event(t, "off", events.KeyStateChanged{KeyCRN: testkit.KeyB, State: events.KeySuspended, ChangedAt: now.Add(-time.Hour)})
+	for _, e := range []events.Event{enabled, disabled} {
+		if _, err := h.Handle(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := get(t, h, "db3"); st.Key.Blocked || st.Key.State != events.KeyActive {
+		t.Fatalf("an older disable blocked the key: %+v", st.Key)
+	}
+	if n := len(send.OfType(events.TypeAlert)); n != 0 {
+		t.Fatalf("%d alerts for a stale state", n)
+	}
+}
