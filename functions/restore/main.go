@@ -34,6 +34,14 @@ func main() {
 		}
 		r := &restore.Restorer{Fleet: d.Fleet, DB2: runner.Commands{Env: os.Environ()}, Catalog: catalog.New(d.Objects), Download: up,
 			Send: d.Send, Marks: d.Objects, Log: d.Log}
+		// Key Protect unwraps the data key of sealed keystore copies.
+		keys, err := d.Config.Keys()
+		if err != nil {
+			return nil, err
+		}
+		if keys != nil {
+			r.Keys = keys
+		}
 		return map[string]edge.Handler{config.PathEvents: r}, nil
 	})
 	if err != nil {

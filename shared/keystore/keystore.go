@@ -46,7 +46,7 @@ const CipherAES256GCM = "AES-256-GCM"
 const (
 	magic         = "KGKS"
 	formatVersion = 1
-	prefixLen     = len(magic) + 1 + 4
+	prefixLen     = 4 + 1 + 4 // magic, format version, header length
 	nonceSize     = 12
 	tagSize       = 16
 	dataKeySize   = 32

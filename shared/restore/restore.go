@@ -1,14 +1,12 @@
 package restore
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -63,6 +61,9 @@ type Restorer struct {
 	// Marks, when set, makes a restore run at most once per event (see Handle); nil runs every
 	// delivery.
 	Marks Marks
+	// Keys unwraps the data key of sealed keystore copies (Key Protect; *keyprotect.Client).
+	// When nil, a restore whose target image has a sealed keystore copy fails.
+	Keys  Keys
 	Clock clock.Clock
 	Log   *slog.Logger
 }
@@ -181,6 +182,18 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 		return fail(fmt.Errorf("the restore plan has %d commands, want RESTORE and ROLLFORWARD", len(plan.Commands)))
 	}
 	notes := slices.Clone(plan.Notes)
+	// The keystore first: a copy that does not open fails the restore before the images are
+	// downloaded.
+	if target := plan.Images[len(plan.Images)-1]; target.Keystore != nil {
+		dir, note, err := r.keystore(ctx, db.BackupDir, target)
+		if err != nil {
+			return fail(fmt.Errorf("keystore copied with %s: %w", plan.Target, err))
+		}
+		if note != "" {
+			notes = append(notes, note)
+		}
+		notes = append(notes, fmt.Sprintf("the keystore copied with image %s is in %s: putting it in place (KEYSTORE_LOCATION) is the operator's call", plan.Target, dir))
+	}
 	var local []string
 	defer func() {
 		for _, p := range local {
@@ -200,13 +213,6 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 				return fail(err)
 			}
 		}
-	}
-	if ks := plan.Images[len(plan.Images)-1].Keystore; ks != nil {
-		dir, err := r.keystore(ctx, db.BackupDir, *ks)
-		if err != nil {
-			return fail(fmt.Errorf("keystore copied with %s: %w", plan.Target, err))
-		}
-		notes = append(notes, fmt.Sprintf("the keystore copied with image %s is in %s: putting it in place (KEYSTORE_LOCATION) is the operator's call", plan.Target, dir))
 	}
 	restoreCmd := planCommand(plan.Commands[0], plan.Database, db.Alias)
 	restoreCmd = slices.Insert(restoreCmd, slices.Index(restoreCmd, "TAKEN"), "FROM", db.BackupDir)
@@ -259,63 +265,6 @@ func imagePath(dir string, e catalog.Entry, obj catalog.Object) (string, error) 
 	return filepath.Join(dir, name), nil
 }
 
-// keystore downloads the keystore tar and unpacks its regular files into dir/keystore.
-func (r *Restorer) keystore(ctx context.Context, dir string, obj catalog.Object) (string, error) {
-	tarPath := filepath.Join(dir, ".keyguard-keystore.tar")
-	if err := DownloadFile(ctx, r.Download, obj, tarPath); err != nil {
-		return "", err
-	}
-	defer os.Remove(tarPath)
-	f, err := os.Open(tarPath)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	out := filepath.Join(dir, KeystoreDir)
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return "", err
-	}
-	if err := untar(f, out); err != nil {
-		return "", err
-	}
-	return out, nil
-}
-
-// maxKeystoreFile bounds one file of a keystore archive (a PKCS#12 file is kilobytes).
-const maxKeystoreFile = 16 << 20
-
-// untar writes the regular files of the archive r into dir under their base names, mode 0600.
-func untar(r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read keystore archive: %w", err)
-		}
-		name := filepath.Base(filepath.Clean("/" + h.Name))
-		if h.Typeflag != tar.TypeReg || name == "/" || name == "." {
-			continue
-		}
-		if h.Size > maxKeystoreFile {
-			return fmt.Errorf("keystore archive: %s is %d bytes, more than a keystore", name, h.Size)
-		}
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(f, io.LimitReader(tr, maxKeystoreFile))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("unpack keystore file %s: %w", name, err)
-		}
-	}
-}
-
 // db2 runs a Db2 utility command and returns its classified failure, if any: a Db2 error
 // message, or output without the DB20000I completion message.
 func (r *Restorer) db2(ctx context.Context, argv []string) error {
@@ -349,6 +298,9 @@ func classOf(err error) events.FailureClass {
 	switch {
 	case errors.Is(err, ErrChecksum), errors.Is(err, objstore.ErrNotFound), errors.Is(err, catalog.ErrNoRestorableChain):
 		return events.Permanent
+	}
+	if c, ok := keyClass(err); ok {
+		return c
 	}
 	return db2.ClassOf(err)
 }

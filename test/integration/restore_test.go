@@ -37,6 +37,7 @@ func TestRestoreIncrementalChainFromCOS(t *testing.T) {
 	}
 	g := newRunnerRig(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/db2/archive/", TrackMod: true, ImageBytes: 1 << 20,
 		NextTimestamp: "20261124020000", KeystoreLocation: keystore})
+	_, keys := g.keyProtect(t)
 	ctx := context.Background()
 	var ts []string
 	for _, typ := range []events.BackupType{events.Full, events.Incremental, events.Delta} {
@@ -46,7 +47,7 @@ func TestRestoreIncrementalChainFromCOS(t *testing.T) {
 		}
 		ts = append(ts, c.ImageTimestamp)
 	}
-	r := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: g.up, Send: g.out, Marks: g.objs}
+	r := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: g.up, Send: g.out, Marks: g.objs, Keys: keys}
 	request := func(id string) events.Event {
 		ev, err := events.Encode(id, "keyguard/operator", g.started.Add(time.Hour), events.RestoreRequested{Database: "sales", RequestedBy: "ops@example.com"})
 		if err != nil {

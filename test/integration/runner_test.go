@@ -127,6 +127,7 @@ func TestRunnerBacksUpVerifiesUploadsAndCatalogs(t *testing.T) {
 	}
 	g := newRunnerRig(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/db2/archive/", TrackMod: true, ImageBytes: 6 << 20,
 		NextTimestamp: "20261124020000", KeystoreLocation: keystore})
+	g.keyProtect(t)
 	ctx := context.Background()
 
 	full, ok := g.run(t, "run-full", events.Full).(events.BackupCompleted)
@@ -153,8 +154,8 @@ func TestRunnerBacksUpVerifiesUploadsAndCatalogs(t *testing.T) {
 		t.Fatalf("catalog entry %+v", ent)
 	}
 	ksBody, _, err := g.objs.Get(ctx, ent.Keystore.Key)
-	if err != nil || !strings.Contains(string(ksBody), "pkcs12 keystore bytes") || !strings.Contains(string(ksBody), "db2keys.sth") {
-		t.Fatalf("keystore copy: %v", err)
+	if err != nil || !isSealed(ksBody) || strings.Contains(string(ksBody), "pkcs12 keystore bytes") {
+		t.Fatalf("keystore copy is not sealed: %v", err)
 	}
 	sum := sha256.Sum256(ksBody)
 	if hex.EncodeToString(sum[:]) != ent.Keystore.SHA256 {
