@@ -18,24 +18,52 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/keystore"
 )
 
-// Keys is what the restore asks Key Protect. *keyprotect.Client implements it.
+// Keys is what the restore asks Key Protect. *keyprotect.Client implements it; every method is
+// safe concurrently and to retry.
 type Keys interface {
+	// Key returns the key's state and newest version. A destroyed key is State destroyed, not
+	// an error; a key Key Protect does not know is an error for which keyprotect.IsNotFound is
+	// true.
+	Key(ctx context.Context, keyRef string) (keyprotect.KeyInfo, error)
+	// Versions returns every version of the key, newest first.
+	Versions(ctx context.Context, keyRef string) ([]keyprotect.Version, error)
+	// Unwrap unwraps the data key of a sealed keystore copy (see keystore.Unwrapper).
 	keystore.Unwrapper
 }
 
 var _ Keys = (*keyprotect.Client)(nil)
 
 // keystore downloads the keystore copy of image e (checked against the catalog's size and
-// SHA-256), opens it (Key Protect unwraps its data key) and unpacks its regular files into
-// dir/keystore. A copy stored in clear, before copies were sealed, is unpacked as it is, with a
-// note. Neither the sealed nor the clear archive is written to disk.
-func (r *Restorer) keystore(ctx context.Context, dir string, e catalog.Entry) (out, note string, err error) {
+// SHA-256), checks that the key version it was sealed under is usable (ErrKeyUnavailable; keys
+// holds what Key Protect said of the keys already asked, and gains the wrapping key), opens it
+// (Key Protect unwraps its data key) and unpacks its regular files into dir/keystore. A copy
+// stored in clear, before copies were sealed, is unpacked as it is, with a note. Neither the
+// sealed nor the clear archive is written to disk.
+func (r *Restorer) keystore(ctx context.Context, dir string, e catalog.Entry, keys map[string]keyStatus) (out, note string, err error) {
 	sealed, err := downloadBytes(ctx, r.Download, *e.Keystore, keystore.MaxSealed)
 	if err != nil {
 		return "", "", err
 	}
 	archive := sealed
 	if keystore.IsSealed(sealed) {
+		h, err := keystore.ParseHeader(sealed)
+		if err != nil {
+			return "", "", err
+		}
+		if r.Keys != nil {
+			s, ok := keys[h.KeyCRN]
+			if !ok {
+				got, err := observeKeys(ctx, r.Keys, []string{h.KeyCRN})
+				if err != nil {
+					return "", "", fmt.Errorf("check the keystore's wrapping key: %w", err)
+				}
+				s = got[h.KeyCRN]
+			}
+			if why := s.unusable(h.KeyVersion); why != "" {
+				return "", "", fmt.Errorf("%w: the keystore copy of image %s is sealed under key version %s of %s, which is unusable: %s",
+					ErrKeyUnavailable, e.Name(), h.KeyVersion, h.KeyCRN, why)
+			}
+		}
 		var keys keystore.Unwrapper
 		if r.Keys != nil {
 			keys = r.Keys
@@ -105,7 +133,7 @@ func keyClass(err error) (events.FailureClass, bool) {
 			return events.Transient, true
 		}
 		return events.Permanent, true
-	case errors.Is(err, keystore.ErrNoKeyProtect), errors.Is(err, keystore.ErrBinding), errors.Is(err, keystore.ErrDecrypt),
+	case errors.Is(err, ErrKeyUnavailable), errors.Is(err, keystore.ErrNoKeyProtect), errors.Is(err, keystore.ErrBinding), errors.Is(err, keystore.ErrDecrypt),
 		errors.Is(err, keystore.ErrFormat), errors.Is(err, keystore.ErrTooLarge):
 		return events.Permanent, true
 	}

@@ -80,10 +80,17 @@ type Restorer struct {
 // after the mark and before publishing, nothing is published: the operator asks again with a
 // new event. Without Marks every delivery restores again.
 //
-// Keys: PlanRestore is called without a key check (keyAvailable nil, which behaves as "always
-// available" and adds the note "key availability was not checked"): this job holds no Key
-// Protect credentials, and Db2 itself reports a keystore or master key it cannot reach
-// (SQL1728N and family), which the message classifies as a rotation failure.
+// Keys: with Restorer.Keys set, before anything is downloaded the restore asks Key Protect for
+// every key the catalog names and checks that each key version the chosen chain needs is usable
+// (the key is active and lists the version: see keyStatus.unusable), and then that the key
+// version the keystore copy was sealed under is usable too. The check is PlanRestore's
+// keyAvailable; when it would make PlanRestore fall back to an older image than the catalog
+// alone allows, the restore is refused (ErrKeyUnavailable, permanent) with a message naming each
+// unusable key version, why, the images that need it, and the newest image whose keys are usable
+// (which the operator can ask for by target). Key Protect unavailable fails the restore as
+// transient. Without Keys, keys are not checked (PlanRestore notes it) and a sealed keystore copy
+// cannot be opened; Db2 itself reports a keystore or master key it cannot reach (SQL1728N and
+// family), which the message classifies as a rotation failure.
 func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
 	if e.Type != events.TypeRestoreRequested {
 		return edge.Result{}, edge.Reject("the restore job takes %s, not %q", events.TypeRestoreRequested, e.Type)
@@ -166,7 +173,12 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	if req.Target != "" {
 		entries = slices.DeleteFunc(entries, func(e catalog.Entry) bool { return e.ImageTimestamp > req.Target })
 	}
-	plan, err := catalog.PlanRestore(entries, req.PointInTime, nil)
+	// What the catalog alone allows; the keys are checked below, against this plan.
+	noCheck := func(string, string) bool { return true }
+	if r.Keys == nil {
+		noCheck = nil // PlanRestore notes that keys were not checked
+	}
+	plan, err := catalog.PlanRestore(entries, req.PointInTime, noCheck)
 	if err != nil {
 		return fail(err)
 	}
@@ -178,6 +190,15 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 		return fail(fmt.Errorf("image %s cannot be restored (the newest that can, at or before it, is %s): %s",
 			req.Target, plan.Target, strings.Join(plan.Notes, "; ")))
 	}
+	var keys map[string]keyStatus
+	if r.Keys != nil {
+		if keys, err = observeKeys(ctx, r.Keys, keyCRNs(entries)); err != nil {
+			return fail(fmt.Errorf("check key availability: %w", err))
+		}
+		if plan, err = planWithKeys(entries, req.PointInTime, plan, keys); err != nil {
+			return fail(err)
+		}
+	}
 	if len(plan.Commands) != 2 {
 		return fail(fmt.Errorf("the restore plan has %d commands, want RESTORE and ROLLFORWARD", len(plan.Commands)))
 	}
@@ -185,7 +206,7 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	// The keystore first: a copy that does not open fails the restore before the images are
 	// downloaded.
 	if target := plan.Images[len(plan.Images)-1]; target.Keystore != nil {
-		dir, note, err := r.keystore(ctx, db.BackupDir, target)
+		dir, note, err := r.keystore(ctx, db.BackupDir, target, keys)
 		if err != nil {
 			return fail(fmt.Errorf("keystore copied with %s: %w", plan.Target, err))
 		}

@@ -40,6 +40,7 @@ func (g *runnerRig) keyProtect(t *testing.T) (*kpemu.Emulator, *keyprotect.Clien
 		t.Fatal(err)
 	}
 	g.r.Keys = c
+	g.keyVersion, _ = e.CurrentVersion(runnerKeyID)
 	return e, c
 }
 
@@ -165,7 +166,7 @@ func TestRestoreNeedsKeyProtectToOpenKeystore(t *testing.T) {
 		want  []string
 	}{
 		{"no key protect client", nil, func() {}, []string{"(permanent)", "keystore copied with " + full.ImageTimestamp, "no Key Protect client"}},
-		{"key protect unavailable", keys, func() { e.FailNext(keyprotect.DefaultRetries+1, 503) }, []string{"(transient)", "unwrap", "status 503"}},
+		{"key protect unavailable", keys, func() { e.FailNext(keyprotect.DefaultRetries+1, 503) }, []string{"(transient)", "check key availability", "status 503"}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -203,7 +204,108 @@ func TestRestoreNeedsKeyProtectToOpenKeystore(t *testing.T) {
 			t.Fatalf("%s mode %v", name, st.Mode())
 		}
 	}
-	if n := e.Calls(kpemu.RouteUnwrap); n < 2 {
+	if n := e.Calls(kpemu.RouteUnwrap); n != 1 {
 		t.Fatalf("unwrap calls %d", n)
+	}
+}
+
+// TestRestoreRefusesUnusableKeys: before it starts, the restore checks in Key Protect every key
+// version its chain needs and the key version its keystore copy was sealed under; an unusable
+// one refuses the restore, naming the key version and the images, and Db2 never runs. It never
+// falls back silently to an older image: the refusal names the newest restorable one, which a
+// restore by target then restores.
+func TestRestoreRefusesUnusableKeys(t *testing.T) {
+	g := newRunnerRig(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/db2/archive/", TrackMod: true, ImageBytes: 1 << 20,
+		NextTimestamp: "20261124020000", KeystoreLocation: writeKeystore(t)})
+	e, keys := g.keyProtect(t)
+	ctx := context.Background()
+	// The keystore copies are sealed under a key of their own.
+	ksKeyID, ksKey := e.AddKey("keystore-root")
+	f, _ := g.r.Fleet.Fleet(ctx)
+	f.Databases[0].KeystoreKeyCRN = ksKey
+	ksVersion, _ := e.CurrentVersion(ksKeyID)
+
+	var ts []string
+	backup := func(id string, typ events.BackupType) {
+		c, ok := g.run(t, id, typ).(events.BackupCompleted)
+		if !ok {
+			t.Fatalf("%s: %+v", id, g.out.last())
+		}
+		ts = append(ts, c.ImageTimestamp)
+	}
+	v1 := g.keyVersion
+	backup("run-f1", events.Full)
+	backup("run-i1", events.Incremental)
+	// The next chain names a key version Key Protect does not list.
+	g.keyVersion = "0b1c2d3e-ffff-4000-8000-00000000dead"
+	backup("run-f2", events.Full)
+	backup("run-d2", events.Delta)
+	if n := e.Calls(kpemu.RouteWrap); n != 4 {
+		t.Fatalf("wrap calls %d", n)
+	}
+
+	r := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: g.up, Send: g.out, Keys: keys}
+	n := 0
+	restoreTo := func(target string) (events.RestoreCompleted, string) {
+		n++
+		calls := len(fakedb2.ReadState(t, g.state).Calls)
+		ev, err := events.Encode(fmt.Sprint("restore-", n), "keyguard/operator", g.started.Add(time.Hour),
+			events.RestoreRequested{Database: "sales", Target: target, RequestedBy: "ops@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Handle(ctx, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, _ := g.out.restored()
+		if res.Outcome == "failed" {
+			if st := fakedb2.ReadState(t, g.state); len(st.Calls) != calls {
+				t.Fatalf("db2 ran %q after a refusal", st.Calls[calls:])
+			}
+		}
+		return done, res.Outcome
+	}
+	expect := func(done events.RestoreCompleted, outcome, wantOutcome string, images []string, want ...string) {
+		t.Helper()
+		if outcome != wantOutcome || strings.Join(done.Images, ",") != strings.Join(images, ",") {
+			t.Fatalf("outcome %s images %v, want %s %v: %s", outcome, done.Images, wantOutcome, images, done.Message)
+		}
+		for _, w := range want {
+			if !strings.Contains(done.Message, w) {
+				t.Fatalf("message %q lacks %q", done.Message, w)
+			}
+		}
+	}
+
+	done, outcome := restoreTo("")
+	expect(done, outcome, "failed", []string{ts[2] + "-full", ts[3] + "-delta"}, "(permanent)",
+		"key version 0b1c2d3e-ffff-4000-8000-00000000dead of "+runnerKey, "Key Protect lists no such version",
+		"needed by "+ts[2]+"-full, "+ts[3]+"-delta", "the newest image whose keys are usable is "+ts[1], "target "+ts[1])
+
+	done, outcome = restoreTo(ts[1])
+	expect(done, outcome, "restored", []string{ts[0] + "-full", ts[1] + "-incremental"})
+
+	// The keystore's wrapping key is checked too.
+	if err := e.SetState(ksKeyID, kpemu.StateSuspended); err != nil {
+		t.Fatal(err)
+	}
+	done, outcome = restoreTo(ts[1])
+	expect(done, outcome, "failed", []string{ts[0] + "-full", ts[1] + "-incremental"}, "(permanent)",
+		"keystore copy of image "+ts[1]+"-incremental is sealed under key version "+ksVersion+" of "+ksKey, "suspended")
+	if err := e.SetState(ksKeyID, kpemu.StateActive); err != nil {
+		t.Fatal(err)
+	}
+
+	// The database's key suspended: nothing is restorable.
+	if err := e.SetState(runnerKeyID, kpemu.StateSuspended); err != nil {
+		t.Fatal(err)
+	}
+	done, outcome = restoreTo(ts[1])
+	expect(done, outcome, "failed", []string{ts[0] + "-full", ts[1] + "-incremental"}, "(permanent)",
+		"key version "+v1+" of "+runnerKey, "the key is suspended (disabled): enable it", "needed by "+ts[0]+"-full, "+ts[1]+"-incremental",
+		"no image has usable keys")
+	if files := g.localFiles(t); strings.Join(files, ",") != "keystore" {
+		t.Fatalf("backup dir holds %v", files)
 	}
 }
