@@ -142,7 +142,8 @@ func (h *Handler) log() *slog.Logger {
 }
 
 // prune applies the database's retention to its catalog: it deletes, oldest first, the images no
-// kept restore chain needs, never below keep_fulls full chains (catalog.Retain decides).
+// kept restore chain needs, never below keep_fulls full chains, never one a running restore has
+// leased (catalog.Retain decides, with catalog.InUse).
 func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) (int, error) {
 	if h.Catalog == nil {
 		return 0, nil
@@ -151,7 +152,19 @@ func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) 
 	if err != nil {
 		return 0, fmt.Errorf("list catalog: %w", err)
 	}
-	_, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, nil)
+	// Images running restores use (their leases, catalog.InUse) are kept with their chains. A
+	// catalog that cannot tell which are in use is not pruned.
+	leases, ok := h.Catalog.(interface {
+		InUse(ctx context.Context, db string, now time.Time) (map[string]bool, error)
+	})
+	if !ok {
+		return 0, errors.New("the catalog does not say which images running restores use: retention skipped")
+	}
+	inUse, err := leases.InUse(ctx, db.Name, now)
+	if err != nil {
+		return 0, fmt.Errorf("read restore leases: %w", err)
+	}
+	_, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, inUse)
 	for i, e := range drop {
 		if err := h.Catalog.Delete(ctx, db.Name, e.ImageTimestamp); err != nil {
 			return i, fmt.Errorf("delete %s: %w", e.Name(), err)

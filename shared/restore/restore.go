@@ -2,8 +2,6 @@ package restore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,9 +61,15 @@ type Restorer struct {
 	Marks Marks
 	// Keys unwraps the data key of sealed keystore copies (Key Protect; *keyprotect.Client).
 	// When nil, a restore whose target image has a sealed keystore copy fails.
-	Keys  Keys
-	Clock clock.Clock
-	Log   *slog.Logger
+	Keys Keys
+	// Leases, when set, is where a restore keeps its lease on the images it uses
+	// (leases/<db>/restore-<id>.json, see catalog.Lease) from the moment it has planned until it
+	// ends, so that retention keeps them; objstore.Store implements it. nil takes no lease.
+	Leases catalog.LeaseWriter
+	// LeaseTerm is how long the lease holds without renewal (DefaultLeaseTerm when zero).
+	LeaseTerm time.Duration
+	Clock     clock.Clock
+	Log       *slog.Logger
 }
 
 // Handle restores the database of a restore.requested event and publishes restore.completed.
@@ -113,7 +117,7 @@ func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, err
 		r.log().Info("restore duplicate", "db", db.Name, "event", e.ID)
 		return edge.Result{Outcome: "duplicate", Detail: "restore event " + e.ID + " was already taken on"}, nil
 	}
-	out := r.restore(ctx, db, req)
+	out := r.restore(ctx, db, req, restoreID(e))
 	if err := r.Send.Send(ctx, e.ID+"/outcome", out); err != nil {
 		return edge.Result{}, fmt.Errorf("publish outcome of restore %s: %w", e.ID, err)
 	}
@@ -130,8 +134,7 @@ func (r *Restorer) mark(ctx context.Context, db string, e events.Event, req even
 	if r.Marks == nil {
 		return false, nil
 	}
-	sum := sha256.Sum256([]byte(e.Source + "\x00" + e.ID))
-	key := "restores/" + db + "/" + hex.EncodeToString(sum[:16]) + ".json"
+	key := "restores/" + db + "/" + restoreID(e) + ".json"
 	body, err := json.Marshal(struct {
 		Event       string    `json:"event"`
 		Source      string    `json:"source"`
@@ -157,7 +160,7 @@ func (r *Restorer) mark(ctx context.Context, db string, e events.Event, req even
 }
 
 // restore does the work and always returns an outcome to publish.
-func (r *Restorer) restore(ctx context.Context, db config.Database, req events.RestoreRequested) events.RestoreCompleted {
+func (r *Restorer) restore(ctx context.Context, db config.Database, req events.RestoreRequested, id string) events.RestoreCompleted {
 	images := []string{"(none)"}
 	if req.Target != "" {
 		images = []string{req.Target}
@@ -202,6 +205,12 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	if len(plan.Commands) != 2 {
 		return fail(fmt.Errorf("the restore plan has %d commands, want RESTORE and ROLLFORWARD", len(plan.Commands)))
 	}
+	// From here on the images are in use: retention keeps them until the lease is released.
+	release, err := r.hold(ctx, id, plan)
+	if err != nil {
+		return fail(err)
+	}
+	defer release()
 	notes := slices.Clone(plan.Notes)
 	// The keystore first: a copy that does not open fails the restore before the images are
 	// downloaded.
