@@ -641,6 +641,7 @@ func (o *ops) backupCreate(ctx context.Context, req events.BackupRequested) erro
 // backupDelete deletes one backup and its image files, refusing (errRefused) when:
 //   - another entry's restore chain needs it (always, -force or not): delete those first;
 //   - a run is in flight and the image is on the newest restore chain, which the run may build on;
+//   - a running restore uses it (a live lease under leases/<db>/, catalog.InUse);
 //   - it is a database full and fewer than the policy's keep_fulls fulls would remain; -force
 //     allows this down to one full, never to none (the last restorable chain is never deleted).
 func (o *ops) backupDelete(ctx context.Context, db, ts string, force bool) error {
@@ -673,6 +674,11 @@ func (o *ops) backupDelete(ctx context.Context, db, ts string, force bool) error
 	}
 	if st != nil && st.Run != nil && onNewestChain(list, ts) {
 		return refuse("run %s is in flight and may build on the newest restore chain, which this image is part of", st.Run.ID)
+	}
+	if inUse, err := catalog.New(o.objs).InUse(ctx, db, o.now()); err != nil {
+		return err
+	} else if inUse[ts] {
+		return refuse("a running restore uses it (its lease is under %s; -force never deletes it)", catalog.LeasePrefix(db))
 	}
 	if e.Scope == catalog.ScopeDatabase && e.Type == events.Full {
 		keep := max(pol.Retention.KeepFulls, catalog.MinKeepFulls)
@@ -800,8 +806,8 @@ func (o *ops) planRestore(ctx context.Context, db string, pit time.Time, asJSON 
 	return nil
 }
 
-// prune applies db's retention policy: catalog.Retain with now and no images in use (keyguard
-// records no running restore yet), then deletes the dropped entries newest first.
+// prune applies db's retention policy: catalog.Retain with now and the images running restores
+// have leased (catalog.InUse), then deletes the dropped entries newest first.
 func (o *ops) prune(ctx context.Context, db string, dry bool) error {
 	fleet, err := o.fleet.Fleet(ctx)
 	if err != nil {
@@ -816,8 +822,12 @@ func (o *ops) prune(ctx context.Context, db string, dry bool) error {
 		return err
 	}
 	now := o.now()
+	inUse, err := catalog.New(o.objs).InUse(ctx, db, now)
+	if err != nil {
+		return fmt.Errorf("prune %s: %w", db, err)
+	}
 	policy := catalog.RetentionPolicy{KeepFulls: pol.Retention.KeepFulls, KeepDays: pol.Retention.KeepDays}
-	keep, drop := catalog.Retain(list, policy, now, nil)
+	keep, drop := catalog.Retain(list, policy, now, inUse)
 	fmt.Fprintf(o.out, "retention of %s: keep_fulls %d, keep_days %d, at %s: keep %d, drop %d\n\n",
 		db, max(policy.KeepFulls, catalog.MinKeepFulls), policy.KeepDays, utc(now), len(keep), len(drop))
 	tw := o.table()

@@ -35,6 +35,17 @@ func main() {
 			return nil, err
 		}
 		r := &runner.Runner{Fleet: d.Fleet, DB2: runner.Commands{Env: os.Environ()}, Upload: up, Catalog: catalog.New(d.Objects), Send: d.Send, Log: d.Log}
+		// Key Protect wraps the data key of keystore copies; without it a database with a local
+		// keystore fails its backups rather than store the keystore in clear.
+		keys, err := d.Config.Keys()
+		if err != nil {
+			return nil, err
+		}
+		if keys != nil {
+			r.Keys = keys
+		} else {
+			d.Log.Warn("Key Protect is not configured: backups of databases with a local keystore will fail", "set", config.EnvKPURL+", "+config.EnvKPInstanceID)
+		}
 		if every := os.Getenv(config.EnvRunnerPoll); every != "" {
 			// An agent on the Db2 host: pull runs from the state until stopped.
 			interval, err := time.ParseDuration(every)

@@ -28,6 +28,8 @@ type Catalog interface {
 	Delete(ctx context.Context, db, timestamp string) error
 	// PruneRuns deletes the run records written before cutoff, except those of the runs in keep.
 	PruneRuns(ctx context.Context, db string, keep map[string]bool, cutoff time.Time) (int, error)
+	// InUse returns the timestamps of the images running restores hold leases on.
+	InUse(ctx context.Context, db string, now time.Time) (map[string]bool, error)
 }
 
 // runRecordAge is how long run records outlive their runs: reconciliation needs them for a few
@@ -159,8 +161,8 @@ func (h *Handler) log() *slog.Logger {
 }
 
 // prune applies the database's retention to its catalog: it deletes, newest first, the images no
-// kept restore chain needs, never below keep_fulls full chains (catalog.Retain decides), and the
-// run records of the entries it deleted.
+// kept restore chain needs, never below keep_fulls full chains, never one a running restore has
+// leased (catalog.Retain decides, with InUse), and the run records of the entries it deleted.
 func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) (int, error) {
 	if h.Catalog == nil {
 		return 0, nil
@@ -169,7 +171,13 @@ func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) 
 	if err != nil {
 		return 0, fmt.Errorf("list catalog: %w", err)
 	}
-	keep, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, nil)
+	// Images running restores use (their leases) are kept with their chains. A catalog that
+	// cannot tell which are in use is not pruned.
+	inUse, err := h.Catalog.InUse(ctx, db.Name, now)
+	if err != nil {
+		return 0, fmt.Errorf("read restore leases: %w", err)
+	}
+	keep, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, inUse)
 	for i, e := range drop {
 		if err := h.Catalog.Delete(ctx, db.Name, e.ImageTimestamp); err != nil {
 			return i, fmt.Errorf("delete %s: %w", e.Name(), err)

@@ -41,7 +41,7 @@ const (
 var FunctionEnv = map[string][]string{
 	"scheduler":  {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey, EnvCEProjectID, EnvCERegion, EnvCERunnerJob, EnvDb2SaaSURL},
 	"rotation":   {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvKPURL, EnvKPInstanceID, EnvFleetKey},
-	"runner":     {EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
-	"restore":    {EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
+	"runner":     {EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey, EnvKPURL, EnvKPInstanceID},
+	"restore":    {EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey, EnvKPURL, EnvKPInstanceID},
 	"completion": {EnvAuthToken, EnvLogLevel, EnvIAMURL, EnvAPIKey, EnvTrustedProfile, EnvCOSEndpoint, EnvCOSRegion, EnvCOSBucket, EnvCOSPrefix, EnvCOSInstanceCRN, EnvENURL, EnvENInstanceID, EnvENSourceID, EnvFleetKey},
 }

@@ -84,6 +84,9 @@ type Defaults struct {
 	Retry          RetryPolicy     `yaml:"retry"`
 	Retention      RetentionPolicy `yaml:"retention"`
 	BackupDir      string          `yaml:"backup_dir"`
+	// KeystoreKeyCRN is the Key Protect root key that wraps the data key of every keystore copy
+	// (each database's key_crn when empty).
+	KeystoreKeyCRN string `yaml:"keystore_key_crn"`
 }
 
 // RotationPolicy bounds the hold on backups after a key rotation.
@@ -110,8 +113,12 @@ type Database struct {
 	Name     string `yaml:"name"`
 	Instance string `yaml:"instance"`
 	KeyCRN   string `yaml:"key_crn"`
-	Size     Size   `yaml:"size"`
-	Executor string `yaml:"executor"`
+	// KeystoreKeyCRN is the Key Protect root key (of the instance keyguard's Key Protect client
+	// serves) that wraps the data key encrypting each copy of the database's native-encryption
+	// keystore: defaults.keystore_key_crn, else KeyCRN.
+	KeystoreKeyCRN string `yaml:"keystore_key_crn"`
+	Size           Size   `yaml:"size"`
+	Executor       string `yaml:"executor"`
 	// Mode is the default backup mode; offline databases are backed up offline.
 	Mode events.Mode `yaml:"mode"`
 	// Schedules maps a backup type to a cron expression (5 fields or @descriptor, UTC).
@@ -253,6 +260,7 @@ func Load(data []byte, opts ...LoadOption) (*Fleet, error) {
 			Mode: f.Defaults.Mode, Executor: f.Defaults.Executor, Lease: f.Defaults.Lease,
 			CatchUp: f.Defaults.CatchUp, AlertThreshold: f.Defaults.AlertThreshold,
 			Rotation: f.Defaults.Rotation, Retry: f.Defaults.Retry, Retention: f.Defaults.Retention, BackupDir: f.Defaults.BackupDir,
+			KeystoreKeyCRN: f.Defaults.KeystoreKeyCRN,
 		}
 		if err := raw.Databases[i].Decode(&d); err != nil {
 			return nil, fmt.Errorf("%w: databases[%d]: %v", ErrInvalidFleet, i, err)
@@ -301,6 +309,12 @@ func (f *Fleet) validate(lo loadOptions) error {
 		seen[d.Name] = true
 		if !keyCRNRE.MatchString(d.KeyCRN) {
 			add("%s: key_crn %q is not a Key Protect or HPCS key CRN (crn:v1:...:kms:<region>:a/<account>:<instance>:key:<key id>)", at, d.KeyCRN)
+		}
+		if d.KeystoreKeyCRN == "" {
+			d.KeystoreKeyCRN = d.KeyCRN
+		}
+		if d.KeystoreKeyCRN != d.KeyCRN && !keyCRNRE.MatchString(d.KeystoreKeyCRN) {
+			add("%s: keystore_key_crn %q is not a Key Protect or HPCS key CRN (crn:v1:...:kms:<region>:a/<account>:<instance>:key:<key id>)", at, d.KeystoreKeyCRN)
 		}
 		if d.Instance == "" {
 			add("%s: instance is required (Db2 instance CRN or host)", at)

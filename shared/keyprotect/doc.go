@@ -12,7 +12,9 @@
 // (GetKeyMetadata: state, lastRotateDate, the newest keyVersion), Versions (ListKeyVersions,
 // newest first), Registrations (ListRegistrations: the key version each registered resource,
 // e.g. a Db2 instance, uses now; a resource whose version is the key's newest has re-wrapped) and
-// RotationPolicy. Rotate, Disable and Enable act on a key. A key is named by its id or its CRN
+// RotationPolicy. Rotate, Disable and Enable act on a key. Wrap and Unwrap are envelope
+// encryption (the backup runner wraps the data key of a keystore copy, the restore job unwraps
+// it): data keys pass through them and are never logged. A key is named by its id or its CRN
 // (KeyIDFromCRN); a CRN must name the client's instance. Key states map to events.KeyState
 // (StateFromCode).
 //

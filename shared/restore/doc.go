@@ -2,8 +2,10 @@
 // restore.requested event it reads the image catalog, plans the restore with
 // catalog.PlanRestore, downloads every image of the chain from COS into the database's backup
 // directory (checking each one's SHA-256 against the catalog while it is written, so a damaged
-// object never reaches Db2), unpacks the native-encryption keystore copied with the target image
-// beside them, runs the plan's RESTORE DATABASE (INCREMENTAL AUTOMATIC for a chain) and, when Db2
+// object never reaches Db2), opens the sealed native-encryption keystore copied with the target
+// image (Key Protect unwraps its data key: see package keystore; without Restorer.Keys, or with
+// Key Protect refusing, the restore fails before anything is downloaded) and unpacks it beside
+// them, runs the plan's RESTORE DATABASE (INCREMENTAL AUTOMATIC for a chain) and, when Db2
 // leaves the database rollforward pending, the plan's ROLLFORWARD ... AND STOP, removes the
 // downloaded images and publishes restore.completed. A failed restore is an outcome
 // (Success false, with a classified message), not an error.

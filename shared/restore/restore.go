@@ -1,14 +1,10 @@
 package restore
 
 import (
-	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -63,8 +59,17 @@ type Restorer struct {
 	// Marks, when set, makes a restore run at most once per event (see Handle); nil runs every
 	// delivery.
 	Marks Marks
-	Clock clock.Clock
-	Log   *slog.Logger
+	// Keys unwraps the data key of sealed keystore copies (Key Protect; *keyprotect.Client).
+	// When nil, a restore whose target image has a sealed keystore copy fails.
+	Keys Keys
+	// Leases, when set, is where a restore keeps its lease on the images it uses
+	// (leases/<db>/restore-<id>.json, see catalog.Lease) from the moment it has planned until it
+	// ends, so that retention keeps them; objstore.Store implements it. nil takes no lease.
+	Leases catalog.LeaseWriter
+	// LeaseTerm is how long the lease holds without renewal (DefaultLeaseTerm when zero).
+	LeaseTerm time.Duration
+	Clock     clock.Clock
+	Log       *slog.Logger
 }
 
 // Handle restores the database of a restore.requested event and publishes restore.completed.
@@ -79,10 +84,17 @@ type Restorer struct {
 // after the mark and before publishing, nothing is published: the operator asks again with a
 // new event. Without Marks every delivery restores again.
 //
-// Keys: PlanRestore is called without a key check (keyAvailable nil, which behaves as "always
-// available" and adds the note "key availability was not checked"): this job holds no Key
-// Protect credentials, and Db2 itself reports a keystore or master key it cannot reach
-// (SQL1728N and family), which the message classifies as a rotation failure.
+// Keys: with Restorer.Keys set, before anything is downloaded the restore asks Key Protect for
+// every key the catalog names and checks that each key version the chosen chain needs is usable
+// (the key is active and lists the version: see keyStatus.unusable), and then that the key
+// version the keystore copy was sealed under is usable too. The check is PlanRestore's
+// keyAvailable; when it would make PlanRestore fall back to an older image than the catalog
+// alone allows, the restore is refused (ErrKeyUnavailable, permanent) with a message naming each
+// unusable key version, why, the images that need it, and the newest image whose keys are usable
+// (which the operator can ask for by target). Key Protect unavailable fails the restore as
+// transient. Without Keys, keys are not checked (PlanRestore notes it) and a sealed keystore copy
+// cannot be opened; Db2 itself reports a keystore or master key it cannot reach (SQL1728N and
+// family), which the message classifies as a rotation failure.
 func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
 	if e.Type != events.TypeRestoreRequested {
 		return edge.Result{}, edge.Reject("the restore job takes %s, not %q", events.TypeRestoreRequested, e.Type)
@@ -105,7 +117,7 @@ func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, err
 		r.log().Info("restore duplicate", "db", db.Name, "event", e.ID)
 		return edge.Result{Outcome: "duplicate", Detail: "restore event " + e.ID + " was already taken on"}, nil
 	}
-	out := r.restore(ctx, db, req)
+	out := r.restore(ctx, db, req, restoreID(e))
 	if err := r.Send.Send(ctx, e.ID+"/outcome", out); err != nil {
 		return edge.Result{}, fmt.Errorf("publish outcome of restore %s: %w", e.ID, err)
 	}
@@ -122,8 +134,7 @@ func (r *Restorer) mark(ctx context.Context, db string, e events.Event, req even
 	if r.Marks == nil {
 		return false, nil
 	}
-	sum := sha256.Sum256([]byte(e.Source + "\x00" + e.ID))
-	key := "restores/" + db + "/" + hex.EncodeToString(sum[:16]) + ".json"
+	key := "restores/" + db + "/" + restoreID(e) + ".json"
 	body, err := json.Marshal(struct {
 		Event       string    `json:"event"`
 		Source      string    `json:"source"`
@@ -149,7 +160,7 @@ func (r *Restorer) mark(ctx context.Context, db string, e events.Event, req even
 }
 
 // restore does the work and always returns an outcome to publish.
-func (r *Restorer) restore(ctx context.Context, db config.Database, req events.RestoreRequested) events.RestoreCompleted {
+func (r *Restorer) restore(ctx context.Context, db config.Database, req events.RestoreRequested, id string) events.RestoreCompleted {
 	images := []string{"(none)"}
 	if req.Target != "" {
 		images = []string{req.Target}
@@ -165,7 +176,12 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	if req.Target != "" {
 		entries = slices.DeleteFunc(entries, func(e catalog.Entry) bool { return e.ImageTimestamp > req.Target })
 	}
-	plan, err := catalog.PlanRestore(entries, req.PointInTime, nil)
+	// What the catalog alone allows; the keys are checked below, against this plan.
+	noCheck := func(string, string) bool { return true }
+	if r.Keys == nil {
+		noCheck = nil // PlanRestore notes that keys were not checked
+	}
+	plan, err := catalog.PlanRestore(entries, req.PointInTime, noCheck)
 	if err != nil {
 		return fail(err)
 	}
@@ -177,10 +193,37 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 		return fail(fmt.Errorf("image %s cannot be restored (the newest that can, at or before it, is %s): %s",
 			req.Target, plan.Target, strings.Join(plan.Notes, "; ")))
 	}
+	var keys map[string]keyStatus
+	if r.Keys != nil {
+		if keys, err = observeKeys(ctx, r.Keys, keyCRNs(entries)); err != nil {
+			return fail(fmt.Errorf("check key availability: %w", err))
+		}
+		if plan, err = planWithKeys(entries, req.PointInTime, plan, keys); err != nil {
+			return fail(err)
+		}
+	}
 	if len(plan.Commands) != 2 {
 		return fail(fmt.Errorf("the restore plan has %d commands, want RESTORE and ROLLFORWARD", len(plan.Commands)))
 	}
+	// From here on the images are in use: retention keeps them until the lease is released.
+	release, err := r.hold(ctx, id, plan)
+	if err != nil {
+		return fail(err)
+	}
+	defer release()
 	notes := slices.Clone(plan.Notes)
+	// The keystore first: a copy that does not open fails the restore before the images are
+	// downloaded.
+	if target := plan.Images[len(plan.Images)-1]; target.Keystore != nil {
+		dir, note, err := r.keystore(ctx, db.BackupDir, target, keys)
+		if err != nil {
+			return fail(fmt.Errorf("keystore copied with %s: %w", plan.Target, err))
+		}
+		if note != "" {
+			notes = append(notes, note)
+		}
+		notes = append(notes, fmt.Sprintf("the keystore copied with image %s is in %s: putting it in place (KEYSTORE_LOCATION) is the operator's call", plan.Target, dir))
+	}
 	var local []string
 	defer func() {
 		for _, p := range local {
@@ -200,13 +243,6 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 				return fail(err)
 			}
 		}
-	}
-	if ks := plan.Images[len(plan.Images)-1].Keystore; ks != nil {
-		dir, err := r.keystore(ctx, db.BackupDir, *ks)
-		if err != nil {
-			return fail(fmt.Errorf("keystore copied with %s: %w", plan.Target, err))
-		}
-		notes = append(notes, fmt.Sprintf("the keystore copied with image %s is in %s: putting it in place (KEYSTORE_LOCATION) is the operator's call", plan.Target, dir))
 	}
 	restoreCmd := planCommand(plan.Commands[0], plan.Database, db.Alias)
 	restoreCmd = slices.Insert(restoreCmd, slices.Index(restoreCmd, "TAKEN"), "FROM", db.BackupDir)
@@ -259,63 +295,6 @@ func imagePath(dir string, e catalog.Entry, obj catalog.Object) (string, error) 
 	return filepath.Join(dir, name), nil
 }
 
-// keystore downloads the keystore tar and unpacks its regular files into dir/keystore.
-func (r *Restorer) keystore(ctx context.Context, dir string, obj catalog.Object) (string, error) {
-	tarPath := filepath.Join(dir, ".keyguard-keystore.tar")
-	if err := DownloadFile(ctx, r.Download, obj, tarPath); err != nil {
-		return "", err
-	}
-	defer os.Remove(tarPath)
-	f, err := os.Open(tarPath)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	out := filepath.Join(dir, KeystoreDir)
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return "", err
-	}
-	if err := untar(f, out); err != nil {
-		return "", err
-	}
-	return out, nil
-}
-
-// maxKeystoreFile bounds one file of a keystore archive (a PKCS#12 file is kilobytes).
-const maxKeystoreFile = 16 << 20
-
-// untar writes the regular files of the archive r into dir under their base names, mode 0600.
-func untar(r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read keystore archive: %w", err)
-		}
-		name := filepath.Base(filepath.Clean("/" + h.Name))
-		if h.Typeflag != tar.TypeReg || name == "/" || name == "." {
-			continue
-		}
-		if h.Size > maxKeystoreFile {
-			return fmt.Errorf("keystore archive: %s is %d bytes, more than a keystore", name, h.Size)
-		}
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(f, io.LimitReader(tr, maxKeystoreFile))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("unpack keystore file %s: %w", name, err)
-		}
-	}
-}
-
 // db2 runs a Db2 utility command and returns its classified failure, if any: a Db2 error
 // message, or output without the DB20000I completion message.
 func (r *Restorer) db2(ctx context.Context, argv []string) error {
@@ -349,6 +328,9 @@ func classOf(err error) events.FailureClass {
 	switch {
 	case errors.Is(err, ErrChecksum), errors.Is(err, objstore.ErrNotFound), errors.Is(err, catalog.ErrNoRestorableChain):
 		return events.Permanent
+	}
+	if c, ok := keyClass(err); ok {
+		return c
 	}
 	return db2.ClassOf(err)
 }

@@ -1,7 +1,7 @@
 package runner
 
 import (
-	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +17,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/db2"
 	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/keystore"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
 	"github.com/keyguard-dev/keyguard/shared/upload"
 )
@@ -25,6 +26,8 @@ import (
 type Uploader interface {
 	UploadFile(ctx context.Context, key, path string) (upload.Object, error)
 	Upload(ctx context.Context, key string, r io.Reader, size int64) (upload.Object, error)
+	// Download writes the object at key to w; a missing key wraps objstore.ErrNotFound.
+	Download(ctx context.Context, key string, w io.Writer) (upload.Object, error)
 }
 
 // Catalog is where image entries and run records go.
@@ -45,6 +48,10 @@ type Runner struct {
 	Send    outbox.Sender
 	Clock   clock.Clock
 	Log     *slog.Logger
+	// Keys wraps the data key of each keystore copy with the database's keystore_key_crn (Key
+	// Protect; *keyprotect.Client). When nil, a database with a local keystore fails its
+	// backups (class configuration): a keystore copy is never stored in clear.
+	Keys keystore.Wrapper
 	// FreeSpace reports the free bytes of a directory (statfs when nil).
 	FreeSpace func(dir string) (int64, error)
 }
@@ -108,15 +115,16 @@ func (r *Runner) publish(ctx context.Context, run events.BackupStarted, out even
 // backup does the work and always returns an outcome to publish.
 func (r *Runner) backup(ctx context.Context, db config.Database, run events.BackupStarted, entries []catalog.Entry) (events.Payload, string) {
 	now := clock.Or(r.Clock).Now
-	fail := func(err error) (events.Payload, string) {
+	failAs := func(class events.FailureClass, err error) (events.Payload, string) {
 		f := events.BackupFailed{Database: db.Name, RunID: run.RunID, Type: run.Type, Mode: run.Mode, StartedAt: run.StartedAt, EndedAt: now(),
-			Class: db2.ClassOf(err), Message: truncate(err.Error(), 4000)}
+			Class: class, Message: truncate(err.Error(), 4000)}
 		var de *db2.Error
 		if errors.As(err, &de) {
 			f.Code = de.Code
 		}
 		return f, f.Message
 	}
+	fail := func(err error) (events.Payload, string) { return failAs(db2.ClassOf(err), err) }
 	insp, err := db2.Inspect(ctx, r.DB2, db.Alias)
 	if err != nil {
 		return fail(fmt.Errorf("inspect %s: %w", db.Alias, err))
@@ -140,6 +148,12 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 	if err != nil {
 		return fail(err)
 	}
+	// The keystore copy is sealed (Key Protect wraps its data key) before anything is uploaded:
+	// when Key Protect cannot wrap, the run fails without storing the image or the keystore.
+	sealed, err := r.sealKeystore(ctx, db, res.Timestamp)
+	if err != nil {
+		return failAs(keystoreClass(err), fmt.Errorf("copy keystore: %w", err))
+	}
 	if plan.Type == events.Full {
 		parent = nil
 	} else if parent == nil {
@@ -159,11 +173,14 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 	if parent != nil {
 		ent.ParentTimestamp = parent.ImageTimestamp
 	}
-	if ks, err := r.keystore(ctx, db, res.Timestamp); err != nil {
-		return fail(fmt.Errorf("copy keystore: %w", err))
-	} else if ks != nil {
-		ent.Keystore = ks
-		r.masterKeyRotated(ctx, db, entries, *ks)
+	if sealed != nil {
+		ks, err := r.Upload.Upload(ctx, catalog.ImageKey(db.Name, res.Timestamp, KeystoreObject), bytes.NewReader(sealed.body), int64(len(sealed.body)))
+		if err != nil {
+			return fail(fmt.Errorf("copy keystore: upload: %w", err))
+		}
+		o := catalog.Object(ks)
+		ent.Keystore = &o
+		r.masterKeyRotated(ctx, db, entries, sealed.fingerprint)
 	}
 	done := completedFrom(run, ent)
 	if err := r.Catalog.Record(ctx, &ent, catalog.RunRecord{Database: db.Name, RunID: run.RunID, Completed: &done}); err != nil {
@@ -205,72 +222,6 @@ func completedFrom(run events.BackupStarted, e catalog.Entry) events.BackupCompl
 	return events.BackupCompleted{Database: e.Database, RunID: run.RunID, Type: e.Type, Mode: e.Mode, StartedAt: run.StartedAt, EndedAt: e.EndedAt,
 		ImageTimestamp: e.ImageTimestamp, Location: loc, SizeBytes: e.SizeBytes, SHA256: sum, KeyCRN: e.KeyCRN, KeyVersion: e.KeyVersion,
 		Verified: e.Verification.Verified, CatalogKey: e.Key()}
-}
-
-// keystore copies a local native-encryption keystore (and its stash file) as one tar object,
-// create-only, beside the image it can open.
-func (r *Runner) keystore(ctx context.Context, db config.Database, ts string) (*catalog.Object, error) {
-	out, _, err := r.DB2.Run(ctx, []string{"db2", "get", "dbm", "cfg"})
-	if err != nil {
-		return nil, err
-	}
-	ks, err := db2.ParseDBMKeystore(out)
-	if err != nil || !ks.Local() {
-		return nil, err
-	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(pw, ks.Files())) }()
-	obj, err := r.Upload.Upload(ctx, catalog.ImageKey(db.Name, ts, "keystore.tar"), pr, -1)
-	_ = pr.Close()
-	if err != nil {
-		return nil, err
-	}
-	o := catalog.Object(obj)
-	return &o, nil
-}
-
-// writeTar streams the files that exist into a tar archive; the keystore itself must exist.
-func writeTar(w io.Writer, files []string) error {
-	tw := tar.NewWriter(w)
-	for i, f := range files {
-		fh, err := os.Open(f)
-		if errors.Is(err, os.ErrNotExist) && i > 0 {
-			continue // no stash file
-		}
-		if err != nil {
-			return err
-		}
-		st, err := fh.Stat()
-		if err == nil {
-			err = tw.WriteHeader(&tar.Header{Name: filepath.Base(f), Mode: 0o600, Size: st.Size(), ModTime: st.ModTime()})
-		}
-		if err == nil {
-			_, err = io.Copy(tw, fh)
-		}
-		fh.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return tw.Close()
-}
-
-// masterKeyRotated announces a native-encryption master key rotation when the keystore copied
-// with this image differs from the one copied with the previous image: ADMIN_ROTATE_MASTER_KEY
-// counts as a key rotation (the rotation function makes the next backup a full). Best effort:
-// the next image compares again.
-func (r *Runner) masterKeyRotated(ctx context.Context, db config.Database, entries []catalog.Entry, ks catalog.Object) {
-	var prev *catalog.Object
-	for i := len(entries) - 1; i >= 0 && prev == nil; i-- {
-		prev = entries[i].Keystore
-	}
-	if prev == nil || prev.SHA256 == ks.SHA256 {
-		return
-	}
-	kr := events.KeyRotated{KeyCRN: db.KeyCRN, OldVersion: prev.SHA256[:16], NewVersion: ks.SHA256[:16], RotatedAt: clock.Or(r.Clock).Now(), DetectedBy: events.DetectedByKeystore}
-	if err := r.Send.Send(ctx, db.Name+"/keystore/"+kr.NewVersion, kr); err != nil {
-		r.log().Warn("announce master key rotation", "db", db.Name, "err", err)
-	}
 }
 
 func (r *Runner) freeSpace(dir string) (int64, error) {

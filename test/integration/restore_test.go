@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,8 +11,10 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/restore"
+	"github.com/keyguard-dev/keyguard/shared/upload"
 	"github.com/keyguard-dev/keyguard/test/fakedb2"
 )
 
@@ -37,6 +40,7 @@ func TestRestoreIncrementalChainFromCOS(t *testing.T) {
 	}
 	g := newRunnerRig(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/db2/archive/", TrackMod: true, ImageBytes: 1 << 20,
 		NextTimestamp: "20261124020000", KeystoreLocation: keystore})
+	_, keys := g.keyProtect(t)
 	ctx := context.Background()
 	var ts []string
 	for _, typ := range []events.BackupType{events.Full, events.Incremental, events.Delta} {
@@ -46,7 +50,7 @@ func TestRestoreIncrementalChainFromCOS(t *testing.T) {
 		}
 		ts = append(ts, c.ImageTimestamp)
 	}
-	r := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: g.up, Send: g.out, Marks: g.objs}
+	r := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: g.up, Send: g.out, Marks: g.objs, Keys: keys}
 	request := func(id string) events.Event {
 		ev, err := events.Encode(id, "keyguard/operator", g.started.Add(time.Hour), events.RestoreRequested{Database: "sales", RequestedBy: "ops@example.com"})
 		if err != nil {
@@ -121,5 +125,59 @@ func TestRestoreIncrementalChainFromCOS(t *testing.T) {
 	}
 	if files := g.localFiles(t); !slices.Equal(files, []string{"keystore"}) {
 		t.Fatalf("backup dir holds %v after a failed restore", files)
+	}
+}
+
+// leaseWatch is a Downloader that records, at each download, the images the restore leases say
+// are in use.
+type leaseWatch struct {
+	restore.Downloader
+	objs objstore.Store
+	seen []map[string]bool
+}
+
+func (w *leaseWatch) Download(ctx context.Context, key string, dst io.Writer) (upload.Object, error) {
+	inUse, err := catalog.InUse(ctx, w.objs, "sales", time.Now())
+	if err != nil {
+		return upload.Object{}, err
+	}
+	w.seen = append(w.seen, inUse)
+	return w.Downloader.Download(ctx, key, dst)
+}
+
+// TestRestoreLeasesItsImages: while a restore downloads and restores, a lease in COS
+// (leases/<db>/restore-<id>.json) holds every image of its chain, so retention keeps them; at
+// the end the lease is gone.
+func TestRestoreLeasesItsImages(t *testing.T) {
+	g := newRunnerRig(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/db2/archive/", TrackMod: true, ImageBytes: 1 << 20,
+		NextTimestamp: "20261124020000"})
+	ctx := context.Background()
+	var ts []string
+	for _, typ := range []events.BackupType{events.Full, events.Incremental} {
+		c, ok := g.run(t, "run-"+string(typ), typ).(events.BackupCompleted)
+		if !ok {
+			t.Fatalf("%s: %+v", typ, g.out.last())
+		}
+		ts = append(ts, c.ImageTimestamp)
+	}
+	watch := &leaseWatch{Downloader: g.up, objs: g.objs}
+	r := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: watch, Send: g.out, Leases: g.objs}
+	ev, err := events.Encode("restore-1", "keyguard/operator", g.started.Add(time.Hour), events.RestoreRequested{Database: "sales", RequestedBy: "ops@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.Handle(ctx, ev); err != nil || res.Outcome != "restored" {
+		t.Fatalf("restore: %+v %v", res, err)
+	}
+	if len(watch.seen) != 2 {
+		t.Fatalf("%d downloads", len(watch.seen))
+	}
+	for i, inUse := range watch.seen {
+		if len(inUse) != 2 || !inUse[ts[0]] || !inUse[ts[1]] {
+			t.Fatalf("download %d: in use %v, want %v", i, inUse, ts)
+		}
+	}
+	if infos, err := g.objs.List(ctx, "leases/"); err != nil || len(infos) != 0 {
+		t.Fatalf("leases left after the restore: %v %v", infos, err)
 	}
 }

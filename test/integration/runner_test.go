@@ -61,6 +61,9 @@ type runnerRig struct {
 	state   string
 	dir     string
 	started time.Time
+	// keyVersion is the key version runs are started under ("v1", or Key Protect's once
+	// keyProtect is called).
+	keyVersion string
 }
 
 func newRunnerRig(t *testing.T, st fakedb2.State) *runnerRig {
@@ -85,7 +88,7 @@ databases:
 		t.Fatal(err)
 	}
 	rig := &runnerRig{out: &outcomes{}, cat: catalog.New(objs), objs: objs, up: up, dir: dir, state: filepath.Join(t.TempDir(), "db2.json"),
-		started: time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)}
+		started: time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC), keyVersion: "v1"}
 	fakedb2.WriteState(t, rig.state, st)
 	rig.r = &runner.Runner{Fleet: config.Static{F: fleet}, DB2: fakedb2.Runner{Bin: fakedb2.Build(t), State: rig.state}, Upload: up, Catalog: rig.cat, Send: rig.out}
 	return rig
@@ -94,7 +97,7 @@ databases:
 func (g *runnerRig) run(t *testing.T, id string, typ events.BackupType) events.Payload {
 	t.Helper()
 	ev, err := events.Encode(id, "keyguard/scheduler", g.started, events.BackupStarted{Database: "sales", RunID: id, Type: typ, Mode: events.Online,
-		Slot: g.started, StartedAt: g.started, LeaseUntil: g.started.Add(6 * time.Hour), KeyCRN: runnerKey, KeyVersion: "v1", Executor: config.ExecDb2CLI})
+		Slot: g.started, StartedAt: g.started, LeaseUntil: g.started.Add(6 * time.Hour), KeyCRN: runnerKey, KeyVersion: g.keyVersion, Executor: config.ExecDb2CLI})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +130,7 @@ func TestRunnerBacksUpVerifiesUploadsAndCatalogs(t *testing.T) {
 	}
 	g := newRunnerRig(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/db2/archive/", TrackMod: true, ImageBytes: 6 << 20,
 		NextTimestamp: "20261124020000", KeystoreLocation: keystore})
+	g.keyProtect(t)
 	ctx := context.Background()
 
 	full, ok := g.run(t, "run-full", events.Full).(events.BackupCompleted)
@@ -149,12 +153,12 @@ func TestRunnerBacksUpVerifiesUploadsAndCatalogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ent.KeyVersion != "v1" || ent.RunID != "run-full" || ent.Keystore == nil || ent.Mode != events.Online || !ent.Verification.Verified {
+	if ent.KeyVersion != g.keyVersion || ent.RunID != "run-full" || ent.Keystore == nil || ent.Mode != events.Online || !ent.Verification.Verified {
 		t.Fatalf("catalog entry %+v", ent)
 	}
 	ksBody, _, err := g.objs.Get(ctx, ent.Keystore.Key)
-	if err != nil || !strings.Contains(string(ksBody), "pkcs12 keystore bytes") || !strings.Contains(string(ksBody), "db2keys.sth") {
-		t.Fatalf("keystore copy: %v", err)
+	if err != nil || !isSealed(ksBody) || strings.Contains(string(ksBody), "pkcs12 keystore bytes") {
+		t.Fatalf("keystore copy is not sealed: %v", err)
 	}
 	sum := sha256.Sum256(ksBody)
 	if hex.EncodeToString(sum[:]) != ent.Keystore.SHA256 {

@@ -21,6 +21,16 @@
 //     less than an hour ago, as Key Protect documents ("Only one 'rotate' action per hour is
 //     permitted"). Disable needs an active key, enable a suspended one (409
 //     KEY_ACTION_INVALID_STATE_ERR otherwise); any action on a destroyed key answers 410.
+//   - POST keys/{id}/actions/wrap and keys/{id}/actions/unwrap (Wrap, WrapV2, WrapCreateDEK,
+//     UnwrapV2), with real cryptography: every key version has its own AES-256 key material;
+//     wrap seals {"plaintext"} (base64, at most MaxWrapPlaintext bytes; a new 32-byte key, returned
+//     as plaintext too, when absent) with AES-256-GCM under the newest version, binding the key id
+//     and the request's "aad" list, and answers 200 {"ciphertext", "keyVersion": {id,
+//     creationDate}}; unwrap opens {"ciphertext"} with the version it names (older versions keep
+//     unwrapping after a rotation; nothing is re-wrapped) and answers {"plaintext", "keyVersion"}.
+//     Both need an active key: 409 KEY_ACTION_INVALID_STATE_ERR for suspended, deactivated and
+//     pre-activation keys, 410 for destroyed ones. A ciphertext of another key, changed, or given
+//     with other AAD answers 422 UNPROCESSABLE_CIPHERTEXT_ERR (the emulator's choice of code).
 //
 // Every API request needs the header bluemix-instance equal to the instance id (400 when
 // missing, 401 when another instance) and an Authorization bearer token issued by the IAM

@@ -24,6 +24,8 @@ const (
 	RouteRotate           = "POST /api/v2/keys/{id}/actions/rotate"
 	RouteDisable          = "POST /api/v2/keys/{id}/actions/disable"
 	RouteEnable           = "POST /api/v2/keys/{id}/actions/enable"
+	RouteWrap             = "POST /api/v2/keys/{id}/actions/wrap"
+	RouteUnwrap           = "POST /api/v2/keys/{id}/actions/unwrap"
 	// RouteOtherAction answers every other key action with 400.
 	RouteOtherAction = "POST /api/v2/keys/{id}/actions/{action}"
 )
@@ -38,6 +40,10 @@ const (
 	// DefaultLimit and MaxLimit bound list pages.
 	DefaultLimit = 200
 	MaxLimit     = 5000
+	// MaxWrapPlaintext bounds the key a wrap action takes (Key Protect generates 32 bytes).
+	MaxWrapPlaintext = 7168
+	// maxActionBody bounds the request body of a key action.
+	maxActionBody = 64 << 10
 )
 
 // State is a Key Protect key state number.
@@ -104,6 +110,16 @@ type Emulator struct {
 type version struct {
 	id      string
 	created time.Time
+	// material is the version's AES-256 key: wrap seals with the newest version's, unwrap opens
+	// with the version the ciphertext names.
+	material []byte
+}
+
+// newVersion returns a version with fresh key material.
+func newVersion(created time.Time) version {
+	m := make([]byte, 32)
+	_, _ = rand.Read(m) // crypto/rand.Read never fails on supported platforms
+	return version{id: newUUID(), created: created, material: m}
 }
 
 type policy struct {
@@ -207,7 +223,7 @@ func (e *Emulator) AddKeyWithID(id, name string) (crn string) {
 	}
 	e.keys[id] = &key{
 		id: id, name: name, crn: crn, state: StateActive, created: now, updated: now,
-		versions: []version{{id: newUUID(), created: now}},
+		versions: []version{newVersion(now)},
 		regs:     map[string]*registration{},
 	}
 	e.order = append(e.order, id)
@@ -229,7 +245,7 @@ func (e *Emulator) Rotate(id string) (string, error) {
 
 func (e *Emulator) rotateLocked(k *key) string {
 	now := e.clock.Now().UTC()
-	v := version{id: newUUID(), created: now}
+	v := newVersion(now)
 	k.versions = append(k.versions, v)
 	k.lastRotate, k.updated = now, now
 	return v.id

@@ -45,6 +45,8 @@ func (e *Emulator) routes() *http.ServeMux {
 		RouteRotate:           e.action(actionRotate),
 		RouteDisable:          e.action(actionDisable),
 		RouteEnable:           e.action(actionEnable),
+		RouteWrap:             e.wrap,
+		RouteUnwrap:           e.unwrap,
 		RouteOtherAction:      e.otherAction,
 	} {
 		mux.Handle(pattern, e.api(pattern, h))

@@ -322,7 +322,7 @@ func TestStatesAndActions(t *testing.T) {
 		{"destroy", func() error { return e.SetState(id, kpemu.StateDestroyed) }, 0, "", 5},
 		{"rotate destroyed", func() error { return c.Rotate(ctx, id, "") }, 410, kpemu.ReasonDeleted, 5},
 		{"get destroyed", func() error { _, err := c.GetKey(ctx, id); return err }, 410, kpemu.ReasonDeleted, 5},
-		{"unknown action", func() error { _, err := c.Wrap(ctx, id, nil, nil); return err }, 400, kpemu.ReasonBadRequest, 5},
+		{"unknown action", func() error { return c.InitiateDualAuthDelete(ctx, id) }, 400, kpemu.ReasonBadRequest, 5},
 	}
 	for _, s := range steps {
 		gotStatus, gotReason := status(s.do())

@@ -149,7 +149,7 @@ locals {
     scheduler  = merge(local.common_env, local.kms_env, local.executor_env)
     rotation   = merge(local.common_env, local.kms_env)
     completion = local.common_env
-    runner     = local.common_env
+    runner     = merge(local.common_env, local.kms_env)
     restore    = merge(local.common_env, local.kms_env)
   }
 
