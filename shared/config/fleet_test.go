@@ -174,3 +174,37 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// Problem 1: a deployed fleet must name each database's executor, and cannot name the local
+// stack's simulated Db2; only a loader told of it (the local stack) accepts it.
+func TestDeployedFleetNamesARealExecutor(t *testing.T) {
+	db := func(executor string) string {
+		return "version: 1\ndatabases:\n  - name: a\n    instance: i\n    key_crn: " + goodKey + "\n    schedules: {full: \"@daily\"}\n" + executor
+	}
+	if _, err := Load([]byte(db(""))); err == nil || !strings.Contains(err.Error(), "executor is required") {
+		t.Fatalf("no executor: %v", err)
+	}
+	if _, err := Load([]byte(db("    executor: simulated\n"))); err == nil || !strings.Contains(err.Error(), "cannot back up a deployed database") {
+		t.Fatalf("simulated in a deployment: %v", err)
+	}
+	if _, err := Load([]byte("version: 1\ndefaults: {executor: simulated}\n" + db("")[len("version: 1\n"):])); err == nil {
+		t.Fatal("simulated through defaults was accepted")
+	}
+	if _, err := Load([]byte(db("    executor: simulated\n")), WithExecutors("simulated")); err != nil {
+		t.Fatalf("the local stack's loader refused its simulated executor: %v", err)
+	}
+	for _, e := range []string{"db2cli\n    backup_dir: /b", "db2saas"} {
+		if _, err := Load([]byte(db("    executor: " + e + "\n"))); err != nil {
+			t.Fatalf("executor %s: %v", e, err)
+		}
+	}
+	f, err := Load(Example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range f.Databases {
+		if d.Executor != ExecDb2CLI && d.Executor != ExecDb2SaaS {
+			t.Fatalf("the shipped example names executor %q for %s", d.Executor, d.Name)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,5 +98,76 @@ databases:
 	}
 	if n := len(st.EN.NotificationsOfType(events.TypeAlert)); n != 0 {
 		t.Fatalf("%d alerts raised for backups that succeeded", n)
+	}
+}
+
+// TestDb2OnCloudBackupsAreCatalogedAndPlanned: a Db2 on Cloud database runs through the real
+// db2saas executor against its emulator; its backup is cataloged with the key version pinned at
+// start, and the operator command lists it and plans a restore from it.
+func TestDb2OnCloudBackupsAreCatalogedAndPlanned(t *testing.T) {
+	fleetYAML := []byte(`version: 1
+databases:
+  - name: ledger
+    instance: "crn:v1:bluemix:public:dashdb-for-transactions:us-south:a/0123456789abcdef0123456789abcdef:7a1b2c3d-0000-4000-8000-000000000002::"
+    executor: db2saas
+    key_crn: ` + key + `
+    schedules: {full: "30 3 * * *"}
+`)
+	fleet, err := config.Load(fleetYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := s3server.FindBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := t.TempDir()
+	if err := fakedb2.GoBuild(cli, "github.com/keyguard-dev/keyguard/cmd/keyguard"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := stack.Start(ctx, stack.Options{Versitygw: bin, Fleet: fleet, Start: time.Date(2026, 11, 24, 3, 25, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	step(t, ctx, st, 5*time.Minute)  // 03:30: the backup is created on the service
+	step(t, ctx, st, 30*time.Minute) // 04:00: the service lists it completed
+	s, err := st.State(ctx, "ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LastSuccess == nil || s.Run != nil || len(st.SaaS.Backups(fleet.Databases[0].Instance)) != 1 {
+		t.Fatalf("state %+v, service backups %+v", s, st.SaaS.Backups(fleet.Databases[0].Instance))
+	}
+	entries, err := catalog.New(st.Objects).List(ctx, "ledger")
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("catalog = %+v, %v", entries, err)
+	}
+	e := entries[0]
+	if e.Executor != config.ExecDb2SaaS || !strings.HasPrefix(e.Images[0].Key, "db2saas://") || e.KeyVersion == "" || e.KeyVersion != s.Key.Version || e.RunID != s.LastSuccess.RunID {
+		t.Fatalf("entry %+v (state key %+v)", e, s.Key)
+	}
+
+	fleetFile := filepath.Join(t.TempDir(), "fleet.yaml")
+	if err := os.WriteFile(fleetFile, fleetYAML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, filepath.Join(cli, "keyguard"), args...)
+		cmd.Env = append(os.Environ(), st.OperatorEnv(fleetFile)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("keyguard %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := run("backup", "list", "ledger"); !strings.Contains(out, e.ImageTimestamp) || !strings.Contains(out, "full") {
+		t.Fatalf("backup list does not show the Db2 on Cloud backup:\n%s", out)
+	}
+	if out := run("plan-restore", "ledger"); !strings.Contains(out, "RESTORE DATABASE ledger TAKEN AT "+e.ImageTimestamp) {
+		t.Fatalf("plan-restore does not restore the Db2 on Cloud backup:\n%s", out)
 	}
 }

@@ -90,6 +90,8 @@ type Stack struct {
 	Keys *keyprotect.Client
 
 	rewrap func(db config.Database) time.Duration
+	apiKey string
+	enURL  string
 	mu     sync.Mutex
 	busy   map[string]bool // databases re-wrapping their keys (simulated Db2)
 
@@ -148,6 +150,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.apiKey, s.enURL = apiKey, enURL
 	sender := func(fn string) (*notify.Client, error) {
 		auth, err := notify.NewIAMAuthenticator(apiKey, enURL)
 		if err != nil {
@@ -425,4 +428,17 @@ func (s *Stack) PublishCloudLogsRotation(ctx context.Context, keyCRN, version st
 		return err
 	}
 	return s.EN.WaitIdle(ctx)
+}
+
+// OperatorEnv is the environment under which the operator command (and the runner) works
+// against this stack: its S3 server, Event Notifications and IAM, and the fleet policy file
+// fleetFile (which must load as a deployment's does: no simulated database).
+func (s *Stack) OperatorEnv(fleetFile string) []string {
+	return []string{
+		config.EnvIAMURL + "=" + s.enURL, config.EnvAPIKey + "=" + s.apiKey,
+		config.EnvCOSEndpoint + "=" + s.S3.Endpoint, config.EnvCOSRegion + "=" + s.S3.Region, config.EnvCOSBucket + "=" + s.S3.Bucket,
+		config.EnvCOSPrefix + "=keyguard/", config.EnvCOSHMACKey + "=" + s.S3.AccessKey, config.EnvCOSHMACSecret + "=" + s.S3.SecretKey,
+		config.EnvENURL + "=" + s.enURL, config.EnvENInstanceID + "=" + enInstance, config.EnvENSourceID + "=" + enSourceID,
+		config.EnvFleetFile + "=" + fleetFile,
+	}
 }
