@@ -138,7 +138,7 @@ func (c *Catalog) read(ctx context.Context, db, key string) (Entry, error) {
 	return e, nil
 }
 
-// List returns every entry of db sorted by image timestamp, or an empty list. Any object under
+// List returns every entry of db sorted by Compare (oldest instant first), or an empty list. Any object under
 // catalog/<db>/ that is not a well-named, valid entry is an error naming it (retention must not
 // work from a partial view). Entries are read with a few concurrent GETs. An entry deleted
 // during the call is left out. Read-only; safe concurrently.
@@ -201,11 +201,13 @@ feed:
 			out = append(out, e)
 		}
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.ImageTimestamp, b.ImageTimestamp) })
-	for i := 1; i < len(out); i++ {
-		if out[i].ImageTimestamp == out[i-1].ImageTimestamp {
-			return nil, fmt.Errorf("list catalog %s: %w: %s and %s share a timestamp", db, ErrInvalid, out[i-1].Key(), out[i].Key())
+	slices.SortFunc(out, Compare)
+	seen := make(map[string]string, len(out))
+	for _, e := range out {
+		if other, dup := seen[e.ImageTimestamp]; dup {
+			return nil, fmt.Errorf("list catalog %s: %w: %s and %s share a timestamp", db, ErrInvalid, other, e.Key())
 		}
+		seen[e.ImageTimestamp] = e.Key()
 	}
 	return out, nil
 }

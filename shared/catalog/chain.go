@@ -35,7 +35,8 @@ func (e *ChainError) Error() string {
 // Unwrap makes errors.Is(err, ErrBrokenChain) true.
 func (e *ChainError) Unwrap() error { return ErrBrokenChain }
 
-// history is one database's entries sorted by timestamp, with an index.
+// history is one database's entries sorted by Compare (UTC instants), with an index by
+// timestamp.
 type history struct {
 	db     string
 	sorted []Entry
@@ -46,7 +47,7 @@ type history struct {
 // timestamp, are an error.
 func newHistory(entries []Entry) (*history, error) {
 	h := &history{sorted: slices.Clone(entries), byTS: make(map[string]int, len(entries))}
-	slices.SortStableFunc(h.sorted, func(a, b Entry) int { return strings.Compare(a.ImageTimestamp, b.ImageTimestamp) })
+	slices.SortStableFunc(h.sorted, Compare)
 	for i, e := range h.sorted {
 		if i == 0 {
 			h.db = e.Database
@@ -83,7 +84,8 @@ func line(e Entry) string {
 //     the full) up to and including the target.
 //
 // The chain is found by following ParentTimestamp links back to a full, and each link is
-// checked against the history: the parent must exist, be older, be of the same scope (and the
+// checked against the history, in the order of Compare (UTC instants; Db2's local timestamps
+// do not sort like them across a fall-back hour): the parent must exist, be older, be of the same scope (and the
 // same table spaces); an incremental's parent must be a full with no other full of that line in
 // between; a delta's parent must be the previous image of that line. Any violation is a
 // *ChainError (ErrBrokenChain) naming the image. Mixing database and table space incremental

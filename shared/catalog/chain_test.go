@@ -108,6 +108,52 @@ func TestChainSemantics(t *testing.T) {
 	}
 }
 
+// TestFallBackHour: entries are ordered by their UTC instants, not by Db2's local timestamps,
+// so the night clocks go back does not break chains, plans or retention.
+func TestFallBackHour(t *testing.T) {
+	hist := catalogtest.FallBack("db1")
+	full, d1, d2 := hist[0], hist[1], hist[2]
+	if d1.ImageTimestamp > full.ImageTimestamp {
+		t.Fatalf("the history does not exercise the repeated hour: %v", catalogtest.Names(hist))
+	}
+	for _, e := range hist {
+		if err := e.Validate(); err != nil {
+			t.Errorf("Validate(%s) = %v", e.Name(), err)
+		}
+	}
+	reversed := []catalog.Entry{d2, d1, full}
+	chain, err := catalog.Chain(reversed, d2.ImageTimestamp)
+	if err != nil || fmt.Sprint(catalogtest.Names(chain)) != fmt.Sprint(catalogtest.Names(hist)) {
+		t.Fatalf("Chain(%s) = %v, %v; want %v", d2.Name(), catalogtest.Names(chain), err, catalogtest.Names(hist))
+	}
+	p, err := catalog.PlanRestore(reversed, time.Time{}, nil)
+	if err != nil || p.Target != d2.ImageTimestamp {
+		t.Fatalf("PlanRestore = %s, %v; want the last delta %s", p.Target, err, d2.ImageTimestamp)
+	}
+	p, err = catalog.PlanRestore(reversed, d1.EndedAt, nil)
+	if err != nil || p.Target != d1.ImageTimestamp {
+		t.Fatalf("PlanRestore to the end of the first delta = %s, %v; want %s", p.Target, err, d1.ImageTimestamp)
+	}
+	keep, drop := catalog.Retain(reversed, catalog.RetentionPolicy{}, d2.EndedAt, nil)
+	if len(drop) != 0 || fmt.Sprint(catalogtest.Names(keep)) != fmt.Sprint(catalogtest.Names(hist)) {
+		t.Errorf("Retain = keep %v drop %v; want all kept, oldest instant first", catalogtest.Names(keep), catalogtest.Names(drop))
+	}
+	// A delta taken in the repeated hour that names as parent an image taken after it (by the
+	// clock) is broken, although its parent's timestamp is the smaller one.
+	late := catalogtest.SampleAt("db1", d1.StartedAt.Add(-time.Hour), events.Delta, full.ImageTimestamp)
+	late.ImageTimestamp = "20241103012000"
+	late.Images[0].Key = catalog.ImageKey("db1", late.ImageTimestamp, "x")
+	late.StartedAt = full.StartedAt.Add(-30 * time.Minute) // 01:00 EDT: before the full
+	late.EndedAt = late.StartedAt.Add(time.Minute)
+	late.Verification.At = late.EndedAt
+	if _, err := catalog.Chain([]catalog.Entry{full, late}, late.ImageTimestamp); !errors.Is(err, catalog.ErrBrokenChain) || !strings.Contains(err.Error(), "not older") {
+		t.Errorf("Chain of a delta started before its parent = %v, want a broken chain (parent not older)", err)
+	}
+	if catalog.Compare(full, d1) >= 0 || catalog.Compare(d1, d2) >= 0 || catalog.Compare(d2, d2) != 0 {
+		t.Error("Compare does not order by instant")
+	}
+}
+
 type planCase struct {
 	Case        string    `json:"case"`
 	PointInTime time.Time `json:"point_in_time,omitzero"`

@@ -35,8 +35,19 @@ const (
 )
 
 // TimestampLayout is the layout of a Db2 backup image timestamp (yyyymmddhhmmss), in the Db2
-// server's local time. StartedAt / EndedAt are the UTC instants keyguard observed.
+// server's local time. StartedAt / EndedAt are the UTC instants keyguard observed. Timestamps
+// name images; they do not order them (the hour repeated when clocks go back gives later images
+// smaller timestamps): Compare does.
 const TimestampLayout = "20060102150405"
+
+// Compare orders entries by time: by StartedAt (a UTC instant), then by image timestamp. It is
+// the order of List, Chain, PlanRestore and Retain. It returns -1, 0 or +1 like cmp.Compare.
+func Compare(a, b Entry) int {
+	if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ImageTimestamp, b.ImageTimestamp)
+}
 
 // Scope of a backup: the whole database or some table spaces.
 type Scope string
@@ -260,7 +271,9 @@ func (e Entry) Validate() error {
 		p.need(e.ParentTimestamp == "", "parent_timestamp must be empty for a full backup")
 	} else if e.Type.Valid() {
 		p.need(ValidTimestamp(e.ParentTimestamp), "parent_timestamp must be 14 digits for an %s backup", e.Type)
-		p.need(e.ParentTimestamp < e.ImageTimestamp, "parent_timestamp must be before image_timestamp")
+		// Timestamps are Db2's local time and do not sort like instants across a fall-back
+		// hour: Chain checks that the parent is older by Compare.
+		p.need(e.ParentTimestamp != e.ImageTimestamp, "parent_timestamp must differ from image_timestamp")
 	}
 	p.need(!e.StartedAt.IsZero() && !e.EndedAt.IsZero(), "started_at and ended_at are required")
 	p.need(!e.EndedAt.Before(e.StartedAt), "ended_at is before started_at")

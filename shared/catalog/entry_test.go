@@ -129,7 +129,13 @@ func TestValidate(t *testing.T) {
 		}, "repeated"},
 		{"full with parent", func(e *catalog.Entry) { e.Type = events.Full }, "must be empty for a full"},
 		{"delta without parent", func(e *catalog.Entry) { e.ParentTimestamp = "" }, "parent_timestamp must be 14 digits"},
-		{"parent after image", func(e *catalog.Entry) { e.ParentTimestamp = "20250101000000" }, "before image_timestamp"},
+		{"parent is the image", func(e *catalog.Entry) { e.ParentTimestamp = e.ImageTimestamp }, "differ from image_timestamp"},
+		// Db2 timestamps are local time: in the repeated hour of a fall-back day a delta can carry
+		// an earlier timestamp than its parent. Chain checks the order by UTC instants.
+		{"parent timestamp later (fall-back hour)", func(e *catalog.Entry) {
+			e.ImageTimestamp, e.ParentTimestamp = "20241103011000", "20241103013000"
+			e.Images[0].Key = catalog.ImageKey("db1", e.ImageTimestamp, "x")
+		}, ""},
 		{"no times", func(e *catalog.Entry) { e.StartedAt = time.Time{} }, "started_at and ended_at"},
 		{"ends before start", func(e *catalog.Entry) { e.EndedAt = e.StartedAt.Add(-time.Second) }, "ended_at is before"},
 		{"year 10000 in UTC", func(e *catalog.Entry) {

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -35,7 +34,7 @@ type RetentionPolicy struct {
 //
 // Every kept image keeps its whole chain (Chain), so a kept image never loses an image it needs;
 // an image with a broken chain keeps whatever ancestors exist. keep is sorted oldest first; drop
-// is sorted newest first, the order to delete in, so that a deletion stopped half way never
+// is sorted newest first (both by Compare), the order to delete in, so that a deletion stopped half way never
 // leaves an image without the images it builds on. Entries Retain cannot index (several
 // databases, two entries at one timestamp) are all kept. Pure: entries and inUse are not
 // modified. Retain(keep, ...) with the same arguments keeps everything again (for histories
@@ -115,6 +114,6 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 			drop = append(drop, e)
 		}
 	}
-	slices.SortFunc(drop, func(a, b Entry) int { return strings.Compare(b.ImageTimestamp, a.ImageTimestamp) })
+	slices.SortFunc(drop, func(a, b Entry) int { return Compare(b, a) })
 	return keep, drop
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -76,10 +75,10 @@ func checkRetain(t *testing.T, name string, entries []catalog.Entry, policy cata
 	if len(seen) != len(all) {
 		fail("keep and drop hold %d of %d entries", len(seen), len(all))
 	}
-	if !slices.IsSortedFunc(keep, func(a, b catalog.Entry) int { return strings.Compare(a.ImageTimestamp, b.ImageTimestamp) }) {
+	if !slices.IsSortedFunc(keep, catalog.Compare) {
 		fail("keep is not oldest first")
 	}
-	if !slices.IsSortedFunc(drop, func(a, b catalog.Entry) int { return strings.Compare(b.ImageTimestamp, a.ImageTimestamp) }) {
+	if !slices.IsSortedFunc(drop, func(a, b catalog.Entry) int { return catalog.Compare(b, a) }) {
 		fail("drop is not newest first")
 	}
 	// Every kept image that was restorable stays restorable from kept images alone, with the
@@ -119,12 +118,12 @@ func checkRetain(t *testing.T, name string, entries []catalog.Entry, policy cata
 	}
 	// The newest KeepFulls fulls.
 	var fulls []string
-	for _, e := range entries {
+	sorted := slices.SortedFunc(slices.Values(entries), catalog.Compare)
+	for _, e := range sorted {
 		if e.Type == events.Full && e.Scope == catalog.ScopeDatabase {
 			fulls = append(fulls, e.ImageTimestamp)
 		}
 	}
-	slices.Sort(fulls)
 	k := max(policy.KeepFulls, catalog.MinKeepFulls)
 	kept := map[string]bool{}
 	for _, e := range keep {

@@ -55,6 +55,36 @@ func Sample(db, ts string, typ events.BackupType, parent string) catalog.Entry {
 	}
 }
 
+// SampleAt is Sample for an image Db2 took at local, a time in the Db2 server's zone: the image
+// timestamp is local's wall clock, StartedAt and EndedAt are its UTC instants. Around a daylight
+// saving change the timestamps of such entries do not sort like their instants.
+func SampleAt(db string, local time.Time, typ events.BackupType, parent string) catalog.Entry {
+	ts := catalog.Timestamp(local)
+	e := Sample(db, ts, typ, parent)
+	d := local.UTC().Sub(e.StartedAt)
+	e.StartedAt, e.EndedAt = e.StartedAt.Add(d), e.EndedAt.Add(d)
+	e.Verification.At = e.Verification.At.Add(d)
+	return e
+}
+
+// FallBack is a history of db taken by a Db2 server in America/New_York on the night clocks
+// went back (2024-11-03, 02:00 EDT -> 01:00 EST): a full at 01:30 EDT, then deltas at 01:10 and
+// 01:50 EST. The first delta's timestamp sorts before its parent's; in UTC the order is full,
+// delta, delta. Entries are returned oldest first (by instant).
+func FallBack(db string) []catalog.Entry {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		panic(fmt.Sprintf("catalogtest.FallBack: %v", err))
+	}
+	full := time.Date(2024, 11, 3, 5, 30, 0, 0, time.UTC).In(ny) // 01:30 EDT
+	d1 := time.Date(2024, 11, 3, 6, 10, 0, 0, time.UTC).In(ny)   // 01:10 EST
+	d2 := time.Date(2024, 11, 3, 6, 50, 0, 0, time.UTC).In(ny)   // 01:50 EST
+	f := SampleAt(db, full, events.Full, "")
+	a := SampleAt(db, d1, events.Delta, f.ImageTimestamp)
+	b := SampleAt(db, d2, events.Delta, a.ImageTimestamp)
+	return []catalog.Entry{f, a, b}
+}
+
 // Run checks catalog.New over the stores newStore returns (each empty, of its own key space).
 func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 	ctx := context.Background()
@@ -221,6 +251,23 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		}
 		if _, err := c.Get(ctx, "db1", e.ImageTimestamp); !errors.Is(err, catalog.ErrNotFound) {
 			t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("ListOrdersByInstant", func(t *testing.T) {
+		c := catalog.New(newStore(t))
+		hist := FallBack("db1")
+		for _, e := range hist {
+			if err := c.Put(ctx, e); err != nil {
+				t.Fatalf("Put %s: %v", e.Name(), err)
+			}
+		}
+		got, err := c.List(ctx, "db1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(Names(got)) != fmt.Sprint(Names(hist)) {
+			t.Errorf("List = %v, want the order of the instants %v", Names(got), Names(hist))
 		}
 	})
 
