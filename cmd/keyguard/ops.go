@@ -655,16 +655,20 @@ func (o *ops) backupDelete(ctx context.Context, db, ts string, force bool) error
 	if !ok {
 		return fmt.Errorf("database %s is not in the fleet policy (its retention is unknown)", db)
 	}
-	list, err := o.entries(ctx, db)
+	l, err := catalog.New(o.objs).ListReport(ctx, db)
 	if err != nil {
 		return err
 	}
+	list := l.Entries
 	e, ok := find(list, ts)
 	if !ok {
 		return fmt.Errorf("backup %s of %s: %w", ts, db, catalog.ErrNotFound)
 	}
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("%w: not deleting %s of %s: %s", errRefused, e.Name(), db, fmt.Sprintf(format, args...))
+	}
+	if len(l.Skipped) > 0 {
+		return refuse("the catalog holds objects this keyguard cannot read, whose chains may need it: %s", skippedKeys(l.Skipped))
 	}
 	if deps := dependents(list, ts); len(deps) > 0 {
 		return refuse("%s build%s on it (delete %s first, newest first; -force never breaks a chain)",
@@ -692,6 +696,14 @@ func (o *ops) backupDelete(ctx context.Context, db, ts string, force bool) error
 	}
 	_, err = fmt.Fprintf(o.out, "deleted %s of %s and its %s\n", e.Name(), db, files(e))
 	return err
+}
+
+func skippedKeys(s []catalog.Skipped) string {
+	keys := make([]string, len(s))
+	for i, k := range s {
+		keys[i] = k.Key
+	}
+	return strings.Join(keys, ", ")
 }
 
 // dependents names, newest first, the other entries whose restore chain includes ts. A broken
@@ -814,15 +826,24 @@ func (o *ops) prune(ctx context.Context, db string, dry bool) error {
 	if !ok {
 		return fmt.Errorf("database %s is not in the fleet policy (its retention is unknown)", db)
 	}
-	list, err := o.entries(ctx, db)
+	l, err := catalog.New(o.objs).ListReport(ctx, db)
 	if err != nil {
 		return err
 	}
+	if len(l.Entries) == 0 {
+		return fmt.Errorf("no backups of %s in the catalog", db)
+	}
 	now := o.now()
 	policy := catalog.RetentionPolicy{KeepFulls: pol.Retention.KeepFulls, KeepDays: pol.Retention.KeepDays}
-	keep, drop := catalog.Retain(list, policy, now, nil)
+	keep, drop := l.Retain(policy, now, nil)
 	fmt.Fprintf(o.out, "retention of %s: keep_fulls %d, keep_days %d, at %s: keep %d, drop %d\n\n",
 		db, max(policy.KeepFulls, catalog.MinKeepFulls), policy.KeepDays, utc(now), len(keep), len(drop))
+	for _, sk := range l.Skipped {
+		fmt.Fprintf(o.out, "unreadable %s: %s\n", sk.Key, sk.Reason)
+	}
+	if len(l.Skipped) > 0 {
+		fmt.Fprintf(o.out, "retention is paused while the catalog holds objects this keyguard cannot read\n\n")
+	}
 	tw := o.table()
 	fmt.Fprintln(tw, "ACTION\tTIMESTAMP\tTYPE\tENDED\tSIZE\tPARENT")
 	line := func(action string, e catalog.Entry) {

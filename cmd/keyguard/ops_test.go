@@ -409,6 +409,29 @@ func TestPrune(t *testing.T) {
 	}
 }
 
+// TestPruneAndDeleteWaitForUnreadableEntries: while an object of the catalog cannot be read (an
+// entry of a newer schema), prune deletes nothing and says why, and backup delete refuses.
+func TestPruneAndDeleteWaitForUnreadableEntries(t *testing.T) {
+	f := seed(t)
+	ctx := context.Background()
+	key := catalog.Key("db1", "20261117010000", events.Delta)
+	if _, err := f.objs.Put(ctx, key, []byte(`{"schema_version": 99}`), objstore.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.run(t, "prune", "db1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := catalog.New(f.objs).List(ctx, "db1"); len(got) != len(db1Entries()) {
+		t.Errorf("prune deleted entries while %s is unreadable: %d left", key, len(got))
+	}
+	if out := f.out.String(); strings.Contains(out, "deleted ") || !strings.Contains(out, key) {
+		t.Errorf("prune output does not name the unreadable object or deleted something:\n%s", out)
+	}
+	if err := f.run(t, "backup", "delete", "db1", "20261101010000"); !errors.Is(err, errRefused) || !strings.Contains(err.Error(), key) {
+		t.Errorf("backup delete = %v, want a refusal naming %s", err, key)
+	}
+}
+
 func TestPruneDryRunDeletesNothing(t *testing.T) {
 	f := seed(t)
 	ctx := context.Background()

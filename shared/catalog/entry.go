@@ -362,6 +362,14 @@ func Decode(body []byte) (Entry, error) {
 	if len(body) > MaxEncodedSize {
 		return bad("%d bytes, more than %d", len(body), MaxEncodedSize)
 	}
+	// The version first, so that an entry written by a newer keyguard (with fields this reader
+	// does not know) is named as such.
+	var v struct {
+		SchemaVersion int `json:"schema_version"`
+	}
+	if json.Unmarshal(body, &v) == nil && v.SchemaVersion > SchemaVersion {
+		return bad("schema_version %d is newer than this reader (%d)", v.SchemaVersion, SchemaVersion)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var s stored

@@ -24,7 +24,7 @@ type FleetSource interface {
 
 // Catalog is the backup catalog retention prunes. Nil disables retention.
 type Catalog interface {
-	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	ListReport(ctx context.Context, db string) (catalog.Listing, error)
 	Delete(ctx context.Context, db, timestamp string) error
 }
 
@@ -142,16 +142,20 @@ func (h *Handler) log() *slog.Logger {
 }
 
 // prune applies the database's retention to its catalog: it deletes, oldest first, the images no
-// kept restore chain needs, never below keep_fulls full chains (catalog.Retain decides).
+// kept restore chain needs, never below keep_fulls full chains (catalog.Listing.Retain decides;
+// nothing while an object of the catalog is unreadable).
 func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) (int, error) {
 	if h.Catalog == nil {
 		return 0, nil
 	}
-	entries, err := h.Catalog.List(ctx, db.Name)
+	l, err := h.Catalog.ListReport(ctx, db.Name)
 	if err != nil {
 		return 0, fmt.Errorf("list catalog: %w", err)
 	}
-	_, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, nil)
+	for _, s := range l.Skipped {
+		h.log().Warn("retention paused: catalog object unreadable", "db", db.Name, "key", s.Key, "reason", s.Reason)
+	}
+	_, drop := l.Retain(catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, nil)
 	for i, e := range drop {
 		if err := h.Catalog.Delete(ctx, db.Name, e.ImageTimestamp); err != nil {
 			return i, fmt.Errorf("delete %s: %w", e.Name(), err)

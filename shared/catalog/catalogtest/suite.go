@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,30 +191,77 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		}
 	})
 
-	t.Run("ListRefusesForeignAndCorruptObjects", func(t *testing.T) {
+	t.Run("ListSkipsAndReportsUnreadableObjects", func(t *testing.T) {
+		newer := strings.Replace(string(must(catalog.Encode(Sample("db1", "20240305010000", events.Full, "")))),
+			`"schema_version": 1,`, `"schema_version": 99, "retention_class": "gold",`, 1)
 		cases := []struct {
 			name, key, body string
+			reason          string // in the report; "" when the object is skipped silently
 		}{
-			{"bad name", "catalog/db1/notes.txt", "hello"},
-			{"unknown type", "catalog/db1/20240305010000-weekly.json", "{}"},
-			{"corrupt body", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,`},
-			{"unknown field", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,"surprise":true}`},
-			{"entry of another key", catalog.Key("db1", "20240305010000", events.Full), string(must(catalog.Encode(full)))},
+			{"bad name", "catalog/db1/notes.txt", "hello", "not an entry name"},
+			{"unknown type", "catalog/db1/20240305010000-weekly.json", "{}", "not an entry name"},
+			{"corrupt body", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,`, "unexpected EOF"},
+			{"unknown field", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,"surprise":true}`, "unknown field"},
+			{"newer schema", catalog.Key("db1", "20240305010000", events.Full), newer, "newer than this reader"},
+			{"entry of another key", catalog.Key("db1", "20240305010000", events.Full), string(must(catalog.Encode(full))), "the entry names"},
+			{"too large", catalog.Key("db1", "20240305010000", events.Full), strings.Repeat(" ", catalog.MaxEncodedSize+1), "more than"},
+			{"unknown folder", "catalog/db1/notes/20240305010000-full.json", "{}", "not an entry name"},
+			{"second entry at a timestamp", catalog.Key("db1", full.ImageTimestamp, events.Delta),
+				string(must(catalog.Encode(Sample("db1", full.ImageTimestamp, events.Delta, "20240302010000")))), "share timestamp"},
+			{"run record", "catalog/db1/runs/run-1.json", `{"run":"run-1"}`, ""},
+			{"restore record", "catalog/db1/restores/20240305010000.json", "not for the catalog", ""},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				s := newStore(t)
 				c := catalog.New(s)
-				if err := c.Put(ctx, full); err != nil {
-					t.Fatal(err)
+				for _, e := range []catalog.Entry{full, incr} {
+					if err := c.Put(ctx, e); err != nil {
+						t.Fatal(err)
+					}
 				}
 				if _, err := s.Put(ctx, tc.key, []byte(tc.body), objstore.Cond{}); err != nil {
 					t.Fatal(err)
 				}
-				if got, err := c.List(ctx, "db1"); !errors.Is(err, catalog.ErrInvalid) {
-					t.Errorf("List = %v, %v; want ErrInvalid", Names(got), err)
+				want := []string{full.Name(), incr.Name()}
+				if tc.name == "second entry at a timestamp" {
+					want = []string{incr.Name()} // neither of the two can be trusted
+				}
+				got, err := c.List(ctx, "db1")
+				if err != nil || fmt.Sprint(Names(got)) != fmt.Sprint(want) {
+					t.Fatalf("List = %v, %v; want %v and no error", Names(got), err, want)
+				}
+				l, err := c.ListReport(ctx, "db1")
+				if err != nil || fmt.Sprint(Names(l.Entries)) != fmt.Sprint(want) {
+					t.Fatalf("ListReport = %v, %v; want %v", Names(l.Entries), err, want)
+				}
+				if tc.reason == "" {
+					if len(l.Skipped) != 0 {
+						t.Errorf("a reserved folder's object was reported: %+v", l.Skipped)
+					}
+					return
+				}
+				found := false
+				for _, sk := range l.Skipped {
+					found = found || sk.Key == tc.key && strings.Contains(sk.Reason, tc.reason)
+				}
+				if !found {
+					t.Errorf("Skipped = %+v, want %s reported with a reason about %q", l.Skipped, tc.key, tc.reason)
+				}
+				// Retention prunes nothing while something is skipped.
+				old := Sample("db1", "20240101010000", events.Full, "")
+				l.Entries = append([]catalog.Entry{old, Sample("db1", "20240102010000", events.Full, "")}, l.Entries...)
+				if keep, drop := l.Retain(catalog.RetentionPolicy{}, full.EndedAt.AddDate(1, 0, 0), nil); len(drop) != 0 || len(keep) != len(l.Entries) {
+					t.Errorf("Listing.Retain with skipped objects dropped %v", Names(drop))
 				}
 			})
+		}
+	})
+
+	t.Run("ListFailsOnStoreErrors", func(t *testing.T) {
+		c := catalog.New(newStore(t))
+		if _, err := c.ListReport(ctx, "../db1"); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("ListReport of a bad database = %v, want ErrInvalid", err)
 		}
 	})
 
