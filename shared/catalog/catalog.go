@@ -34,13 +34,24 @@ func New(store objstore.Store) *Catalog { return &Catalog{store: store} }
 // concurrent Puts of different entries at one key: exactly one succeeds. Entries of one
 // timestamp under different types are detected by a listing before the write, which two
 // concurrent writers can both pass; Db2 timestamps are unique per database, so this needs a
-// broken writer.
+// broken writer. An entry that names a discarded entry as its parent is refused with a
+// *ChainError (ErrBrokenChain) naming it: Db2 cannot restore such a chain.
 func (c *Catalog) Put(ctx context.Context, e Entry) error {
 	body, err := Encode(e)
 	if err != nil {
 		return fmt.Errorf("put catalog entry: %w", err)
 	}
 	key := e.Key()
+	if e.ParentTimestamp != "" && !e.IsDiscarded() {
+		parent, err := c.Get(ctx, e.Database, e.ParentTimestamp)
+		switch {
+		case err == nil && parent.IsDiscarded():
+			return fmt.Errorf("put catalog entry %s: %w", key, &ChainError{Database: e.Database, Target: e.Name(), Image: e.Name(),
+				Parent: e.ParentTimestamp, Discarded: parent.ImageTimestamp, Reason: fmt.Sprintf("its parent %s was discarded (%s)", parent.Name(), parent.Discarded.Reason)})
+		case err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalid):
+			return fmt.Errorf("put catalog entry %s: read parent: %w", key, err)
+		}
+	}
 	others, err := c.keysAt(ctx, e.Database, e.ImageTimestamp)
 	if err != nil {
 		return fmt.Errorf("put catalog entry %s: %w", key, err)

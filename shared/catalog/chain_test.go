@@ -154,6 +154,72 @@ func TestFallBackHour(t *testing.T) {
 	}
 }
 
+// TestDiscarded: a discarded image is never restorable, and an image Db2 built on a discarded
+// one is a broken chain naming it, whatever parent the catalog records.
+func TestDiscarded(t *testing.T) {
+	const (
+		f1 = "20240303010000"
+		d1 = "20240303090000"
+		d2 = "20240303170000"
+		i1 = "20240304010000"
+		f2 = "20240310010000"
+	)
+	s, gone := catalogtest.Sample, catalogtest.Discard
+	cases := []struct {
+		name      string
+		entries   []catalog.Entry
+		target    string
+		want      string // chain, or "error: " and a substring
+		discarded string // ChainError.Discarded
+	}{
+		{"the discarded image itself", []catalog.Entry{s("db1", f1, events.Full, ""), gone(s("db1", d1, events.Delta, f1), "db2ckbkp failed")},
+			d1, "error: was discarded (db2ckbkp failed)", d1},
+		{"a delta on a discarded delta, the catalog naming an older parent", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", d2, events.Delta, f1)},
+			d2, "error: Db2 built it on " + d1 + "-delta, which was discarded (upload failed)", d1},
+		{"a delta naming a discarded parent", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", d2, events.Delta, d1)},
+			d2, "error: its parent " + d1 + "-delta was discarded (upload failed)", d1},
+		{"an incremental after a discarded full", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Full, ""), "keystore copy failed"), s("db1", i1, events.Incremental, f1)},
+			i1, "error: Db2 built it on " + d1 + "-full, which was discarded", d1},
+		{"an incremental after a discarded delta builds on the full", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", i1, events.Incremental, f1)},
+			i1, f1 + "-full " + i1 + "-incremental", ""},
+		{"a full after a discarded image", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", f2, events.Full, "")},
+			f2, f2 + "-full", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			chain, err := catalog.Chain(tc.entries, tc.target)
+			want, isErr := strings.CutPrefix(tc.want, "error: ")
+			if !isErr {
+				if err != nil || strings.Join(catalogtest.Names(chain), " ") != want {
+					t.Fatalf("Chain = %v, %v; want %s", catalogtest.Names(chain), err, want)
+				}
+				return
+			}
+			var ce *catalog.ChainError
+			if !errors.As(err, &ce) || !errors.Is(err, catalog.ErrBrokenChain) || ce.Discarded != tc.discarded || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Chain = %v, %v; want a *ChainError naming discarded %s, about %q", catalogtest.Names(chain), err, tc.discarded, want)
+			}
+		})
+	}
+	// PlanRestore passes over both the discarded image and the delta built on it.
+	entries := []catalog.Entry{s("db1", f1, events.Full, ""), gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", d2, events.Delta, f1)}
+	p, err := catalog.PlanRestore(entries, time.Time{}, nil)
+	if err != nil || p.Target != f1 {
+		t.Fatalf("PlanRestore = %s, %v; want the full %s", p.Target, err, f1)
+	}
+	notes := strings.Join(p.Notes, "\n")
+	for _, want := range []string{"skipped " + d2 + "-delta", "skipped " + d1 + "-delta", "discarded"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("plan notes lack %q:\n%s", want, notes)
+		}
+	}
+}
+
 type planCase struct {
 	Case        string    `json:"case"`
 	PointInTime time.Time `json:"point_in_time,omitzero"`

@@ -56,6 +56,14 @@ func Sample(db, ts string, typ events.BackupType, parent string) catalog.Entry {
 	}
 }
 
+// Discard returns e recorded as discarded for reason: Db2 wrote the image (its history counts
+// it) but the run failed before it was stored, so no file is listed.
+func Discard(e catalog.Entry, reason string) catalog.Entry {
+	e.Images, e.SizeBytes, e.Keystore = nil, 0, nil
+	e.Discarded = &catalog.Discard{At: e.EndedAt.Add(time.Minute), Reason: reason}
+	return e
+}
+
 // SampleAt is Sample for an image Db2 took at local, a time in the Db2 server's zone: the image
 // timestamp is local's wall clock, StartedAt and EndedAt are its UTC instants. Around a daylight
 // saving change the timestamps of such entries do not sort like their instants.
@@ -299,6 +307,59 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		}
 		if _, err := c.Get(ctx, "db1", e.ImageTimestamp); !errors.Is(err, catalog.ErrNotFound) {
 			t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("DiscardedEntries", func(t *testing.T) {
+		s := newStore(t)
+		c := catalog.New(s)
+		gone := Discard(Sample("db1", "20240303090000", events.Delta, full.ImageTimestamp), "upload image: 503 Slow Down")
+		stored := Sample("db1", "20240303100000", events.Full, "") // uploaded, then its keystore copy failed
+		for _, o := range stored.Images {
+			if _, err := s.Put(ctx, o.Key, []byte("img"), objstore.Cond{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		storedGone := stored
+		storedGone.Discarded = &catalog.Discard{At: stored.EndedAt, Reason: "copy keystore: no such file"}
+		for _, e := range []catalog.Entry{full, gone, storedGone} {
+			if err := c.Put(ctx, e); err != nil {
+				t.Fatalf("Put %s: %v", e.Name(), err)
+			}
+		}
+		if err := c.Put(ctx, gone); err != nil {
+			t.Errorf("Put of the same discarded entry again = %v, want nil", err)
+		}
+		got, err := c.Get(ctx, "db1", gone.ImageTimestamp)
+		if err != nil || !Equal(got, gone) || !got.IsDiscarded() {
+			t.Fatalf("Get = %+v, %v; want the discarded entry", got, err)
+		}
+		// No later entry may name a discarded image as its parent.
+		onGone := Sample("db1", "20240303170000", events.Delta, gone.ImageTimestamp)
+		var ce *catalog.ChainError
+		if err := c.Put(ctx, onGone); !errors.Is(err, catalog.ErrBrokenChain) || !errors.As(err, &ce) || ce.Discarded != gone.ImageTimestamp {
+			t.Errorf("Put of an entry naming a discarded parent = %v, want a *ChainError naming %s", err, gone.ImageTimestamp)
+		}
+		if _, err := c.Get(ctx, "db1", onGone.ImageTimestamp); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("the refused entry was stored: %v", err)
+		}
+		l, err := c.ListReport(ctx, "db1")
+		if err != nil || len(l.Skipped) != 0 || fmt.Sprint(Names(l.Entries)) != fmt.Sprint(Names([]catalog.Entry{full, gone, storedGone})) {
+			t.Fatalf("ListReport = %v %+v, %v", Names(l.Entries), l.Skipped, err)
+		}
+		// Retention deletes discarded entries and the files they stored.
+		_, drop := l.Retain(catalog.RetentionPolicy{}, full.EndedAt.Add(time.Hour), nil)
+		if fmt.Sprint(Names(drop)) != fmt.Sprint(Names([]catalog.Entry{storedGone, gone})) {
+			t.Fatalf("Retain drops %v, want the two discarded entries", Names(drop))
+		}
+		for _, e := range drop {
+			if err := c.Delete(ctx, "db1", e.ImageTimestamp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		infos, err := s.List(ctx, "")
+		if err != nil || len(infos) != 1 || infos[0].Key != full.Key() {
+			t.Errorf("after deleting the discarded entries the store holds %v, %v; want only %s", infos, err, full.Key())
 		}
 	})
 
