@@ -516,7 +516,11 @@ func (o *ops) backupList(ctx context.Context, db string, asJSON bool) error {
 	tw := o.table()
 	fmt.Fprintln(tw, "TIMESTAMP\tTYPE\tMODE\tSCOPE\tSIZE\tKEY VERSION\tVERIFIED\tPARENT")
 	for _, e := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ImageTimestamp, e.Type, e.Mode, e.Scope, size(e.SizeBytes),
+		typ := string(e.Type)
+		if e.IsDiscarded() {
+			typ += " (discarded)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ImageTimestamp, typ, e.Mode, e.Scope, size(e.SizeBytes),
 			short(e.KeyVersion), yesNo(e.Verification.Verified), orDash(e.ParentTimestamp))
 	}
 	return tw.Flush()
@@ -724,14 +728,17 @@ func dependents(list []catalog.Entry, ts string) []string {
 			_, needs = find(chain, ts)
 		}
 		// Follow the parent links too: the whole chain when it is complete, the ancestors that
-		// exist when it is broken. Parents are older, so the walk ends.
-		for p := e.ParentTimestamp; !needs && p != "" && p < e.ImageTimestamp; {
+		// exist when it is broken. Timestamps are local time and need not grow along a chain
+		// (a fall-back hour), so the walk stops at an image already seen.
+		seen := map[string]bool{e.ImageTimestamp: true}
+		for p := e.ParentTimestamp; !needs && p != "" && !seen[p]; {
 			if p == ts {
 				needs = true
 				break
 			}
+			seen[p] = true
 			next, ok := byTS[p]
-			if !ok || next.ParentTimestamp >= p {
+			if !ok {
 				break
 			}
 			p = next.ParentTimestamp
@@ -762,7 +769,7 @@ func onNewestChain(list []catalog.Entry, ts string) bool {
 func countFulls(list []catalog.Entry) int {
 	n := 0
 	for _, e := range list {
-		if e.Scope == catalog.ScopeDatabase && e.Type == events.Full {
+		if e.Scope == catalog.ScopeDatabase && e.Type == events.Full && !e.IsDiscarded() {
 			n++
 		}
 	}

@@ -542,3 +542,23 @@ func TestOpsFromEnv(t *testing.T) {
 		t.Errorf("without USER: user %q, want operator", o.user)
 	}
 }
+
+// TestDependentsAcrossFallBack: a delta taken in the hour repeated when clocks go back carries a
+// smaller timestamp than its parent; backup delete still counts it as depending on that parent,
+// as retention does, even when its chain is broken (here by a discarded delta Db2 built it on).
+func TestDependentsAcrossFallBack(t *testing.T) {
+	hist := catalogtest.FallBack("db1")
+	full, d1 := hist[0], hist[1]
+	gone := catalogtest.SampleAt("db1", d1.StartedAt.Add(-30*time.Minute).In(time.FixedZone("EST", -5*3600)), events.Delta, full.ImageTimestamp)
+	gone = catalogtest.Discard(gone, "upload failed")
+	list := []catalog.Entry{full, gone, d1}
+	if _, err := catalog.Chain(list, d1.ImageTimestamp); !errors.Is(err, catalog.ErrBrokenChain) {
+		t.Fatalf("Chain(%s) = %v, want broken by the discarded delta", d1.Name(), err)
+	}
+	if deps := dependents(list, full.ImageTimestamp); len(deps) != 2 || deps[0] != d1.Name() {
+		t.Errorf("dependents of %s = %v, want %s and %s", full.Name(), deps, d1.Name(), gone.Name())
+	}
+	if n := countFulls(append(list, catalogtest.Discard(catalogtest.Sample("db1", "20241104010000", events.Full, ""), "x"))); n != 1 {
+		t.Errorf("countFulls = %d, want 1 (a discarded full does not count)", n)
+	}
+}

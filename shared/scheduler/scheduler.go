@@ -341,7 +341,7 @@ func (s *Scheduler) unrestorable(ctx context.Context, db config.Database, now ti
 	}
 	var lost []string
 	for _, e := range entries {
-		if e.KeyCRN == db.KeyCRN {
+		if e.KeyCRN == db.KeyCRN && !e.IsDiscarded() { // a discarded image was never restorable
 			lost = append(lost, e.Name()+" (key version "+e.KeyVersion+")")
 		}
 	}

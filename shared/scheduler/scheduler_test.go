@@ -502,7 +502,9 @@ func TestDestroyedKeyNamesUnrestorableBackups(t *testing.T) {
 	e1.KeyCRN = testkit.KeyB
 	e2 := catalogtest.Sample("db3", "20261121020000", events.Full, "")
 	e2.KeyCRN = testkit.KeyB
-	r.s.Catalog = fakeCatalog{e1, e2}
+	e3 := catalogtest.Discard(catalogtest.Sample("db3", "20261122020000", events.Full, ""), "upload failed") // never restorable
+	e3.KeyCRN = testkit.KeyB
+	r.s.Catalog = fakeCatalog{e1, e2, e3}
 	ctx := context.Background()
 	if _, err := r.s.Tick(ctx); err != nil {
 		t.Fatal(err)
