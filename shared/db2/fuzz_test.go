@@ -231,7 +231,7 @@ func FuzzParseHistory(f *testing.F) {
 			seen[b.Timestamp] = true
 		}
 		for _, typ := range []events.BackupType{events.Incremental, events.Delta} {
-			if b, ok := h.Base(typ, nil); ok && (!seen[b.Timestamp] || typ == events.Incremental && b.Type != events.Full) {
+			if b, ok := h.Base(typ); ok && (!seen[b.Timestamp] || typ == events.Incremental && b.Type != events.Full) {
 				t.Fatalf("Base(%s) = %+v", typ, b)
 			}
 		}

@@ -314,22 +314,19 @@ func (h History) Backups() []HistoryEntry {
 	return out
 }
 
-// Base returns the image Db2 builds a new backup of type t on, for a database backup (object
-// D) or a table space backup of exactly tablespaces (object P): for an incremental the latest
-// full backup of that object in the history, for a delta the latest backup of any type; ok is
-// false for a full, or when the history holds no such backup. "Latest" is the order of the
-// history file.
-func (h History) Base(t events.BackupType, tablespaces []string) (HistoryEntry, bool) {
+// Base returns the image Db2 builds a new backup of type t on: for an incremental the latest
+// full backup in the history, for a delta the latest backup of any type; ok is false for a
+// full, or when the history holds no such backup. "Latest" is the order of the history file.
+// Db2 tracks changed pages per table space, so a backup of any object (the database, or some of
+// its table spaces) can be what the next one builds on, at least in part: Base does not filter by
+// object, and a caller whose backups are of another object must not build on the result.
+func (h History) Base(t events.BackupType) (HistoryEntry, bool) {
 	if t != events.Incremental && t != events.Delta {
 		return HistoryEntry{}, false
 	}
 	b := h.Backups()
 	for i := len(b) - 1; i >= 0; i-- {
-		e := b[i]
-		if !sameObject(e, tablespaces) {
-			continue
-		}
-		if t == events.Delta || e.Type == events.Full {
+		if e := b[i]; t == events.Delta || e.Type == events.Full {
 			return e, true
 		}
 	}
@@ -358,25 +355,6 @@ func (h History) RestoredAfter(ts string) bool {
 		}
 	}
 	return false
-}
-
-func sameObject(e HistoryEntry, tablespaces []string) bool {
-	if len(tablespaces) == 0 {
-		return e.Object == ObjDatabase
-	}
-	if e.Object != ObjTablespace || len(e.Tablespaces) != len(tablespaces) {
-		return false
-	}
-	want := map[string]bool{}
-	for _, t := range tablespaces {
-		want[strings.ToUpper(t)] = true
-	}
-	for _, t := range e.Tablespaces {
-		if !want[strings.ToUpper(t)] {
-			return false
-		}
-	}
-	return true
 }
 
 // ListHistory runs `db2 list history backup all for <database>`, or `... since <since> for

@@ -53,6 +53,8 @@ func TestBasis(t *testing.T) {
 	gone := catalogtest.Discard(delta, "upload image: 503 Slow Down")
 	orphan := s("sales", d1, events.Delta, "20261122140000") // its parent is not cataloged
 	orphan.KeyVersion = "v1"
+	tsFull := s("sales", d1, events.Full, "")
+	tsFull.KeyVersion, tsFull.Scope, tsFull.Tablespaces = "v1", catalog.ScopeTablespace, []string{"USERSPACE1"}
 	cases := []struct {
 		name    string
 		typ     events.BackupType
@@ -79,6 +81,8 @@ func TestBasis(t *testing.T) {
 		{"a base with a broken chain", events.Delta, []catalog.Entry{full, orphan}, historyOut("B N "+f1, "B E "+d1), "full",
 			[]string{"whose restore chain is broken"}},
 		{"no backup in the history", events.Delta, nil, historyOut(), "full", []string{"holds no backup to build the delta on"}},
+		{"a base of another scope", events.Delta, []catalog.Entry{full, tsFull}, historyOut("B N "+f1, "B N "+d1), "full",
+			[]string{"a backup of table spaces USERSPACE1"}},
 		{"history unreadable", events.Delta, []catalog.Entry{full},
 			"SQL1013N  The database alias name or database name \"SALES\" could not be \nfound.  SQLSTATE=42705\n", "full",
 			[]string{"Db2's history could not be read", "SQL1013N"}},

@@ -235,10 +235,12 @@ const historyDays = 1
 
 // basis reads Db2's history (db2 list history backup since <a day before the catalog's newest
 // full> for <alias>) and decides what the run builds on: for an incremental the latest full in
-// that history, for a delta the latest backup of any type (of the database, or of the same
-// table spaces). That image must be a catalog entry that is not discarded, has a restorable
-// chain and the run's key version (a chain never spans two key versions), and no restore may
-// follow it; otherwise the run takes a full and a note says why. Backups in the history that
+// that history, for a delta the latest backup of any type, whatever it backed up (Db2 tracks
+// changes per table space, so a backup of some table spaces is what the database's next delta
+// builds on, in part). That image must be a catalog entry of the run's scope (the database, or
+// the same table spaces) that is not discarded, has a restorable chain and the run's key version
+// (a chain never spans two key versions), and no restore may follow it; otherwise the run takes
+// a full and a note says why. Backups in the history that
 // are newer than everything the catalog holds were taken outside keyguard (or lost before they
 // were recorded): they are logged and noted, never chained on. A history that cannot be read
 // makes an incremental or delta a full.
@@ -277,7 +279,7 @@ func (r *Runner) basis(ctx context.Context, db config.Database, run events.Backu
 	if run.Type != events.Incremental && run.Type != events.Delta {
 		return b
 	}
-	base, ok := hist.Base(run.Type, db.Tablespaces)
+	base, ok := hist.Base(run.Type)
 	if !ok {
 		return full("Db2's history holds no backup to build the %s on", run.Type)
 	}
@@ -290,6 +292,8 @@ func (r *Runner) basis(ctx context.Context, db config.Database, run events.Backu
 		return full("%s, which is not in the catalog (taken outside keyguard, or lost before it was recorded)", on)
 	case e.IsDiscarded():
 		return full("%s, which is discarded in the catalog (%s)", on, e.Discarded.Reason)
+	case !sameLine(e, scope, db.Tablespaces):
+		return full("%s, a backup of %s", on, describeScope(e))
 	case e.KeyVersion != run.KeyVersion:
 		return full("%s, taken under key version %q, not the current %q", on, e.KeyVersion, run.KeyVersion)
 	}
@@ -298,6 +302,31 @@ func (r *Runner) basis(ctx context.Context, db config.Database, run events.Backu
 	}
 	b.parent = &e
 	return b
+}
+
+// sameLine reports whether e backs up what the database's backups back up: the whole database,
+// or exactly its table spaces.
+func sameLine(e catalog.Entry, scope catalog.Scope, tablespaces []string) bool {
+	if e.Scope != scope {
+		return false
+	}
+	a, b := slices.Clone(e.Tablespaces), slices.Clone(tablespaces)
+	for i := range b {
+		b[i] = strings.ToUpper(b[i])
+	}
+	for i := range a {
+		a[i] = strings.ToUpper(a[i])
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func describeScope(e catalog.Entry) string {
+	if e.Scope == catalog.ScopeTablespace {
+		return "table spaces " + strings.Join(e.Tablespaces, ", ")
+	}
+	return "the whole database"
 }
 
 // outside lists, newest last, the backups of hist listed after the last one the catalog holds

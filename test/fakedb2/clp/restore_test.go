@@ -250,7 +250,7 @@ func TestHistoryKeepsDiscardedImages(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("history %v\nwant    %v", got, want)
 	}
-	if b, ok := h.Base(events.Delta, nil); !ok || b.Timestamp != i2 {
+	if b, ok := h.Base(events.Delta); !ok || b.Timestamp != i2 {
 		t.Errorf("delta base %+v", b)
 	}
 	out, _ = run(t, state, "list history backup since "+d2+" for SALES")
