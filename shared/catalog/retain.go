@@ -41,11 +41,12 @@ type RetentionPolicy struct {
 // its line between parent and child that Db2 would have built the child on (for a delta any
 // image, for an incremental a full), discarded ones included: so a broken image stays broken
 // and is never approved once what showed it broken is gone. keep is sorted oldest first; drop
-// is sorted newest first (both by Compare), the order to delete in, so that a deletion stopped half way never
-// leaves an image without the images it builds on. Entries Retain cannot index (several
+// is sorted newest first (both by Compare), the order to delete in, so that a deletion stopped
+// half way never leaves an image without the images it builds on. Entries Retain cannot index (several
 // databases, two entries at one timestamp) are all kept. Pure: entries and inUse are not
 // modified. Retain(keep, ...) with the same arguments keeps everything again (for histories
-// whose chains break only by missing images, the only way keyguard's own writes can break).
+// whose chains break only by missing or discarded images, the only ways keyguard's own writes
+// can break).
 // Archived logs are not catalog entries: whoever prunes them must keep those the kept images
 // need (LogRange).
 func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[string]bool) (keep, drop []Entry) {
