@@ -3,35 +3,50 @@ package events
 import (
 	"errors"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
+// TestSamplesAgainstGoAndSchema checks <name>.valid.json and <name>.invalid.json of every type,
+// and the further samples <name>.<case>.valid.json / <name>.<case>.invalid.json.
 func TestSamplesAgainstGoAndSchema(t *testing.T) {
 	for _, typ := range Types() {
 		t.Run(sampleName(typ), func(t *testing.T) {
 			sch := compileSchema(t, typ)
-
-			valid := readSample(t, sampleName(typ)+".valid.json")
-			p, err := DecodeData(typ, valid)
-			if err != nil {
-				t.Errorf("valid sample: DecodeData: %v", err)
-			} else if p.EventType() != typ {
-				t.Errorf("valid sample decoded as %s", p.EventType())
+			extra := func(kind string) []string {
+				names, err := filepath.Glob(filepath.Join("testdata", sampleName(typ)+".*."+kind+".json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, n := range names {
+					names[i] = filepath.Base(n)
+				}
+				return append([]string{sampleName(typ) + "." + kind + ".json"}, names...)
 			}
-			if err := validateSchema(sch, valid); err != nil {
-				t.Errorf("valid sample: schema: %v", err)
+			for _, name := range extra("valid") {
+				valid := readSample(t, name)
+				p, err := DecodeData(typ, valid)
+				if err != nil {
+					t.Errorf("%s: DecodeData: %v", name, err)
+				} else if p.EventType() != typ {
+					t.Errorf("%s decoded as %s", name, p.EventType())
+				}
+				if err := validateSchema(sch, valid); err != nil {
+					t.Errorf("%s: schema: %v", name, err)
+				}
 			}
-
-			invalid := readSample(t, sampleName(typ)+".invalid.json")
-			_, err = DecodeData(typ, invalid)
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("invalid sample: DecodeData error %v, want ErrInvalid", err)
-			} else if !strings.Contains(err.Error(), typ) {
-				t.Errorf("invalid sample: error %q does not name the type", err)
-			}
-			if err := validateSchema(sch, invalid); err == nil {
-				t.Errorf("invalid sample passes the schema")
+			for _, name := range extra("invalid") {
+				invalid := readSample(t, name)
+				_, err := DecodeData(typ, invalid)
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("%s: DecodeData error %v, want ErrInvalid", name, err)
+				} else if !strings.Contains(err.Error(), typ) {
+					t.Errorf("%s: error %q does not name the type", name, err)
+				}
+				if err := validateSchema(sch, invalid); err == nil {
+					t.Errorf("%s passes the schema", name)
+				}
 			}
 		})
 	}
@@ -72,6 +87,8 @@ func TestSchemaFieldRules(t *testing.T) {
 		{TypeKeyRotated, `{"key_crn":"k","new_version":"2","rotated_at":"yesterday","detected_by":"poll"}`},
 		{TypeAlert, `{"severity":"info","reason":"r","message":"m","failures":-1}`},
 		{TypeRestoreCompleted, `{"database":"d","images":["a"],"extra":1}`},
+		{TypeBackupFailed, `{"database":"d","run_id":"r","type":"delta","ended_at":"2026-03-02T03:00:00Z","class":"transient","message":"m","discarded_image":"20261302020012"}`},
+		{TypeBackupCompleted, `{"database":"d","run_id":"r","type":"full","mode":"online","started_at":"2026-03-02T02:00:00Z","ended_at":"2026-03-02T03:00:00Z","image_timestamp":"20260302020012","key_crn":"k","note":["a","b"]}`},
 	}
 	for _, c := range cases {
 		if _, err := DecodeData(c.typ, []byte(c.data)); !errors.Is(err, ErrInvalid) {

@@ -220,6 +220,10 @@ type BackupCompleted struct {
 	KeyVersion     string     `json:"key_version,omitempty"`
 	Verified       bool       `json:"verified"`
 	CatalogKey     string     `json:"catalog_key,omitempty"`
+	// Note says how the backup differs from what was asked and why (e.g. a full taken instead
+	// of a delta because Db2 would have built the delta on a discarded image), as the catalog
+	// entry's notes record it; at most 4096 bytes.
+	Note string `json:"note,omitempty"`
 }
 
 // BackupFailed says a run failed, with a classified reason.
@@ -233,6 +237,10 @@ type BackupFailed struct {
 	Class     FailureClass `json:"class"`
 	Code      string       `json:"code,omitempty"`
 	Message   string       `json:"message"`
+	// DiscardedImage is the timestamp (yyyymmddhhmmss) of the image Db2 wrote before the run
+	// failed and that keyguard discarded. Db2's history still counts it, so its next delta or
+	// incremental would build on it: the next backup must be a full (need_full).
+	DiscardedImage string `json:"discarded_image,omitempty"`
 }
 
 // RestoreRequested asks for a restore plan or run.
@@ -362,6 +370,7 @@ func (e BackupCompleted) Validate() error {
 	p.need(e.SizeBytes >= 0, "size_bytes is negative")
 	p.need(e.SHA256 == "" || validHex(e.SHA256, 64), "sha256 must be 64 hex digits")
 	p.need(text(e.KeyCRN), "key_crn is required")
+	p.need(len(e.Note) <= 4*maxField, "note is longer than 4096 bytes")
 	return p.err(TypeBackupCompleted)
 }
 
@@ -374,6 +383,7 @@ func (e BackupFailed) Validate() error {
 	p.need(!e.EndedAt.IsZero(), "ended_at is required")
 	p.need(e.Class.Valid(), "class must be transient, rotation, configuration or permanent")
 	p.need(e.Message != "" && len(e.Message) <= 4*maxField, "message is required (at most 4096 bytes)")
+	p.need(e.DiscardedImage == "" || validImageTimestamp(e.DiscardedImage), "discarded_image must be 14 digits (yyyymmddhhmmss)")
 	return p.err(TypeBackupFailed)
 }
 

@@ -517,7 +517,11 @@ func (o *ops) backupList(ctx context.Context, db string, asJSON bool) error {
 	tw := o.table()
 	fmt.Fprintln(tw, "TIMESTAMP\tTYPE\tMODE\tSCOPE\tSIZE\tKEY VERSION\tVERIFIED\tPARENT")
 	for _, e := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ImageTimestamp, e.Type, e.Mode, e.Scope, size(e.SizeBytes),
+		typ := string(e.Type)
+		if e.IsDiscarded() {
+			typ += " (discarded)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ImageTimestamp, typ, e.Mode, e.Scope, size(e.SizeBytes),
 			short(e.KeyVersion), yesNo(e.Verification.Verified), orDash(e.ParentTimestamp))
 	}
 	return tw.Flush()
@@ -653,16 +657,20 @@ func (o *ops) backupDelete(ctx context.Context, db, ts string, force bool) error
 	if !ok {
 		return fmt.Errorf("database %s is not in the fleet policy (its retention is unknown)", db)
 	}
-	list, err := o.entries(ctx, db)
+	l, err := catalog.New(o.objs).ListReport(ctx, db)
 	if err != nil {
 		return err
 	}
+	list := l.Entries
 	e, ok := find(list, ts)
 	if !ok {
 		return fmt.Errorf("backup %s of %s: %w", ts, db, catalog.ErrNotFound)
 	}
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("%w: not deleting %s of %s: %s", errRefused, e.Name(), db, fmt.Sprintf(format, args...))
+	}
+	if len(l.Skipped) > 0 {
+		return refuse("the catalog holds objects this keyguard cannot read, whose chains may need it: %s", skippedKeys(l.Skipped))
 	}
 	if deps := dependents(list, ts); len(deps) > 0 {
 		return refuse("%s build%s on it (delete %s first, newest first; -force never breaks a chain)",
@@ -697,6 +705,14 @@ func (o *ops) backupDelete(ctx context.Context, db, ts string, force bool) error
 	return err
 }
 
+func skippedKeys(s []catalog.Skipped) string {
+	keys := make([]string, len(s))
+	for i, k := range s {
+		keys[i] = k.Key
+	}
+	return strings.Join(keys, ", ")
+}
+
 // dependents names, newest first, the other entries whose restore chain includes ts. A broken
 // chain still depends on the ancestors it links to (as Retain keeps them).
 func dependents(list []catalog.Entry, ts string) []string {
@@ -715,14 +731,17 @@ func dependents(list []catalog.Entry, ts string) []string {
 			_, needs = find(chain, ts)
 		}
 		// Follow the parent links too: the whole chain when it is complete, the ancestors that
-		// exist when it is broken. Parents are older, so the walk ends.
-		for p := e.ParentTimestamp; !needs && p != "" && p < e.ImageTimestamp; {
+		// exist when it is broken. Timestamps are local time and need not grow along a chain
+		// (a fall-back hour), so the walk stops at an image already seen.
+		seen := map[string]bool{e.ImageTimestamp: true}
+		for p := e.ParentTimestamp; !needs && p != "" && !seen[p]; {
 			if p == ts {
 				needs = true
 				break
 			}
+			seen[p] = true
 			next, ok := byTS[p]
-			if !ok || next.ParentTimestamp >= p {
+			if !ok {
 				break
 			}
 			p = next.ParentTimestamp
@@ -753,7 +772,7 @@ func onNewestChain(list []catalog.Entry, ts string) bool {
 func countFulls(list []catalog.Entry) int {
 	n := 0
 	for _, e := range list {
-		if e.Scope == catalog.ScopeDatabase && e.Type == events.Full {
+		if e.Scope == catalog.ScopeDatabase && e.Type == events.Full && !e.IsDiscarded() {
 			n++
 		}
 	}
@@ -817,9 +836,12 @@ func (o *ops) prune(ctx context.Context, db string, dry bool) error {
 	if !ok {
 		return fmt.Errorf("database %s is not in the fleet policy (its retention is unknown)", db)
 	}
-	list, err := o.entries(ctx, db)
+	l, err := catalog.New(o.objs).ListReport(ctx, db)
 	if err != nil {
 		return err
+	}
+	if len(l.Entries) == 0 {
+		return fmt.Errorf("no backups of %s in the catalog", db)
 	}
 	now := o.now()
 	inUse, err := catalog.New(o.objs).InUse(ctx, db, now)
@@ -827,9 +849,15 @@ func (o *ops) prune(ctx context.Context, db string, dry bool) error {
 		return fmt.Errorf("prune %s: %w", db, err)
 	}
 	policy := catalog.RetentionPolicy{KeepFulls: pol.Retention.KeepFulls, KeepDays: pol.Retention.KeepDays}
-	keep, drop := catalog.Retain(list, policy, now, inUse)
+	keep, drop := l.Retain(policy, now, inUse)
 	fmt.Fprintf(o.out, "retention of %s: keep_fulls %d, keep_days %d, at %s: keep %d, drop %d\n\n",
 		db, max(policy.KeepFulls, catalog.MinKeepFulls), policy.KeepDays, utc(now), len(keep), len(drop))
+	for _, sk := range l.Skipped {
+		fmt.Fprintf(o.out, "unreadable %s: %s\n", sk.Key, sk.Reason)
+	}
+	if len(l.Skipped) > 0 {
+		fmt.Fprintf(o.out, "retention is paused while the catalog holds objects this keyguard cannot read\n\n")
+	}
 	tw := o.table()
 	fmt.Fprintln(tw, "ACTION\tTIMESTAMP\tTYPE\tENDED\tSIZE\tPARENT")
 	line := func(action string, e catalog.Entry) {

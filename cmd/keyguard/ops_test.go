@@ -409,6 +409,29 @@ func TestPrune(t *testing.T) {
 	}
 }
 
+// TestPruneAndDeleteWaitForUnreadableEntries: while an object of the catalog cannot be read (an
+// entry of a newer schema), prune deletes nothing and says why, and backup delete refuses.
+func TestPruneAndDeleteWaitForUnreadableEntries(t *testing.T) {
+	f := seed(t)
+	ctx := context.Background()
+	key := catalog.Key("db1", "20261117010000", events.Delta)
+	if _, err := f.objs.Put(ctx, key, []byte(`{"schema_version": 99}`), objstore.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.run(t, "prune", "db1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := catalog.New(f.objs).List(ctx, "db1"); len(got) != len(db1Entries()) {
+		t.Errorf("prune deleted entries while %s is unreadable: %d left", key, len(got))
+	}
+	if out := f.out.String(); strings.Contains(out, "deleted ") || !strings.Contains(out, key) {
+		t.Errorf("prune output does not name the unreadable object or deleted something:\n%s", out)
+	}
+	if err := f.run(t, "backup", "delete", "db1", "20261101010000"); !errors.Is(err, errRefused) || !strings.Contains(err.Error(), key) {
+		t.Errorf("backup delete = %v, want a refusal naming %s", err, key)
+	}
+}
+
 func TestPruneDryRunDeletesNothing(t *testing.T) {
 	f := seed(t)
 	ctx := context.Background()
@@ -517,5 +540,25 @@ func TestOpsFromEnv(t *testing.T) {
 	}
 	if o.user != "operator" {
 		t.Errorf("without USER: user %q, want operator", o.user)
+	}
+}
+
+// TestDependentsAcrossFallBack: a delta taken in the hour repeated when clocks go back carries a
+// smaller timestamp than its parent; backup delete still counts it as depending on that parent,
+// as retention does, even when its chain is broken (here by a discarded delta Db2 built it on).
+func TestDependentsAcrossFallBack(t *testing.T) {
+	hist := catalogtest.FallBack("db1")
+	full, d1 := hist[0], hist[1]
+	gone := catalogtest.SampleAt("db1", d1.StartedAt.Add(-30*time.Minute).In(time.FixedZone("EST", -5*3600)), events.Delta, full.ImageTimestamp)
+	gone = catalogtest.Discard(gone, "upload failed")
+	list := []catalog.Entry{full, gone, d1}
+	if _, err := catalog.Chain(list, d1.ImageTimestamp); !errors.Is(err, catalog.ErrBrokenChain) {
+		t.Fatalf("Chain(%s) = %v, want broken by the discarded delta", d1.Name(), err)
+	}
+	if deps := dependents(list, full.ImageTimestamp); len(deps) != 2 || deps[0] != d1.Name() {
+		t.Errorf("dependents of %s = %v, want %s and %s", full.Name(), deps, d1.Name(), gone.Name())
+	}
+	if n := countFulls(append(list, catalogtest.Discard(catalogtest.Sample("db1", "20241104010000", events.Full, ""), "x"))); n != 1 {
+		t.Errorf("countFulls = %d, want 1 (a discarded full does not count)", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/state"
@@ -33,13 +34,24 @@ func New(store objstore.Store) *Catalog { return &Catalog{store: store} }
 // concurrent Puts of different entries at one key: exactly one succeeds. Entries of one
 // timestamp under different types are detected by a listing before the write, which two
 // concurrent writers can both pass; Db2 timestamps are unique per database, so this needs a
-// broken writer.
+// broken writer. An entry that names a discarded entry as its parent is refused with a
+// *ChainError (ErrBrokenChain) naming it: Db2 cannot restore such a chain.
 func (c *Catalog) Put(ctx context.Context, e Entry) error {
 	body, err := Encode(e)
 	if err != nil {
 		return fmt.Errorf("put catalog entry: %w", err)
 	}
 	key := e.Key()
+	if e.ParentTimestamp != "" && !e.IsDiscarded() {
+		parent, err := c.Get(ctx, e.Database, e.ParentTimestamp)
+		switch {
+		case err == nil && parent.IsDiscarded():
+			return fmt.Errorf("put catalog entry %s: %w", key, &ChainError{Database: e.Database, Target: e.Name(), Image: e.Name(),
+				Parent: e.ParentTimestamp, Discarded: parent.ImageTimestamp, Reason: fmt.Sprintf("its parent %s was discarded (%s)", parent.Name(), parent.Discarded.Reason)})
+		case err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalid):
+			return fmt.Errorf("put catalog entry %s: read parent: %w", key, err)
+		}
+	}
 	others, err := c.keysAt(ctx, e.Database, e.ImageTimestamp)
 	if err != nil {
 		return fmt.Errorf("put catalog entry %s: %w", key, err)
@@ -138,27 +150,80 @@ func (c *Catalog) read(ctx context.Context, db, key string) (Entry, error) {
 	return e, nil
 }
 
-// List returns every entry of db sorted by image timestamp, or an empty list. Any object under
-// catalog/<db>/ that is not a well-named, valid entry is an error naming it (retention must not
-// work from a partial view). Entries are read with a few concurrent GETs. An entry deleted
-// during the call is left out. Read-only; safe concurrently.
+// Reserved sub-folders of catalog/<database>/: records of other kinds (runs, restores) kept
+// beside the entries. List skips their objects without reporting them.
+var reservedDirs = []string{"runs/", "restores/"}
+
+// Skipped is an object under catalog/<database>/ that List could not read as an entry: a name
+// that is not <timestamp>-<type>.json, a body that does not decode (corrupt, unknown fields, a
+// newer schema written by a newer keyguard during a rolling upgrade), an entry that disagrees
+// with its key, or one of two entries sharing a timestamp.
+type Skipped struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// Listing is a database's catalog as ListReport read it.
+type Listing struct {
+	Database string `json:"database"`
+	// Entries are the entries that could be read, sorted by Compare (oldest first).
+	Entries []Entry `json:"entries"`
+	// Skipped are the objects that could not, sorted by key. Objects in the reserved
+	// sub-folders runs/ and restores/ are not listed here.
+	Skipped []Skipped `json:"skipped,omitempty"`
+}
+
+// Retain applies Retain to the listing's entries, unless something was skipped: then it keeps
+// every entry and drops nothing. A skipped object may be an entry (a newer one that this
+// reader cannot decode, say) whose chain needs older entries, or whose descendants a kept
+// chain check depends on, and its timestamp is local time, not an instant: no part of the
+// history can be shown safe to delete without it. Retention resumes once the object is
+// readable or removed; callers should report l.Skipped (an operator must look).
+func (l Listing) Retain(policy RetentionPolicy, now time.Time, inUse map[string]bool) (keep, drop []Entry) {
+	if len(l.Skipped) > 0 {
+		keep = slices.Clone(l.Entries)
+		slices.SortStableFunc(keep, Compare)
+		return keep, nil
+	}
+	return Retain(l.Entries, policy, now, inUse)
+}
+
+// List returns the entries of db that it can read, sorted by Compare (oldest first), or an
+// empty list: ListReport without the report. Objects that are not readable entries are
+// skipped, so one bad or newer object does not stop backups and restores; callers that delete
+// must use ListReport and Listing.Retain, which account for them. Read-only; safe concurrently.
 func (c *Catalog) List(ctx context.Context, db string) ([]Entry, error) {
+	l, err := c.ListReport(ctx, db)
+	return l.Entries, err
+}
+
+// ListReport reads every object under catalog/<db>/ with a few concurrent GETs and returns the
+// entries it could read and the objects it skipped, with the reason (see Skipped). Objects in
+// the reserved sub-folders runs/ and restores/ are ignored. An entry deleted during the call is
+// left out. The error is non-nil only when the store fails (listing, or reading an object:
+// then nothing is returned, never a partial view presented as complete) or db is not a valid
+// name (ErrInvalid). Read-only; safe concurrently.
+func (c *Catalog) ListReport(ctx context.Context, db string) (Listing, error) {
 	if err := state.ValidateDatabase(db); err != nil {
-		return nil, fmt.Errorf("list catalog: %w: %w", ErrInvalid, err)
+		return Listing{}, fmt.Errorf("list catalog: %w: %w", ErrInvalid, err)
 	}
 	infos, err := c.store.List(ctx, Prefix(db))
 	if err != nil {
-		return nil, fmt.Errorf("list catalog %s: %w", db, err)
+		return Listing{}, fmt.Errorf("list catalog %s: %w", db, err)
 	}
+	l := Listing{Database: db, Entries: []Entry{}}
 	var keys []string
 	for _, in := range infos {
-		if strings.HasPrefix(in.Key, Prefix(db)+runsDir) {
-			continue // run records (RunRecord), not entries
+		name := strings.TrimPrefix(in.Key, Prefix(db))
+		switch {
+		case slices.ContainsFunc(reservedDirs, func(d string) bool { return strings.HasPrefix(name, d) }):
+		case !validName(name):
+			l.Skipped = append(l.Skipped, Skipped{Key: in.Key, Reason: "not an entry name (<timestamp>-<full|incremental|delta>.json)"})
+		case in.Size > MaxEncodedSize:
+			l.Skipped = append(l.Skipped, Skipped{Key: in.Key, Reason: fmt.Sprintf("%d bytes, more than %d", in.Size, MaxEncodedSize)})
+		default:
+			keys = append(keys, in.Key)
 		}
-		if _, _, ok := parseKey(strings.TrimPrefix(in.Key, Prefix(db))); !ok {
-			return nil, fmt.Errorf("list catalog %s: %w: unexpected object %s", db, ErrInvalid, in.Key)
-		}
-		keys = append(keys, in.Key)
 	}
 	entries := make([]Entry, len(keys))
 	found := make([]bool, len(keys))
@@ -175,6 +240,8 @@ func (c *Catalog) List(ctx context.Context, db string) ([]Entry, error) {
 				case err == nil:
 					entries[i], found[i] = e, true
 				case errors.Is(err, objstore.ErrNotFound):
+				case errors.Is(err, ErrInvalid):
+					errs[i] = err // unreadable: reported below
 				default:
 					errs[i] = err
 					cancel()
@@ -192,25 +259,54 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("list catalog %s: %w", db, err)
+	var failed []error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrInvalid):
+			l.Skipped = append(l.Skipped, Skipped{Key: keys[i], Reason: err.Error()})
+		default:
+			failed = append(failed, err)
+		}
+	}
+	if err := errors.Join(failed...); err != nil {
+		return Listing{}, fmt.Errorf("list catalog %s: %w", db, err)
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("list catalog %s: %w", db, context.Cause(ctx))
+		return Listing{}, fmt.Errorf("list catalog %s: %w", db, context.Cause(ctx))
 	}
-	out := make([]Entry, 0, len(entries))
+	byTS := map[string][]int{}
 	for i, e := range entries {
 		if found[i] {
-			out = append(out, e)
+			byTS[e.ImageTimestamp] = append(byTS[e.ImageTimestamp], i)
 		}
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.ImageTimestamp, b.ImageTimestamp) })
-	for i := 1; i < len(out); i++ {
-		if out[i].ImageTimestamp == out[i-1].ImageTimestamp {
-			return nil, fmt.Errorf("list catalog %s: %w: %s and %s share a timestamp", db, ErrInvalid, out[i-1].Key(), out[i].Key())
+	for i, e := range entries {
+		if !found[i] {
+			continue
 		}
+		if same := byTS[e.ImageTimestamp]; len(same) > 1 {
+			// Db2 never gives two images one timestamp: one of them is wrong, and which one
+			// is not knowable here.
+			others := make([]string, 0, len(same)-1)
+			for _, j := range same {
+				if j != i {
+					others = append(others, keys[j])
+				}
+			}
+			l.Skipped = append(l.Skipped, Skipped{Key: keys[i], Reason: fmt.Sprintf("%v: entries share timestamp %s with %s", ErrInvalid, e.ImageTimestamp, strings.Join(others, ", "))})
+			continue
+		}
+		l.Entries = append(l.Entries, e)
 	}
-	return out, nil
+	slices.SortFunc(l.Entries, Compare)
+	slices.SortFunc(l.Skipped, func(a, b Skipped) int { return strings.Compare(a.Key, b.Key) })
+	return l, nil
+}
+
+func validName(name string) bool {
+	_, _, ok := parseKey(name)
+	return ok
 }
 
 // Delete removes db's entry taken at timestamp: first the files keyguard stored for it (keys

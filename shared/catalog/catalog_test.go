@@ -82,3 +82,39 @@ func TestStoreErrorsAreWrapped(t *testing.T) {
 		t.Errorf("List of a bad database = %v, want ErrInvalid", err)
 	}
 }
+
+// flakyGets fails the GET of one key with a transient error.
+type flakyGets struct {
+	objstore.Store
+	key string
+	err error
+}
+
+func (s flakyGets) Get(ctx context.Context, key string) ([]byte, string, error) {
+	if key == s.key {
+		return nil, "", s.err
+	}
+	return s.Store.Get(ctx, key)
+}
+
+// TestListFailsWhenAReadFails: an object that could not be read (a store error) is not an
+// unreadable entry: List fails rather than report a partial view as complete.
+func TestListFailsWhenAReadFails(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMemory()
+	full := catalogtest.Sample("db1", "20240303010000", events.Full, "")
+	delta := catalogtest.Sample("db1", "20240303090000", events.Delta, full.ImageTimestamp)
+	for _, e := range []catalog.Entry{full, delta} {
+		if err := catalog.New(mem).Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := objstore.MarkTransient(errors.New("503 slow down"))
+	c := catalog.New(flakyGets{Store: mem, key: delta.Key(), err: boom})
+	if got, err := c.List(ctx, "db1"); !errors.Is(err, boom) {
+		t.Errorf("List = %v, %v; want the store error", catalogtest.Names(got), err)
+	}
+	if l, err := c.ListReport(ctx, "db1"); !errors.Is(err, boom) || len(l.Skipped) != 0 {
+		t.Errorf("ListReport = %+v, %v; want the store error", l, err)
+	}
+}

@@ -11,17 +11,22 @@ import (
 )
 
 // ChainError says why the restore chain of Target cannot be built: the link from Image to its
-// parent Parent is missing (Missing) or inconsistent (Reason). It wraps ErrBrokenChain.
+// parent Parent is missing (Missing) or inconsistent (Reason), or the chain needs a discarded
+// image (Discarded). It wraps ErrBrokenChain.
 type ChainError struct {
 	Database string
 	// Target is the image whose chain was asked for, Image the one whose link is broken
 	// ("<timestamp>-<type>").
 	Target, Image string
-	// Parent is the timestamp Image names as its parent.
+	// Parent is the timestamp Image names as its parent (empty for a full).
 	Parent string
 	// Missing is true when no entry has the Parent timestamp.
 	Missing bool
-	Reason  string
+	// Discarded is the timestamp of the discarded image that breaks the chain: Image itself,
+	// its parent, or the image Db2 built Image on (its actual base, which the catalog's parent
+	// link skips over). Empty when no discarded image is involved.
+	Discarded string
+	Reason    string
 }
 
 func (e *ChainError) Error() string {
@@ -29,13 +34,18 @@ func (e *ChainError) Error() string {
 		return fmt.Sprintf("%s: chain of %s/%s: %s needs image %s, which is not in the catalog",
 			ErrBrokenChain, e.Database, e.Target, e.Image, e.Parent)
 	}
-	return fmt.Sprintf("%s: chain of %s/%s: %s (parent %s): %s", ErrBrokenChain, e.Database, e.Target, e.Image, e.Parent, e.Reason)
+	img := e.Image
+	if e.Parent != "" {
+		img += " (parent " + e.Parent + ")"
+	}
+	return fmt.Sprintf("%s: chain of %s/%s: %s: %s", ErrBrokenChain, e.Database, e.Target, img, e.Reason)
 }
 
 // Unwrap makes errors.Is(err, ErrBrokenChain) true.
 func (e *ChainError) Unwrap() error { return ErrBrokenChain }
 
-// history is one database's entries sorted by timestamp, with an index.
+// history is one database's entries sorted by Compare (UTC instants), with an index by
+// timestamp.
 type history struct {
 	db     string
 	sorted []Entry
@@ -46,7 +56,7 @@ type history struct {
 // timestamp, are an error.
 func newHistory(entries []Entry) (*history, error) {
 	h := &history{sorted: slices.Clone(entries), byTS: make(map[string]int, len(entries))}
-	slices.SortStableFunc(h.sorted, func(a, b Entry) int { return strings.Compare(a.ImageTimestamp, b.ImageTimestamp) })
+	slices.SortStableFunc(h.sorted, Compare)
 	for i, e := range h.sorted {
 		if i == 0 {
 			h.db = e.Database
@@ -82,8 +92,15 @@ func line(e Entry) string {
 //     after it and before the delta (if any), then every delta after that incremental (or after
 //     the full) up to and including the target.
 //
+// A discarded image (Entry.Discarded) is never restorable, and because Db2's history still
+// counts it, Db2 built the next image of its line on it (a delta on any discarded image, an
+// incremental on a discarded full): such an image is broken too, whether the catalog names the
+// discarded image as its parent or an older one. Both errors name the discarded image
+// (ChainError.Discarded).
+//
 // The chain is found by following ParentTimestamp links back to a full, and each link is
-// checked against the history: the parent must exist, be older, be of the same scope (and the
+// checked against the history, in the order of Compare (UTC instants; Db2's local timestamps
+// do not sort like them across a fall-back hour): the parent must exist, be older, be of the same scope (and the
 // same table spaces); an incremental's parent must be a full with no other full of that line in
 // between; a delta's parent must be the previous image of that line. Any violation is a
 // *ChainError (ErrBrokenChain) naming the image. Mixing database and table space incremental
@@ -120,7 +137,15 @@ func (h *history) chain(target string) ([]int, error) {
 		return &ChainError{Database: h.db, Target: tname, Image: img.Name(), Parent: img.ParentTimestamp,
 			Missing: missing, Reason: fmt.Sprintf(reason, args...)}
 	}
+	gone := func(img, discarded Entry, reason string, args ...any) error {
+		err := brk(img, false, reason, args...).(*ChainError)
+		err.Discarded = discarded.ImageTimestamp
+		return err
+	}
 	rev := []int{i}
+	if cur := h.sorted[i]; cur.IsDiscarded() {
+		return nil, gone(cur, cur, "the image was discarded (%s)", cur.Discarded.Reason)
+	}
 	for cur := h.sorted[i]; cur.Type != events.Full; {
 		if !cur.Type.Valid() {
 			return nil, brk(cur, false, "unknown type %q", cur.Type)
@@ -133,6 +158,9 @@ func (h *history) chain(target string) ([]int, error) {
 			return nil, brk(cur, false, "the parent is not older")
 		}
 		parent := h.sorted[p]
+		if parent.IsDiscarded() {
+			return nil, gone(cur, parent, "its parent %s was discarded (%s)", parent.Name(), parent.Discarded.Reason)
+		}
 		l := line(cur)
 		if line(parent) != l {
 			return nil, brk(cur, false, "the parent is a backup of %s, this one of %s", line(parent), l)
@@ -140,16 +168,19 @@ func (h *history) chain(target string) ([]int, error) {
 		if cur.Type == events.Incremental && parent.Type != events.Full {
 			return nil, brk(cur, false, "an incremental builds on a full, the parent is %s", parent.Type)
 		}
-		for _, between := range h.sorted[p+1 : i] {
-			if line(between) != l {
+		// Newest first: the first match is the image Db2 built cur on.
+		for k := i - 1; k > p; k-- {
+			between := h.sorted[k]
+			if line(between) != l || (cur.Type == events.Incremental && between.Type != events.Full) {
 				continue
 			}
-			if cur.Type == events.Incremental && between.Type == events.Full {
+			if between.IsDiscarded() {
+				return nil, gone(cur, between, "Db2 built it on %s, which was discarded (%s)", between.Name(), between.Discarded.Reason)
+			}
+			if cur.Type == events.Incremental {
 				return nil, brk(cur, false, "full %s was taken in between, so Db2 built the incremental on it", between.ImageTimestamp)
 			}
-			if cur.Type == events.Delta {
-				return nil, brk(cur, false, "%s was taken in between, so Db2 built the delta on it", between.Name())
-			}
+			return nil, brk(cur, false, "%s was taken in between, so Db2 built the delta on it", between.Name())
 		}
 		rev = append(rev, p)
 		i, cur = p, parent
@@ -252,8 +283,14 @@ func chainReason(err error) string {
 	switch {
 	case errors.As(err, &ce) && ce.Missing:
 		return fmt.Sprintf("broken chain: %s needs image %s, which is not in the catalog", ce.Image, ce.Parent)
+	case errors.As(err, &ce) && ce.Discarded != "" && strings.HasPrefix(ce.Image, ce.Discarded+"-"):
+		return ce.Reason
 	case errors.As(err, &ce):
-		return fmt.Sprintf("broken chain: %s (parent %s): %s", ce.Image, ce.Parent, ce.Reason)
+		img := ce.Image
+		if ce.Parent != "" {
+			img += " (parent " + ce.Parent + ")"
+		}
+		return fmt.Sprintf("broken chain: %s: %s", img, ce.Reason)
 	}
 	return err.Error()
 }

@@ -108,6 +108,118 @@ func TestChainSemantics(t *testing.T) {
 	}
 }
 
+// TestFallBackHour: entries are ordered by their UTC instants, not by Db2's local timestamps,
+// so the night clocks go back does not break chains, plans or retention.
+func TestFallBackHour(t *testing.T) {
+	hist := catalogtest.FallBack("db1")
+	full, d1, d2 := hist[0], hist[1], hist[2]
+	if d1.ImageTimestamp > full.ImageTimestamp {
+		t.Fatalf("the history does not exercise the repeated hour: %v", catalogtest.Names(hist))
+	}
+	for _, e := range hist {
+		if err := e.Validate(); err != nil {
+			t.Errorf("Validate(%s) = %v", e.Name(), err)
+		}
+	}
+	reversed := []catalog.Entry{d2, d1, full}
+	chain, err := catalog.Chain(reversed, d2.ImageTimestamp)
+	if err != nil || fmt.Sprint(catalogtest.Names(chain)) != fmt.Sprint(catalogtest.Names(hist)) {
+		t.Fatalf("Chain(%s) = %v, %v; want %v", d2.Name(), catalogtest.Names(chain), err, catalogtest.Names(hist))
+	}
+	p, err := catalog.PlanRestore(reversed, time.Time{}, nil)
+	if err != nil || p.Target != d2.ImageTimestamp {
+		t.Fatalf("PlanRestore = %s, %v; want the last delta %s", p.Target, err, d2.ImageTimestamp)
+	}
+	p, err = catalog.PlanRestore(reversed, d1.EndedAt, nil)
+	if err != nil || p.Target != d1.ImageTimestamp {
+		t.Fatalf("PlanRestore to the end of the first delta = %s, %v; want %s", p.Target, err, d1.ImageTimestamp)
+	}
+	keep, drop := catalog.Retain(reversed, catalog.RetentionPolicy{}, d2.EndedAt, nil)
+	if len(drop) != 0 || fmt.Sprint(catalogtest.Names(keep)) != fmt.Sprint(catalogtest.Names(hist)) {
+		t.Errorf("Retain = keep %v drop %v; want all kept, oldest instant first", catalogtest.Names(keep), catalogtest.Names(drop))
+	}
+	// A delta taken in the repeated hour that names as parent an image taken after it (by the
+	// clock) is broken, although its parent's timestamp is the smaller one.
+	late := catalogtest.SampleAt("db1", d1.StartedAt.Add(-time.Hour), events.Delta, full.ImageTimestamp)
+	late.ImageTimestamp = "20241103012000"
+	late.Images[0].Key = catalog.ImageKey("db1", late.ImageTimestamp, "x")
+	late.StartedAt = full.StartedAt.Add(-30 * time.Minute) // 01:00 EDT: before the full
+	late.EndedAt = late.StartedAt.Add(time.Minute)
+	late.Verification.At = late.EndedAt
+	if _, err := catalog.Chain([]catalog.Entry{full, late}, late.ImageTimestamp); !errors.Is(err, catalog.ErrBrokenChain) || !strings.Contains(err.Error(), "not older") {
+		t.Errorf("Chain of a delta started before its parent = %v, want a broken chain (parent not older)", err)
+	}
+	if catalog.Compare(full, d1) >= 0 || catalog.Compare(d1, d2) >= 0 || catalog.Compare(d2, d2) != 0 {
+		t.Error("Compare does not order by instant")
+	}
+}
+
+// TestDiscarded: a discarded image is never restorable, and an image Db2 built on a discarded
+// one is a broken chain naming it, whatever parent the catalog records.
+func TestDiscarded(t *testing.T) {
+	const (
+		f1 = "20240303010000"
+		d1 = "20240303090000"
+		d2 = "20240303170000"
+		i1 = "20240304010000"
+		f2 = "20240310010000"
+	)
+	s, gone := catalogtest.Sample, catalogtest.Discard
+	cases := []struct {
+		name      string
+		entries   []catalog.Entry
+		target    string
+		want      string // chain, or "error: " and a substring
+		discarded string // ChainError.Discarded
+	}{
+		{"the discarded image itself", []catalog.Entry{s("db1", f1, events.Full, ""), gone(s("db1", d1, events.Delta, f1), "db2ckbkp failed")},
+			d1, "error: was discarded (db2ckbkp failed)", d1},
+		{"a delta on a discarded delta, the catalog naming an older parent", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", d2, events.Delta, f1)},
+			d2, "error: Db2 built it on " + d1 + "-delta, which was discarded (upload failed)", d1},
+		{"a delta naming a discarded parent", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", d2, events.Delta, d1)},
+			d2, "error: its parent " + d1 + "-delta was discarded (upload failed)", d1},
+		{"an incremental after a discarded full", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Full, ""), "keystore copy failed"), s("db1", i1, events.Incremental, f1)},
+			i1, "error: Db2 built it on " + d1 + "-full, which was discarded", d1},
+		{"an incremental after a discarded delta builds on the full", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", i1, events.Incremental, f1)},
+			i1, f1 + "-full " + i1 + "-incremental", ""},
+		{"a full after a discarded image", []catalog.Entry{s("db1", f1, events.Full, ""),
+			gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", f2, events.Full, "")},
+			f2, f2 + "-full", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			chain, err := catalog.Chain(tc.entries, tc.target)
+			want, isErr := strings.CutPrefix(tc.want, "error: ")
+			if !isErr {
+				if err != nil || strings.Join(catalogtest.Names(chain), " ") != want {
+					t.Fatalf("Chain = %v, %v; want %s", catalogtest.Names(chain), err, want)
+				}
+				return
+			}
+			var ce *catalog.ChainError
+			if !errors.As(err, &ce) || !errors.Is(err, catalog.ErrBrokenChain) || ce.Discarded != tc.discarded || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Chain = %v, %v; want a *ChainError naming discarded %s, about %q", catalogtest.Names(chain), err, tc.discarded, want)
+			}
+		})
+	}
+	// PlanRestore passes over both the discarded image and the delta built on it.
+	entries := []catalog.Entry{s("db1", f1, events.Full, ""), gone(s("db1", d1, events.Delta, f1), "upload failed"), s("db1", d2, events.Delta, f1)}
+	p, err := catalog.PlanRestore(entries, time.Time{}, nil)
+	if err != nil || p.Target != f1 {
+		t.Fatalf("PlanRestore = %s, %v; want the full %s", p.Target, err, f1)
+	}
+	notes := strings.Join(p.Notes, "\n")
+	for _, want := range []string{"skipped " + d2 + "-delta", "skipped " + d1 + "-delta", "discarded"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("plan notes lack %q:\n%s", want, notes)
+		}
+	}
+}
+
 type planCase struct {
 	Case        string    `json:"case"`
 	PointInTime time.Time `json:"point_in_time,omitzero"`

@@ -7,8 +7,15 @@
 // store's prefix), written with If-None-Match: * and never rewritten: Catalog.Put of an identical
 // entry again succeeds (an idempotent retry), a different entry at the same key fails with
 // ErrExists. Stored entries are decoded strictly: unknown fields, trailing data, a newer schema
-// version or an invalid entry are errors, never silently skipped, because retention must not
-// decide from a partial view.
+// version or an invalid entry are errors. List does not let one such object stop every backup,
+// restore and retention of the database: ListReport returns the entries it could read and
+// reports the objects it skipped (Skipped, with the reason), and List is its entries alone.
+// Retention must not decide from a partial view, so Listing.Retain deletes nothing while any
+// object is skipped. The sub-folders catalog/<database>/runs/ and restores/ are reserved for
+// other record kinds and ignored.
+//
+// Entries are ordered by Compare: by their UTC instants, not by Db2's timestamps, which are
+// the server's local time and repeat an hour when clocks go back.
 //
 // Chain, PlanRestore and Retain are pure functions of a database's entries. Chain follows the
 // ParentTimestamp links the way Db2's RESTORE ... INCREMENTAL AUTOMATIC walks its recovery
@@ -16,8 +23,8 @@
 // than RetentionPolicy.KeepFulls full chains nor loses the newest restorable chain, and never
 // drops an image a running restore uses.
 //
-// Users: the backup runner writes entries (Put); the completion handler applies retention (List,
-// Retain, Delete); the operator command line and the restore flow plan restores (List,
-// PlanRestore). Catalog is safe for concurrent use; the pure functions do not modify their
-// arguments.
+// Users: the backup runner writes entries (Put); the completion handler applies retention
+// (ListReport, Listing.Retain, Delete); the operator command line and the restore flow plan
+// restores (List, PlanRestore). Catalog is safe for concurrent use; the pure functions do not
+// modify their arguments.
 package catalog

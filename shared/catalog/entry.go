@@ -16,9 +16,11 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
-// SchemaVersion is the version of the stored entry format this package writes and reads.
-// Decode refuses entries of a newer version rather than misreading them.
-const SchemaVersion = 1
+// SchemaVersion is the newest version of the stored entry format this package writes and
+// reads. Decode refuses entries of a newer version rather than misreading them. Version 2 added
+// Notes and Discarded; Encode writes version 1 for an entry that uses neither, byte for byte as
+// before, so that readers of version 1 keep reading ordinary entries during a rolling upgrade.
+const SchemaVersion = 2
 
 // Limits of one entry. An entry is written once per backup image; these bound what a reader
 // accepts from COS.
@@ -30,13 +32,26 @@ const (
 	MaxImages = 1024
 	// MaxTablespaces bounds the table spaces named by a table space backup.
 	MaxTablespaces = 4096
-	maxText        = 1024
-	maxDetail      = 4096
+	// MaxNotes bounds Entry.Notes.
+	MaxNotes  = 16
+	maxText   = 1024
+	maxDetail = 4096
 )
 
 // TimestampLayout is the layout of a Db2 backup image timestamp (yyyymmddhhmmss), in the Db2
-// server's local time. StartedAt / EndedAt are the UTC instants keyguard observed.
+// server's local time. StartedAt / EndedAt are the UTC instants keyguard observed. Timestamps
+// name images; they do not order them (the hour repeated when clocks go back gives later images
+// smaller timestamps): Compare does.
 const TimestampLayout = "20060102150405"
+
+// Compare orders entries by time: by StartedAt (a UTC instant), then by image timestamp. It is
+// the order of List, Chain, PlanRestore and Retain. It returns -1, 0 or +1 like cmp.Compare.
+func Compare(a, b Entry) int {
+	if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ImageTimestamp, b.ImageTimestamp)
+}
 
 // Scope of a backup: the whole database or some table spaces.
 type Scope string
@@ -101,7 +116,25 @@ type Entry struct {
 	Verification Verification `json:"verification"`
 	RunID        string       `json:"run_id"`
 	Executor     string       `json:"executor"`
+	// Notes say how the backup differs from what was asked and why (e.g. a full taken instead of
+	// a delta because Db2 would have built the delta on a discarded image). Schema version 2.
+	Notes []string `json:"notes,omitempty"`
+	// Discarded, when set, records that Db2 wrote this image but the run failed before it was
+	// verified, stored and cataloged (verification, upload, keystore copy or catalog write
+	// failed): the image is not restorable and Images lists only what was stored (often
+	// nothing). Db2's history still counts it, so its next delta (or, for a full, incremental)
+	// builds on it: Chain reports such images as broken. Schema version 2.
+	Discarded *Discard `json:"discarded,omitempty"`
 }
+
+// Discard is when and why an image was discarded.
+type Discard struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// IsDiscarded reports whether e records a discarded image (never restorable).
+func (e Entry) IsDiscarded() bool { return e.Discarded != nil }
 
 // Name is "<timestamp>-<type>", the entry's file name without ".json".
 func (e Entry) Name() string { return e.ImageTimestamp + "-" + string(e.Type) }
@@ -258,15 +291,18 @@ func (e Entry) Validate() error {
 	}
 	if e.Type == events.Full {
 		p.need(e.ParentTimestamp == "", "parent_timestamp must be empty for a full backup")
-	} else if e.Type.Valid() {
+	} else if e.Type.Valid() && (e.ParentTimestamp != "" || !e.IsDiscarded()) {
+		// A discarded image may not know its parent: Db2 chose it, and nothing builds on it.
 		p.need(ValidTimestamp(e.ParentTimestamp), "parent_timestamp must be 14 digits for an %s backup", e.Type)
-		p.need(e.ParentTimestamp < e.ImageTimestamp, "parent_timestamp must be before image_timestamp")
+		// Timestamps are Db2's local time and do not sort like instants across a fall-back
+		// hour: Chain checks that the parent is older by Compare.
+		p.need(e.ParentTimestamp != e.ImageTimestamp, "parent_timestamp must differ from image_timestamp")
 	}
 	p.need(!e.StartedAt.IsZero() && !e.EndedAt.IsZero(), "started_at and ended_at are required")
 	p.need(!e.EndedAt.Before(e.StartedAt), "ended_at is before started_at")
 	p.need(sane(e.StartedAt) && sane(e.EndedAt) && (e.Verification.At.IsZero() || sane(e.Verification.At)),
 		"instants must fall in the years 1970-9999 (UTC)")
-	p.need(len(e.Images) > 0, "images must name at least one file")
+	p.need(len(e.Images) > 0 || e.IsDiscarded(), "images must name at least one file")
 	p.need(len(e.Images) <= MaxImages, "more than %d images", MaxImages)
 	keys := make(map[string]bool, len(e.Images))
 	for i, o := range e.Images {
@@ -289,6 +325,14 @@ func (e Entry) Validate() error {
 	p.need(v.Detail == "" || (len(v.Detail) <= maxDetail && utf8.ValidString(v.Detail)), "verification.detail must be UTF-8, at most %d bytes", maxDetail)
 	p.need(text(e.RunID, maxText), "run_id is required")
 	p.need(text(e.Executor, maxText), "executor is required")
+	p.need(len(e.Notes) <= MaxNotes, "more than %d notes", MaxNotes)
+	for i, n := range e.Notes {
+		p.need(text(n, maxDetail), "notes[%d] must be 1-%d bytes of UTF-8 without control characters", i, maxDetail)
+	}
+	if d := e.Discarded; d != nil {
+		p.need(!d.At.IsZero() && sane(d.At), "discarded.at is required (years 1970-9999)")
+		p.need(text(d.Reason, maxDetail), "discarded.reason must be 1-%d bytes of UTF-8 without control characters", maxDetail)
+	}
 	if len(p) == 0 {
 		return nil
 	}
@@ -314,15 +358,36 @@ func normalize(e Entry) Entry {
 	}
 	e.Tablespaces = slices.Clone(e.Tablespaces)
 	e.Images = slices.Clone(e.Images)
+	if e.Images == nil {
+		e.Images = []Object{} // "images": [], also for a discarded image that stored nothing
+	}
 	if e.Keystore != nil {
 		k := *e.Keystore
 		e.Keystore = &k
 	}
+	if len(e.Notes) == 0 {
+		e.Notes = nil
+	}
+	e.Notes = slices.Clone(e.Notes)
+	if e.Discarded != nil {
+		d := *e.Discarded
+		d.At = d.At.UTC()
+		e.Discarded = &d
+	}
 	return e
 }
 
-// Encode validates e and returns its stored form: indented JSON with a schema version, instants
-// in UTC, ending in a newline. Equal entries encode to equal bytes.
+// version is the schema version e is stored with: the oldest that carries all its fields.
+func version(e Entry) int {
+	if len(e.Notes) > 0 || e.Discarded != nil {
+		return 2
+	}
+	return 1
+}
+
+// Encode validates e and returns its stored form: indented JSON with a schema version (the
+// oldest that carries e's fields), instants in UTC, ending in a newline. Equal entries encode
+// to equal bytes.
 func Encode(e Entry) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, fmt.Errorf("encode catalog entry: %w", err)
@@ -331,7 +396,7 @@ func Encode(e Entry) ([]byte, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(stored{SchemaVersion: SchemaVersion, Entry: normalize(e)}); err != nil {
+	if err := enc.Encode(stored{SchemaVersion: version(e), Entry: normalize(e)}); err != nil {
 		return nil, fmt.Errorf("encode catalog entry %s: %w", e.Name(), err)
 	}
 	if buf.Len() > MaxEncodedSize {
@@ -349,6 +414,14 @@ func Decode(body []byte) (Entry, error) {
 	if len(body) > MaxEncodedSize {
 		return bad("%d bytes, more than %d", len(body), MaxEncodedSize)
 	}
+	// The version first, so that an entry written by a newer keyguard (with fields this reader
+	// does not know) is named as such.
+	var v struct {
+		SchemaVersion int `json:"schema_version"`
+	}
+	if json.Unmarshal(body, &v) == nil && v.SchemaVersion > SchemaVersion {
+		return bad("schema_version %d is newer than this reader (%d)", v.SchemaVersion, SchemaVersion)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var s stored
@@ -363,6 +436,8 @@ func Decode(body []byte) (Entry, error) {
 		return bad("schema_version %d, want %d", s.SchemaVersion, SchemaVersion)
 	case s.SchemaVersion > SchemaVersion:
 		return bad("schema_version %d is newer than this reader (%d)", s.SchemaVersion, SchemaVersion)
+	case s.SchemaVersion < version(s.Entry):
+		return bad("notes and discarded need schema_version 2, the entry says %d", s.SchemaVersion)
 	}
 	if err := s.Entry.Validate(); err != nil {
 		return Entry{}, fmt.Errorf("decode catalog entry: %w", err)

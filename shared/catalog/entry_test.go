@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,38 @@ func TestEncodeGolden(t *testing.T) {
 	}
 }
 
+// discardedEntry is a delta that Db2 wrote and keyguard discarded after its upload failed.
+func discardedEntry() catalog.Entry {
+	e := catalogtest.Sample("orders", "20240313170000", events.Delta, "20240313090000")
+	e.Images, e.SizeBytes = nil, 0
+	e.Verification = catalog.Verification{Verified: true, Tool: "db2ckbkp", At: e.EndedAt, Detail: "Image Verification Complete - successful."}
+	e.Discarded = &catalog.Discard{At: e.EndedAt.Add(time.Minute), Reason: "upload image: 503 Slow Down"}
+	e.Notes = []string{"took a delta as asked"}
+	return e
+}
+
+// TestEncodeVersions: an entry that needs none of version 2's fields (discarded, notes) is
+// written as version 1, byte for byte as before, so that readers of version 1 still read it;
+// one that does is written as version 2.
+func TestEncodeVersions(t *testing.T) {
+	body, err := catalog.Encode(discardedEntry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "entry.discarded.golden.json", body)
+	if !bytes.Contains(body, []byte(`"schema_version": 2,`)) {
+		t.Errorf("a discarded entry is not written as version 2:\n%s", body)
+	}
+	back, err := catalog.Decode(body)
+	if err != nil || !back.IsDiscarded() || back.Discarded.Reason != "upload image: 503 Slow Down" {
+		t.Fatalf("Decode = %+v, %v", back, err)
+	}
+	plain, err := catalog.Encode(catalogtest.Sample("db1", "20240303010000", events.Full, ""))
+	if err != nil || !bytes.HasPrefix(plain, []byte("{\n  \"schema_version\": 1,")) {
+		t.Errorf("a plain entry is not written as version 1: %v\n%s", err, plain)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string
@@ -129,7 +162,13 @@ func TestValidate(t *testing.T) {
 		}, "repeated"},
 		{"full with parent", func(e *catalog.Entry) { e.Type = events.Full }, "must be empty for a full"},
 		{"delta without parent", func(e *catalog.Entry) { e.ParentTimestamp = "" }, "parent_timestamp must be 14 digits"},
-		{"parent after image", func(e *catalog.Entry) { e.ParentTimestamp = "20250101000000" }, "before image_timestamp"},
+		{"parent is the image", func(e *catalog.Entry) { e.ParentTimestamp = e.ImageTimestamp }, "differ from image_timestamp"},
+		// Db2 timestamps are local time: in the repeated hour of a fall-back day a delta can carry
+		// an earlier timestamp than its parent. Chain checks the order by UTC instants.
+		{"parent timestamp later (fall-back hour)", func(e *catalog.Entry) {
+			e.ImageTimestamp, e.ParentTimestamp = "20241103011000", "20241103013000"
+			e.Images[0].Key = catalog.ImageKey("db1", e.ImageTimestamp, "x")
+		}, ""},
 		{"no times", func(e *catalog.Entry) { e.StartedAt = time.Time{} }, "started_at and ended_at"},
 		{"ends before start", func(e *catalog.Entry) { e.EndedAt = e.StartedAt.Add(-time.Second) }, "ended_at is before"},
 		{"year 10000 in UTC", func(e *catalog.Entry) {
@@ -151,6 +190,26 @@ func TestValidate(t *testing.T) {
 		{"long detail", func(e *catalog.Entry) { e.Verification.Detail = strings.Repeat("x", 5000) }, "detail"},
 		{"no run id", func(e *catalog.Entry) { e.RunID = "" }, "run_id"},
 		{"no executor", func(e *catalog.Entry) { e.Executor = "" }, "executor"},
+		{"notes", func(e *catalog.Entry) {
+			e.Notes = []string{"took a full backup: Db2 would build the delta on a discarded image"}
+		}, ""},
+		{"empty note", func(e *catalog.Entry) { e.Notes = []string{""} }, "notes[0]"},
+		{"too many notes", func(e *catalog.Entry) { e.Notes = slices.Repeat([]string{"n"}, catalog.MaxNotes+1) }, "notes"},
+		{"long note", func(e *catalog.Entry) { e.Notes = []string{strings.Repeat("x", 5000)} }, "notes[0]"},
+		{"discarded without images", func(e *catalog.Entry) {
+			e.Discarded = &catalog.Discard{At: e.EndedAt, Reason: "db2ckbkp found 1 error(s)"}
+			e.Images, e.SizeBytes, e.Verification = nil, 0, catalog.Verification{}
+		}, ""},
+		{"discarded delta without parent", func(e *catalog.Entry) {
+			e.Discarded = &catalog.Discard{At: e.EndedAt, Reason: "upload failed"}
+			e.ParentTimestamp = ""
+		}, ""},
+		{"discarded without reason", func(e *catalog.Entry) { e.Discarded = &catalog.Discard{At: e.EndedAt} }, "discarded.reason"},
+		{"discarded without time", func(e *catalog.Entry) { e.Discarded = &catalog.Discard{Reason: "x"} }, "discarded.at"},
+		{"discarded image still checked", func(e *catalog.Entry) {
+			e.Discarded = &catalog.Discard{At: e.EndedAt, Reason: "x"}
+			e.Images[0].SHA256 = ""
+		}, "sha256 is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,12 +245,15 @@ func TestDecodeStrict(t *testing.T) {
 		{"trailing data", s + "{}", "data after"},
 		{"trailing garbage", s + "]", "data after"},
 		{"no schema version", strings.Replace(s, `"schema_version": 1,`, "", 1), "schema_version 0"},
-		{"newer schema", strings.Replace(s, `"schema_version": 1,`, `"schema_version": 2,`, 1), "newer"},
+		{"newer schema", strings.Replace(s, `"schema_version": 1,`, `"schema_version": 3,`, 1), "newer"},
+		{"version 2 without its fields", strings.Replace(s, `"schema_version": 1,`, `"schema_version": 2,`, 1), ""},
 		{"invalid entry", strings.Replace(s, `"run_id": "run-20240303010000"`, `"run_id": ""`, 1), "run_id"},
 		{"wrong type", strings.Replace(s, `"size_bytes": 14680064`, `"size_bytes": "big"`, 1), "size_bytes"},
 		{"not an object", `[]`, "cannot unmarshal"},
 		{"empty", ``, "EOF"},
 		{"too large", s + strings.Repeat(" ", catalog.MaxEncodedSize), "more than"},
+		{"discarded in version 1", strings.Replace(s, `"run_id"`, `"discarded": {"at": "2024-03-03T01:20:00Z", "reason": "x"}, "run_id"`, 1), "schema_version 2"},
+		{"notes in version 1", strings.Replace(s, `"run_id"`, `"notes": ["x"], "run_id"`, 1), "schema_version 2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,29 +17,55 @@ const (
 
 // builder appends backups the way the scheduler takes them, with parents set as Db2 records
 // them: an incremental builds on the last full, a delta on the previous backup of its line.
+// discard records an image Db2 wrote and keyguard discarded: Db2 builds on it all the same. With
+// stale set, backups name the last image the catalog holds as usable instead (what a runner that
+// trusts the catalog over Db2's history records, making chains that Db2 cannot restore).
 type builder struct {
-	db                 string
-	entries            []catalog.Entry
-	lastFull, last     string
-	keyVersion         string
-	log                int
-	scope              catalog.Scope
-	tablespaces        []string
-	tsLastFull, tsLast string
+	db          string
+	entries     []catalog.Entry
+	keyVersion  string
+	log         int
+	scope       catalog.Scope
+	tablespaces []string
+	stale       bool
+	dbLine      line
+	tsLine      line
+}
+
+// line is where the next backups of one scope build on: in Db2's history (last, lastFull) and
+// among the catalog's usable images (okLast, okLastFull).
+type line struct {
+	last, lastFull, okLast, okLastFull string
+}
+
+func (b *builder) line() *line {
+	if b.scope == catalog.ScopeTablespace {
+		return &b.tsLine
+	}
+	return &b.dbLine
 }
 
 func (b *builder) backup(at time.Time, typ events.BackupType, dur time.Duration, gib int64) catalog.Entry {
+	return b.add(at, typ, dur, gib, "")
+}
+
+func (b *builder) discard(at time.Time, typ events.BackupType, dur time.Duration, reason string) catalog.Entry {
+	return b.add(at, typ, dur, 1, reason)
+}
+
+func (b *builder) add(at time.Time, typ events.BackupType, dur time.Duration, gib int64, discarded string) catalog.Entry {
 	ts := catalog.Timestamp(at)
-	parent := ""
-	last, lastFull := &b.last, &b.lastFull
-	if b.scope == catalog.ScopeTablespace {
-		last, lastFull = &b.tsLast, &b.tsLastFull
+	l := b.line()
+	last, lastFull := l.last, l.lastFull
+	if b.stale {
+		last, lastFull = l.okLast, l.okLastFull
 	}
+	parent := ""
 	switch typ {
 	case events.Incremental:
-		parent = *lastFull
+		parent = lastFull
 	case events.Delta:
-		parent = *last
+		parent = last
 	}
 	e := catalogtest.Sample(b.db, ts, typ, parent)
 	e.Scope = catalog.ScopeDatabase
@@ -53,10 +79,19 @@ func (b *builder) backup(at time.Time, typ events.BackupType, dur time.Duration,
 	e.KeyVersion = b.keyVersion
 	b.log += 3
 	e.LogRange = catalog.LogRange{First: fmt.Sprintf("S%07d.LOG", b.log), Last: fmt.Sprintf("S%07d.LOG", b.log+1)}
+	if discarded != "" {
+		e = catalogtest.Discard(e, discarded)
+	}
 	b.entries = append(b.entries, e)
-	*last = ts
+	l.last = ts
 	if typ == events.Full {
-		*lastFull = ts
+		l.lastFull = ts
+	}
+	if discarded == "" {
+		l.okLast = ts
+		if typ == events.Full {
+			l.okLastFull = ts
+		}
 	}
 	return e
 }

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -33,13 +32,21 @@ type RetentionPolicy struct {
 //     point in the window stays possible;
 //   - every image whose timestamp is in inUse (images a running restore uses).
 //
-// Every kept image keeps its whole chain (Chain), so a kept image never loses an image it needs;
-// an image with a broken chain keeps whatever ancestors exist. keep is sorted oldest first; drop
-// is sorted newest first, the order to delete in, so that a deletion stopped half way never
-// leaves an image without the images it builds on. Entries Retain cannot index (several
+// Discarded images are never restorable and do not count as fulls; they are kept only while a
+// kept image's chain check reads them (see below), and otherwise dropped with whatever files
+// they stored.
+//
+// Every kept image keeps its whole chain (Chain), so a kept image never loses an image it needs.
+// An image with a broken chain keeps whatever ancestors exist and, for each link, the images of
+// its line between parent and child that Db2 would have built the child on (for a delta any
+// image, for an incremental a full), discarded ones included: so a broken image stays broken
+// and is never approved once what showed it broken is gone. keep is sorted oldest first; drop
+// is sorted newest first (both by Compare), the order to delete in, so that a deletion stopped
+// half way never leaves an image without the images it builds on. Entries Retain cannot index (several
 // databases, two entries at one timestamp) are all kept. Pure: entries and inUse are not
 // modified. Retain(keep, ...) with the same arguments keeps everything again (for histories
-// whose chains break only by missing images, the only way keyguard's own writes can break).
+// whose chains break only by missing or discarded images, the only ways keyguard's own writes
+// can break).
 // Archived logs are not catalog entries: whoever prunes them must keep those the kept images
 // need (LogRange).
 func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[string]bool) (keep, drop []Entry) {
@@ -53,22 +60,35 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 		chains[i], _ = h.chain(e.ImageTimestamp) // nil when broken
 	}
 	kept := make([]bool, n)
-	mark := func(i int) {
-		kept[i] = true
+	done := make([]bool, n)
+	var mark func(i int)
+	mark = func(i int) {
+		if done[i] {
+			return
+		}
+		done[i], kept[i] = true, true
 		if chains[i] != nil {
 			for _, j := range chains[i] {
 				kept[j] = true
 			}
 			return
 		}
-		// Broken chain: keep the ancestors that exist.
-		for j := i; ; {
-			p, ok := h.byTS[h.sorted[j].ParentTimestamp]
-			if !ok || p >= j {
-				return
+		cur := h.sorted[i]
+		if cur.IsDiscarded() || cur.Type == events.Full {
+			return
+		}
+		// Broken chain: keep the parent (with its own chain or ancestors), and what the link
+		// check reads between parent and child.
+		p, ok := h.byTS[cur.ParentTimestamp]
+		if !ok || p >= i {
+			return
+		}
+		mark(p)
+		l := line(cur)
+		for k := p + 1; k < i; k++ {
+			if b := h.sorted[k]; line(b) == l && (cur.Type == events.Delta || b.Type == events.Full) {
+				mark(k)
 			}
-			kept[p] = true
-			j = p
 		}
 	}
 	restorableDB := func(i int) bool { return chains[i] != nil && h.sorted[i].Scope == ScopeDatabase }
@@ -77,7 +97,7 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 	// when there are fewer fulls).
 	var fulls []int
 	for i, e := range h.sorted {
-		if e.Scope == ScopeDatabase && e.Type == events.Full {
+		if e.Scope == ScopeDatabase && e.Type == events.Full && !e.IsDiscarded() {
 			fulls = append(fulls, i)
 		}
 	}
@@ -86,7 +106,9 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 		since = fulls[len(fulls)-k]
 	}
 	for i := since; i < n; i++ {
-		mark(i)
+		if !h.sorted[i].IsDiscarded() {
+			mark(i)
+		}
 	}
 	// The window of KeepDays, and the chain that covers its start.
 	if policy.KeepDays > 0 {
@@ -94,7 +116,7 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 		covered := false
 		for i := n - 1; i >= 0; i-- {
 			e := h.sorted[i]
-			if !e.EndedAt.Before(cutoff) {
+			if !e.EndedAt.Before(cutoff) && !e.IsDiscarded() {
 				mark(i)
 			}
 			if !covered && restorableDB(i) && !e.EndedAt.After(cutoff) {
@@ -115,6 +137,6 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 			drop = append(drop, e)
 		}
 	}
-	slices.SortFunc(drop, func(a, b Entry) int { return strings.Compare(b.ImageTimestamp, a.ImageTimestamp) })
+	slices.SortFunc(drop, func(a, b Entry) int { return Compare(b, a) })
 	return keep, drop
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -76,10 +75,10 @@ func checkRetain(t *testing.T, name string, entries []catalog.Entry, policy cata
 	if len(seen) != len(all) {
 		fail("keep and drop hold %d of %d entries", len(seen), len(all))
 	}
-	if !slices.IsSortedFunc(keep, func(a, b catalog.Entry) int { return strings.Compare(a.ImageTimestamp, b.ImageTimestamp) }) {
+	if !slices.IsSortedFunc(keep, catalog.Compare) {
 		fail("keep is not oldest first")
 	}
-	if !slices.IsSortedFunc(drop, func(a, b catalog.Entry) int { return strings.Compare(b.ImageTimestamp, a.ImageTimestamp) }) {
+	if !slices.IsSortedFunc(drop, func(a, b catalog.Entry) int { return catalog.Compare(b, a) }) {
 		fail("drop is not newest first")
 	}
 	// Every kept image that was restorable stays restorable from kept images alone, with the
@@ -94,6 +93,24 @@ func checkRetain(t *testing.T, name string, entries []catalog.Entry, policy cata
 			fail("kept %s lost its chain: %v", e.Name(), err)
 		} else if fmt.Sprint(catalogtest.Names(after)) != fmt.Sprint(catalogtest.Names(before)) {
 			fail("kept %s: chain %v became %v", e.Name(), catalogtest.Names(before), catalogtest.Names(after))
+		}
+	}
+	// A kept image that was not restorable does not become restorable: what showed its chain
+	// broken (a discarded image Db2 built it on) is kept with it.
+	for _, e := range keep {
+		if _, err := catalog.Chain(entries, e.ImageTimestamp); err == nil {
+			continue
+		}
+		if after, err := catalog.Chain(keep, e.ImageTimestamp); err == nil {
+			fail("kept %s was broken but is restorable from the kept images: %v", e.Name(), catalogtest.Names(after))
+		}
+	}
+	// Discarded images are not fulls that count.
+	for _, e := range keep {
+		if e.IsDiscarded() {
+			if _, err := catalog.Chain(keep, e.ImageTimestamp); err == nil {
+				fail("discarded %s is restorable", e.Name())
+			}
 		}
 	}
 	// Deleting in drop order never leaves a remaining restorable image without its chain.
@@ -119,12 +136,12 @@ func checkRetain(t *testing.T, name string, entries []catalog.Entry, policy cata
 	}
 	// The newest KeepFulls fulls.
 	var fulls []string
-	for _, e := range entries {
-		if e.Type == events.Full && e.Scope == catalog.ScopeDatabase {
+	sorted := slices.SortedFunc(slices.Values(entries), catalog.Compare)
+	for _, e := range sorted {
+		if e.Type == events.Full && e.Scope == catalog.ScopeDatabase && !e.IsDiscarded() {
 			fulls = append(fulls, e.ImageTimestamp)
 		}
 	}
-	slices.Sort(fulls)
 	k := max(policy.KeepFulls, catalog.MinKeepFulls)
 	kept := map[string]bool{}
 	for _, e := range keep {
@@ -145,7 +162,7 @@ func checkRetain(t *testing.T, name string, entries []catalog.Entry, policy cata
 	if policy.KeepDays > 0 {
 		cutoff := now.Add(-time.Duration(policy.KeepDays) * 24 * time.Hour)
 		for _, e := range entries {
-			if !e.EndedAt.Before(cutoff) && !kept[e.ImageTimestamp] {
+			if !e.EndedAt.Before(cutoff) && !kept[e.ImageTimestamp] && !e.IsDiscarded() {
 				fail("%s ended inside the %d-day window but was dropped", e.Name(), policy.KeepDays)
 			}
 		}
@@ -175,24 +192,31 @@ func tsName(entries []catalog.Entry, ts string) string {
 	return ""
 }
 
-// randomHistory draws a consistent history of database and table space backups, then loses a
-// few images (as a broken catalog would).
+// randomHistory draws a consistent history of database and table space backups, some of them
+// discarded (and, now and then, later backups naming a stale parent, as a runner that ignored
+// Db2's history would), then loses a few images (as a broken catalog would).
 func randomHistory(r *rand.Rand) []catalog.Entry {
 	db := &builder{db: "db1", keyVersion: keyV1, scope: catalog.ScopeDatabase}
 	at := time.Date(2024, 1, 7, 1, 0, 0, 0, time.UTC)
 	for range r.IntN(60) + 1 {
 		at = at.Add(time.Duration(r.IntN(12*60)+30) * time.Minute)
 		db.scope = catalog.ScopeDatabase
-		lastFull := db.lastFull
+		lastFull := db.dbLine.lastFull
 		if r.IntN(6) == 0 {
 			db.scope, db.tablespaces = catalog.ScopeTablespace, []string{"TS1"}
-			lastFull = db.tsLastFull
+			lastFull = db.tsLine.lastFull
 		}
 		typ := []events.BackupType{events.Full, events.Incremental, events.Incremental, events.Delta, events.Delta, events.Delta}[r.IntN(6)]
 		if lastFull == "" {
 			typ = events.Full
 		}
-		db.backup(at, typ, time.Duration(r.IntN(90)+1)*time.Minute, int64(r.IntN(50)+1))
+		db.stale = r.IntN(4) == 0
+		dur := time.Duration(r.IntN(90)+1) * time.Minute
+		if r.IntN(10) == 0 {
+			db.discard(at, typ, dur, "upload failed")
+		} else {
+			db.backup(at, typ, dur, int64(r.IntN(50)+1))
+		}
 	}
 	entries := db.entries
 	for range r.IntN(3) {
@@ -203,11 +227,38 @@ func randomHistory(r *rand.Rand) []catalog.Entry {
 	return entries
 }
 
+// TestRetainDiscarded: discarded images are never restorable, do not count as fulls, and go
+// once no kept image's chain check reads them; one that a kept image was built on stays, so that
+// image keeps showing as broken.
+func TestRetainDiscarded(t *testing.T) {
+	b := &builder{db: "db1", keyVersion: keyV1, scope: catalog.ScopeDatabase}
+	day := func(d, h int) time.Time { return time.Date(2024, 3, d, h, 0, 0, 0, time.UTC) }
+	b.backup(day(3, 1), events.Full, time.Hour, 10)                     // F1
+	b.discard(day(3, 9), events.Delta, time.Minute, "upload failed")    // old, needed by nobody
+	b.backup(day(4, 1), events.Incremental, time.Hour, 1)               // on F1
+	b.backup(day(10, 1), events.Full, time.Hour, 10)                    // F2
+	b.discard(day(11, 1), events.Full, time.Hour, "db2ckbkp failed")    // a discarded full
+	b.backup(day(17, 1), events.Full, time.Hour, 10)                    // F3
+	b.discard(day(17, 9), events.Delta, time.Minute, "keystore failed") // Db2 builds the next delta on it
+	b.stale = true
+	b.backup(day(17, 17), events.Delta, time.Minute, 1) // names F3: broken by the discarded delta
+	entries := b.entries
+	now := day(18, 0)
+	keep, drop := catalog.Retain(entries, catalog.RetentionPolicy{}, now, nil)
+	checkRetain(t, "discarded", entries, catalog.RetentionPolicy{}, now, nil, keep, drop)
+	got := fmt.Sprintf("keep %v drop %v", catalogtest.Names(keep), catalogtest.Names(drop))
+	want := "keep [20240310010000-full 20240317010000-full 20240317090000-delta 20240317170000-delta] " +
+		"drop [20240311010000-full 20240304010000-incremental 20240303090000-delta 20240303010000-full]"
+	if got != want {
+		t.Errorf("Retain:\n got %s\nwant %s", got, want)
+	}
+}
+
 // TestRetainRandomHistories checks Retain's promises on many random histories, policies,
 // clocks and running restores.
 func TestRetainRandomHistories(t *testing.T) {
 	r := rand.New(rand.NewPCG(20240303, 5))
-	dropped, broken, windowed := 0, 0, 0
+	dropped, broken, windowed, discarded := 0, 0, 0, 0
 	for i := range 400 {
 		entries := randomHistory(r)
 		policy := catalog.RetentionPolicy{KeepFulls: r.IntN(5), KeepDays: r.IntN(12)}
@@ -239,12 +290,18 @@ func TestRetainRandomHistories(t *testing.T) {
 				break
 			}
 		}
+		for _, e := range drop {
+			if e.IsDiscarded() {
+				discarded++
+				break
+			}
+		}
 	}
 	// The generator must exercise the interesting cases, or the test proves little.
-	if dropped < 100 || broken < 40 || windowed < 50 {
-		t.Errorf("weak generator: %d histories dropped something (%d with a window), %d had broken chains", dropped, windowed, broken)
+	if dropped < 100 || broken < 40 || windowed < 50 || discarded < 40 {
+		t.Errorf("weak generator: %d histories dropped something (%d with a window, %d a discarded image), %d had broken chains", dropped, windowed, discarded, broken)
 	}
-	t.Logf("%d histories dropped something (%d with a window), %d had broken chains", dropped, windowed, broken)
+	t.Logf("%d histories dropped something (%d with a window, %d a discarded image), %d had broken chains", dropped, windowed, discarded, broken)
 }
 
 func TestRetainKeepsAllWhenUnsure(t *testing.T) {

@@ -24,7 +24,8 @@ type Catalog interface {
 	GetRun(ctx context.Context, db, runID string) (catalog.RunRecord, error)
 	// Record writes a run's entry (when not nil) and record, create-only and idempotent.
 	Record(ctx context.Context, e *catalog.Entry, r catalog.RunRecord) error
-	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	// ListReport lists the entries and names the objects it could not read.
+	ListReport(ctx context.Context, db string) (catalog.Listing, error)
 	Delete(ctx context.Context, db, timestamp string) error
 	// PruneRuns deletes the run records written before cutoff, except those of the runs in keep.
 	PruneRuns(ctx context.Context, db string, keep map[string]bool, cutoff time.Time) (int, error)
@@ -162,14 +163,18 @@ func (h *Handler) log() *slog.Logger {
 
 // prune applies the database's retention to its catalog: it deletes, newest first, the images no
 // kept restore chain needs, never below keep_fulls full chains, never one a running restore has
-// leased (catalog.Retain decides, with InUse), and the run records of the entries it deleted.
+// leased (catalog.Listing.Retain decides, with InUse; nothing while an object of the catalog is
+// unreadable), and the run records of the entries it deleted.
 func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) (int, error) {
 	if h.Catalog == nil {
 		return 0, nil
 	}
-	entries, err := h.Catalog.List(ctx, db.Name)
+	l, err := h.Catalog.ListReport(ctx, db.Name)
 	if err != nil {
 		return 0, fmt.Errorf("list catalog: %w", err)
+	}
+	for _, s := range l.Skipped {
+		h.log().Warn("retention paused: catalog object unreadable", "database", db.Name, "key", s.Key, "reason", s.Reason)
 	}
 	// Images running restores use (their leases) are kept with their chains. A catalog that
 	// cannot tell which are in use is not pruned.
@@ -177,12 +182,15 @@ func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) 
 	if err != nil {
 		return 0, fmt.Errorf("read restore leases: %w", err)
 	}
-	keep, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, inUse)
+	keep, drop := l.Retain(catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, inUse)
 	for i, e := range drop {
 		if err := h.Catalog.Delete(ctx, db.Name, e.ImageTimestamp); err != nil {
 			return i, fmt.Errorf("delete %s: %w", e.Name(), err)
 		}
 		h.log().Info("retention deleted image", "database", db.Name, "image", e.Name(), "type", e.Type)
+	}
+	if len(l.Skipped) > 0 {
+		return len(drop), nil // run records of unreadable entries are unknown: keep them all
 	}
 	runs := make(map[string]bool, len(keep))
 	for _, e := range keep {

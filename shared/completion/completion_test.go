@@ -277,3 +277,30 @@ func TestSuccessAppliesChainSafeRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionWaitsForUnreadableEntries: an object of the catalog that this reader cannot
+// decode (an entry of a newer schema, during a rolling upgrade) might need any older image, so
+// retention deletes nothing until it is readable or removed.
+func TestRetentionWaitsForUnreadableEntries(t *testing.T) {
+	h, _ := setup(t, run("r-new", 1))
+	objs := objstore.NewMemory()
+	cat := catalog.New(objs)
+	h.Catalog = cat
+	ctx := context.Background()
+	for _, day := range []string{"20261025", "20261101", "20261108", "20261115", "20261122"} {
+		if err := cat.Put(ctx, catalogtest.Sample("db1", day+"020000", events.Full, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newer := `{"schema_version": 99, "database": "db1", "image_timestamp": "20261123020000", "type": "delta", "base": "20261025020000"}`
+	if _, err := objs.Put(ctx, catalog.Key("db1", "20261123020000", events.Delta), []byte(newer), objstore.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Handle(ctx, testkit.Event(t, "c-new", recorded(t, h, completed("r-new")))); err != nil {
+		t.Fatal(err)
+	}
+	left, err := cat.List(ctx, "db1")
+	if err != nil || len(left) != 5 {
+		t.Fatalf("after retention %d entries (%v), want all 5 kept while an entry is unreadable", len(left), err)
+	}
+}

@@ -121,7 +121,8 @@ type Database struct {
 	Executor       string `yaml:"executor"`
 	// Mode is the default backup mode; offline databases are backed up offline.
 	Mode events.Mode `yaml:"mode"`
-	// Schedules maps a backup type to a cron expression (5 fields or @descriptor, UTC).
+	// Schedules maps a backup type to a cron expression (5 fields or @descriptor) in UTC; a
+	// CRON_TZ= or TZ= prefix is refused.
 	Schedules      map[events.BackupType]string `yaml:"schedules"`
 	Lease          time.Duration                `yaml:"lease"`
 	CatchUp        time.Duration                `yaml:"catch_up"`
@@ -280,7 +281,9 @@ var (
 	keyCRNRE     = regexp.MustCompile(`^crn:v1:[a-z0-9-]+:[a-z0-9-]+:(kms|hs-crypto):[a-z0-9-]*:a/[0-9a-f]+:[0-9a-f-]+:key:[0-9a-f-]+$`)
 )
 
-// cronParser accepts standard 5-field expressions and @descriptors.
+// cronParser accepts standard 5-field expressions and @descriptors. validate refuses the
+// CRON_TZ= / TZ= prefix the parser also knows: schedules are UTC, whose days all have 24 hours, so
+// no slot is skipped on a spring-forward day nor run twice on a fall-back day.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 func (f *Fleet) validate(lo loadOptions) error {
@@ -343,6 +346,10 @@ func (f *Fleet) validate(lo loadOptions) error {
 		for t, expr := range d.Schedules {
 			if !t.Valid() {
 				add("%s: schedules: unknown backup type %q (full, incremental, delta)", at, t)
+				continue
+			}
+			if strings.Contains(expr, "=") {
+				add("%s: schedules.%s: %q: schedules are UTC: a CRON_TZ= or TZ= prefix is not accepted (a local clock skips or repeats slots when daylight saving time changes); write the UTC time", at, t, expr)
 				continue
 			}
 			s, err := cronParser.Parse(expr)

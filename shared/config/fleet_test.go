@@ -208,3 +208,80 @@ func TestDeployedFleetNamesARealExecutor(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulesAreUTC: schedules are UTC. A CRON_TZ= or TZ= prefix would give slots the local
+// clock's gaps and repeats (the weekly full skipped on the spring-forward Sunday, run twice on the
+// fall-back Sunday), so validation refuses it; the UTC schedule has exactly one slot on each of
+// those days.
+func TestSchedulesAreUTC(t *testing.T) {
+	fleet := func(expr string) string {
+		return "version: 1\ndatabases:\n  - name: a\n    instance: x\n    executor: db2saas\n    key_crn: " + goodKey + "\n    schedules: {full: \"" + expr + "\"}\n"
+	}
+	for _, expr := range []string{
+		"CRON_TZ=America/New_York 30 2 * * 0",
+		"TZ=Europe/Berlin @weekly",
+		"CRON_TZ=UTC", // no space: the cron parser itself would panic on this one
+		" CRON_TZ=UTC 0 2 * * *",
+		"0 2 * * 0 TZ=UTC",
+	} {
+		_, err := Load([]byte(fleet(expr)))
+		if !errors.Is(err, ErrInvalidFleet) || !strings.Contains(err.Error(), "schedules are UTC") {
+			t.Errorf("schedule %q: Load = %v, want a refusal saying schedules are UTC", expr, err)
+		}
+	}
+
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := []struct {
+		name  string
+		day   time.Time // local midnight of a clock change
+		local string    // the weekly full at a local time the change skips or repeats
+		want  int       // slots of that local schedule on the day
+	}{
+		{"New York spring forward", time.Date(2026, 3, 8, 0, 0, 0, 0, ny), "30 2 * * 0", 0},
+		{"New York fall back", time.Date(2026, 11, 1, 0, 0, 0, 0, ny), "30 1 * * 0", 2},
+		{"Berlin spring forward", time.Date(2026, 3, 29, 0, 0, 0, 0, berlin), "30 2 * * 0", 0},
+		{"Berlin fall back", time.Date(2026, 10, 25, 0, 0, 0, 0, berlin), "30 2 * * 0", 2},
+	}
+	slots := func(s interface{ Next(time.Time) time.Time }, from, to time.Time) int {
+		n := 0
+		for at := s.Next(from.Add(-time.Second)); !at.IsZero() && at.Before(to); at = s.Next(at) {
+			n++
+		}
+		return n
+	}
+	for _, d := range days {
+		t.Run(d.name, func(t *testing.T) {
+			next := d.day.AddDate(0, 0, 1)
+			if hours := next.Sub(d.day); hours == 24*time.Hour {
+				t.Fatalf("%s is not a clock change day", d.day.Format(time.DateOnly))
+			}
+			// What the prefix would do (robfig/cron honours it): the hazard the refusal avoids.
+			tz := "CRON_TZ=" + d.day.Location().String() + " " + d.local
+			if raw, err := cronParser.Parse(tz); err != nil || slots(raw, d.day, next) != d.want {
+				t.Fatalf("%q: %v; the local schedule no longer shows the hazard (want %d slots)", tz, err, d.want)
+			}
+			// The accepted UTC schedule: one slot in the 24 UTC hours from the day's start, and
+			// one on each of the 7 days around the change.
+			f, err := Load([]byte(fleet(d.local)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, _ := f.Database("a")
+			s, _ := db.Schedule(events.Full)
+			utcDay := time.Date(d.day.Year(), d.day.Month(), d.day.Day(), 0, 0, 0, 0, time.UTC)
+			if n := slots(s, utcDay, utcDay.AddDate(0, 0, 1)); n != 1 {
+				t.Errorf("UTC schedule %q: %d slots on %s, want 1", d.local, n, utcDay.Format(time.DateOnly))
+			}
+			if n := slots(s, utcDay.AddDate(0, 0, -3), utcDay.AddDate(0, 0, 4)); n != 1 {
+				t.Errorf("UTC schedule %q: %d slots in the week around the change, want 1", d.local, n)
+			}
+		})
+	}
+}

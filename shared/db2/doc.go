@@ -4,8 +4,8 @@
 // database's observed state. The only way it runs a command is through Runner, an interface the
 // caller (the runner job's executor) implements with os/exec, and tests with a function.
 //
-// Who uses it: the Db2 CLI executor inside the runner job (Inspect, PlanBackup, Execute), and
-// tests through the fake command line in test/fakedb2.
+// Who uses it: the Db2 CLI executor inside the runner job (Inspect, ListHistory, PlanBackup,
+// Execute), and tests through the fake command line in test/fakedb2.
 //
 // What it promises:
 //   - Parsers never panic on any input. They return an *Error when the output carries a Db2 error

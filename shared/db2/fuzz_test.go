@@ -199,3 +199,41 @@ func FuzzPlanBackup(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseHistory(f *testing.F) {
+	addSamples(f, "history")
+	f.Add("Number of matching file entries = 1\n Op Obj Timestamp+Sequence\n --\n B D 20261124020009001 N D S0000001.LOG\n EID: 1 Location: x\n sqlcode: -1\n")
+	f.Fuzz(func(t *testing.T, out string) {
+		h, err := ParseHistory(out)
+		if err != nil {
+			classified(t, err)
+			return
+		}
+		if h.Entries == nil {
+			t.Fatal("nil entries on success")
+		}
+		for _, e := range h.Entries {
+			if !ValidTimestamp(e.Timestamp) || len(e.Op) != 1 || len(e.Object) != 1 || e.Sequence < 0 || e.Sequence > 999 {
+				t.Fatalf("entry %+v", e)
+			}
+			if e.Op == OpBackup && (!e.Type.Valid() || !e.Mode.Valid()) {
+				t.Fatalf("backup entry without type or mode %+v", e)
+			}
+			if e.Start != "" && !ValidTimestamp(e.Start) || e.End != "" && !ValidTimestamp(e.End) {
+				t.Fatalf("times %+v", e)
+			}
+		}
+		seen := map[string]bool{}
+		for _, b := range h.Backups() {
+			if !b.IsBackup() || seen[b.Timestamp] {
+				t.Fatalf("Backups() %+v", h.Backups())
+			}
+			seen[b.Timestamp] = true
+		}
+		for _, typ := range []events.BackupType{events.Incremental, events.Delta} {
+			if b, ok := h.Base(typ); ok && (!seen[b.Timestamp] || typ == events.Incremental && b.Type != events.Full) {
+				t.Fatalf("Base(%s) = %+v", typ, b)
+			}
+		}
+	})
+}

@@ -144,7 +144,7 @@ func UnrestorableOf(entries []catalog.Entry, keyCRN string) UnrestorableImages {
 	var u UnrestorableImages
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
-		if e.KeyCRN != keyCRN {
+		if e.KeyCRN != keyCRN || e.IsDiscarded() { // a discarded image was never restorable
 			continue
 		}
 		u.Count++

@@ -215,12 +215,16 @@ func reconcileRun(st *state.State, db config.Database, ev *RunEvidence, now time
 		eff.note("lease expired for %s", run.ID)
 		return true
 	}
-	if !run.Started {
+	if !run.Started && !now.Before(run.StartedAt.Add(StartGrace)) {
 		eff.Start = &run
 		eff.note("start of %s not confirmed: asking the executor again", run.ID)
 	}
 	return false
 }
+
+// StartGrace is how long after a run is put in flight its start is left to the tick that took
+// it; after that, a start still unconfirmed is asked for again (a crash, an ambiguous error).
+const StartGrace = time.Minute
 
 // closeWindow closes the rotation window w when it may close.
 func closeWindow(st *state.State, db config.Database, w state.RotationWindow, in TickInput, eff *Effects) bool {

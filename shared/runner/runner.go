@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
@@ -33,6 +36,8 @@ type Uploader interface {
 // Catalog is where image entries and run records go.
 type Catalog interface {
 	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	// Put stores an entry once (a discarded image's, here).
+	Put(ctx context.Context, e catalog.Entry) error
 	// GetRun returns a run's recorded outcome, or an error wrapping catalog.ErrNotFound.
 	GetRun(ctx context.Context, db, runID string) (catalog.RunRecord, error)
 	// Record writes a run's entry (when not nil) and record, create-only and idempotent.
@@ -112,10 +117,13 @@ func (r *Runner) publish(ctx context.Context, run events.BackupStarted, out even
 	return edge.Result{Outcome: outcome, Detail: note}, nil
 }
 
-// backup does the work and always returns an outcome to publish.
+// backup does the work and always returns an outcome to publish. Once Db2 has written an
+// image, a failure (verification, upload, keystore copy, catalog write) records the image as
+// discarded in the catalog and names it in backup.failed: Db2's history counts it, so its next
+// incremental or delta would build on it.
 func (r *Runner) backup(ctx context.Context, db config.Database, run events.BackupStarted, entries []catalog.Entry) (events.Payload, string) {
 	now := clock.Or(r.Clock).Now
-	failAs := func(class events.FailureClass, err error) (events.Payload, string) {
+	failAs := func(class events.FailureClass, err error) (events.BackupFailed, string) {
 		f := events.BackupFailed{Database: db.Name, RunID: run.RunID, Type: run.Type, Mode: run.Mode, StartedAt: run.StartedAt, EndedAt: now(),
 			Class: class, Message: truncate(err.Error(), 4000)}
 		var de *db2.Error
@@ -124,7 +132,7 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 		}
 		return f, f.Message
 	}
-	fail := func(err error) (events.Payload, string) { return failAs(db2.ClassOf(err), err) }
+	fail := func(err error) (events.BackupFailed, string) { return failAs(db2.ClassOf(err), err) }
 	insp, err := db2.Inspect(ctx, r.DB2, db.Alias)
 	if err != nil {
 		return fail(fmt.Errorf("inspect %s: %w", db.Alias, err))
@@ -133,84 +141,264 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 	if err != nil {
 		free = -1 // unknown: the planner notes the skipped check
 	}
-	req := db2.Request{Database: db.Alias, Instance: db.Db2Instance(), Type: run.Type, Mode: run.Mode, TargetDir: db.BackupDir,
+	b := r.basis(ctx, db, run, entries)
+	req := db2.Request{Database: db.Alias, Instance: db.Db2Instance(), Type: b.typ, Mode: run.Mode, TargetDir: db.BackupDir,
 		Tablespaces: db.Tablespaces, IncludeLogs: db.WithLogs() && run.Mode == events.Online, Compress: true}
-	parent := predecessor(entries, run.Type, run.KeyVersion, len(db.Tablespaces) > 0)
 	needed := db2.RequiredSpace(insp.Size, insp.Config, req.IncludeLogs, run.Mode)
-	plan, err := db2.PlanBackup(req, insp.Config, len(insp.Applications), parent != nil || run.Type == events.Full, free, needed)
+	plan, err := db2.PlanBackup(req, insp.Config, len(insp.Applications), b.parent != nil || b.typ == events.Full, free, needed)
 	if err != nil {
 		return fail(err)
 	}
-	res, err := db2.Execute(ctx, r.DB2, plan, r.Log)
-	if res.Image != "" {
-		defer os.Remove(res.Image) // the local copy goes, uploaded or not
-	}
-	if err != nil {
-		return fail(err)
-	}
-	// The keystore copy is sealed (Key Protect wraps its data key) before anything is uploaded:
-	// when Key Protect cannot wrap, the run fails without storing the image or the keystore.
-	sealed, err := r.sealKeystore(ctx, db, res.Timestamp)
-	if err != nil {
-		return failAs(keystoreClass(err), fmt.Errorf("copy keystore: %w", err))
-	}
+	parent := b.parent
 	if plan.Type == events.Full {
 		parent = nil
-	} else if parent == nil {
-		parent = predecessor(entries, plan.Type, run.KeyVersion, len(db.Tablespaces) > 0)
 	}
-	img, err := r.Upload.UploadFile(ctx, catalog.ImageKey(db.Name, res.Timestamp, filepath.Base(res.Image)), res.Image)
-	if err != nil {
-		return fail(fmt.Errorf("upload image: %w", err))
+	// The entry notes how the image differs from what was asked, and why.
+	notes := b.notes
+	if plan.Type != req.Type || plan.Mode != req.Mode {
+		notes = slices.Concat(b.notes, plan.Notes)
 	}
-	ent := catalog.Entry{Database: db.Name, ImageTimestamp: res.Timestamp, Type: plan.Type, Mode: plan.Mode, Scope: catalog.ScopeDatabase,
-		StartedAt: run.StartedAt, EndedAt: now(), Images: []catalog.Object{catalog.Object(img)}, SizeBytes: img.Size,
-		KeyCRN: run.KeyCRN, KeyVersion: run.KeyVersion, RunID: run.RunID, Executor: config.ExecDb2CLI,
-		Verification: catalog.Verification{Verified: res.Verified, Tool: "db2ckbkp", At: now(), Detail: "Image Verification Complete - successful."}}
+	ent := catalog.Entry{Database: db.Name, Type: plan.Type, Mode: plan.Mode, Scope: catalog.ScopeDatabase,
+		StartedAt: run.StartedAt, Images: []catalog.Object{}, KeyCRN: run.KeyCRN, KeyVersion: run.KeyVersion, RunID: run.RunID,
+		Executor: config.ExecDb2CLI, Notes: entryNotes(notes)}
 	if len(plan.Tablespaces) > 0 {
 		ent.Scope, ent.Tablespaces = catalog.ScopeTablespace, plan.Tablespaces
 	}
 	if parent != nil {
 		ent.ParentTimestamp = parent.ImageTimestamp
 	}
+	res, err := db2.Execute(ctx, r.DB2, plan, r.Log)
+	if res.Image != "" {
+		defer os.Remove(res.Image) // the local copy goes, uploaded or not
+	}
+	ent.ImageTimestamp = res.Timestamp
+	ent.Verification = catalog.Verification{Verified: res.Verified, Tool: "db2ckbkp", At: now()}
+	if err != nil {
+		if res.Timestamp == "" { // Db2 wrote no image
+			return fail(err)
+		}
+		ent.Verification.Detail = truncate(strings.Join(res.Check.Errors, "; "), 4000)
+		return r.discard(ctx, ent, fail, err)
+	}
+	ent.Verification.Detail = "Image Verification Complete - successful."
+	// The keystore copy is sealed (Key Protect wraps its data key) before anything is uploaded:
+	// when Key Protect cannot wrap, the run fails without storing the image or the keystore.
+	sealed, err := r.sealKeystore(ctx, db, res.Timestamp)
+	if err != nil {
+		keystoreFail := func(err error) (events.BackupFailed, string) { return failAs(keystoreClass(err), err) }
+		return r.discard(ctx, ent, keystoreFail, fmt.Errorf("copy keystore: %w", err))
+	}
+	img, err := r.Upload.UploadFile(ctx, catalog.ImageKey(db.Name, res.Timestamp, filepath.Base(res.Image)), res.Image)
+	if err != nil {
+		return r.discard(ctx, ent, fail, fmt.Errorf("upload image: %w", err))
+	}
+	ent.Images, ent.SizeBytes = []catalog.Object{catalog.Object(img)}, img.Size
 	if sealed != nil {
 		ks, err := r.Upload.Upload(ctx, catalog.ImageKey(db.Name, res.Timestamp, KeystoreObject), bytes.NewReader(sealed.body), int64(len(sealed.body)))
 		if err != nil {
-			return fail(fmt.Errorf("copy keystore: upload: %w", err))
+			return r.discard(ctx, ent, fail, fmt.Errorf("copy keystore: upload: %w", err))
 		}
 		o := catalog.Object(ks)
 		ent.Keystore = &o
 		r.masterKeyRotated(ctx, db, entries, sealed.fingerprint)
 	}
+	ent.EndedAt = now()
 	done := completedFrom(run, ent)
-	if err := r.Catalog.Record(ctx, &ent, catalog.RunRecord{Database: db.Name, RunID: run.RunID, Completed: &done}); err != nil {
-		return fail(fmt.Errorf("write catalog entry: %w", err))
+	rec := catalog.RunRecord{Database: db.Name, RunID: run.RunID, Completed: &done}
+	if err := r.Catalog.Record(ctx, &ent, rec); err != nil {
+		// Record is idempotent: once more, in case the first one was stored and only its answer
+		// was lost.
+		if err2 := r.Catalog.Record(ctx, &ent, rec); err2 != nil {
+			return r.discard(ctx, ent, fail, fmt.Errorf("write catalog entry: %w", err))
+		}
 	}
 	note := fmt.Sprintf("%s %s image %s, %d bytes, sha256 %s", plan.Mode, plan.Type, res.Timestamp, img.Size, img.SHA256[:12])
-	for _, n := range plan.Notes {
+	for _, n := range slices.Concat(b.notes, plan.Notes) {
 		note += "; " + n
 	}
 	return done, note
 }
 
-// predecessor is the image a new backup of type t builds on, under the same key version (a
-// chain never spans two key versions): the latest full for an incremental, the latest image of
-// any type for a delta. nil when there is none.
-func predecessor(entries []catalog.Entry, t events.BackupType, keyVersion string, tablespaces bool) *catalog.Entry {
+// discard records the image of ent, which Db2 wrote before the run failed with cause, as
+// discarded in the catalog (with whatever files were stored, for retention to delete), and
+// returns the failure naming it. The record is best effort: when the catalog cannot take it
+// either, the failure says so, and the next run finds the image in Db2's history but not in
+// the catalog, and takes a full.
+func (r *Runner) discard(ctx context.Context, ent catalog.Entry, fail func(error) (events.BackupFailed, string), cause error) (events.Payload, string) {
+	f, note := fail(cause)
+	f.DiscardedImage = ent.ImageTimestamp
+	at := clock.Or(r.Clock).Now()
+	if ent.EndedAt.IsZero() {
+		ent.EndedAt = at
+	}
+	ent.Discarded = &catalog.Discard{At: at, Reason: oneLine(cause.Error(), 4000)}
+	if err := r.Catalog.Put(ctx, ent); err != nil {
+		r.log().Warn("record discarded image", "db", ent.Database, "image", ent.Name(), "err", err)
+		f.Message = truncate(f.Message+"; image "+ent.ImageTimestamp+" could not be recorded as discarded: "+err.Error(), 4000)
+		return f, f.Message
+	}
+	return f, note + "; image " + ent.Name() + " recorded as discarded"
+}
+
+// basis is what a backup builds on, decided from Db2's history and the catalog.
+type basis struct {
+	// typ is the type to take: the requested one, or full when the image Db2 would build an
+	// incremental or delta on is not a usable catalog entry.
+	typ events.BackupType
+	// parent is the catalog entry Db2 will build an incremental or delta on; nil for a full.
+	parent *catalog.Entry
+	// notes say why a full is taken instead, and which backups of Db2's history keyguard did
+	// not take.
+	notes []string
+}
+
+// historyDays is how far before the catalog's newest full Db2's history is read: a day covers
+// a local clock that went back an hour.
+const historyDays = 1
+
+// basis reads Db2's history (db2 list history backup since <a day before the catalog's newest
+// full> for <alias>) and decides what the run builds on: for an incremental the latest full in
+// that history, for a delta the latest backup of any type, whatever it backed up (Db2 tracks
+// changes per table space, so a backup of some table spaces is what the database's next delta
+// builds on, in part). That image must be a catalog entry of the run's scope (the database, or
+// the same table spaces) that is not discarded, has a restorable chain and the run's key version
+// (a chain never spans two key versions), and no restore may follow it; otherwise the run takes
+// a full and a note says why. Backups in the history that
+// are newer than everything the catalog holds were taken outside keyguard (or lost before they
+// were recorded): they are logged and noted, never chained on. A history that cannot be read
+// makes an incremental or delta a full.
+func (r *Runner) basis(ctx context.Context, db config.Database, run events.BackupStarted, entries []catalog.Entry) basis {
+	b := basis{typ: run.Type}
+	full := func(format string, args ...any) basis {
+		b.typ, b.parent = events.Full, nil
+		b.notes = append(b.notes, fmt.Sprintf("full backup instead of %s: ", run.Type)+fmt.Sprintf(format, args...))
+		return b
+	}
 	scope := catalog.ScopeDatabase
-	if tablespaces {
+	if len(db.Tablespaces) > 0 {
 		scope = catalog.ScopeTablespace
 	}
-	for i := len(entries) - 1; i >= 0; i-- {
-		e := entries[i]
-		if e.Scope != scope || e.KeyVersion != keyVersion {
-			continue
-		}
-		if t == events.Delta || e.Type == events.Full {
-			return &e
+	byTS := make(map[string]catalog.Entry, len(entries))
+	since := ""
+	for _, e := range entries {
+		byTS[e.ImageTimestamp] = e
+		if since == "" || e.Scope == scope && e.Type == events.Full && !e.IsDiscarded() {
+			since = e.ImageTimestamp // entries are oldest first: the newest full wins
 		}
 	}
-	return nil
+	hist, err := db2.ListHistory(ctx, r.DB2, db.Alias, dayBefore(since))
+	if err != nil {
+		r.log().Warn("read Db2 history", "db", db.Name, "err", err)
+		if run.Type == events.Full {
+			return b
+		}
+		return full("Db2's history could not be read (%v)", err)
+	}
+	if out := outside(hist, byTS); len(out) > 0 {
+		r.log().Warn("backups in Db2's history that are not in the catalog", "db", db.Name, "images", out)
+		b.notes = append(b.notes, fmt.Sprintf("Db2's history holds %d backup(s) that are not in the catalog (taken outside keyguard, or lost before they were recorded), not chained on: %s",
+			len(out), strings.Join(out, ", ")))
+	}
+	if run.Type != events.Incremental && run.Type != events.Delta {
+		return b
+	}
+	base, ok := hist.Base(run.Type)
+	if !ok {
+		return full("Db2's history holds no backup to build the %s on", run.Type)
+	}
+	on := fmt.Sprintf("Db2 would build the %s on image %s (%s)", run.Type, base.Timestamp, base.Type)
+	e, known := byTS[base.Timestamp]
+	switch {
+	case hist.RestoredAfter(base.Timestamp):
+		return full("%s, but the database was restored after it", on)
+	case !known:
+		return full("%s, which is not in the catalog (taken outside keyguard, or lost before it was recorded)", on)
+	case e.IsDiscarded():
+		return full("%s, which is discarded in the catalog (%s)", on, e.Discarded.Reason)
+	case !sameLine(e, scope, db.Tablespaces):
+		return full("%s, a backup of %s", on, describeScope(e))
+	case e.KeyVersion != run.KeyVersion:
+		return full("%s, taken under key version %q, not the current %q", on, e.KeyVersion, run.KeyVersion)
+	}
+	if _, err := catalog.Chain(entries, e.ImageTimestamp); err != nil {
+		return full("%s, whose restore chain is broken (%v)", on, err)
+	}
+	b.parent = &e
+	return b
+}
+
+// sameLine reports whether e backs up what the database's backups back up: the whole database,
+// or exactly its table spaces.
+func sameLine(e catalog.Entry, scope catalog.Scope, tablespaces []string) bool {
+	if e.Scope != scope {
+		return false
+	}
+	a, b := slices.Clone(e.Tablespaces), slices.Clone(tablespaces)
+	for i := range b {
+		b[i] = strings.ToUpper(b[i])
+	}
+	for i := range a {
+		a[i] = strings.ToUpper(a[i])
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func describeScope(e catalog.Entry) string {
+	if e.Scope == catalog.ScopeTablespace {
+		return "table spaces " + strings.Join(e.Tablespaces, ", ")
+	}
+	return "the whole database"
+}
+
+// outside lists, newest last, the backups of hist listed after the last one the catalog holds
+// (all of them when it holds none): images keyguard did not take.
+func outside(hist db2.History, cataloged map[string]catalog.Entry) []string {
+	backups := hist.Backups()
+	from := 0
+	for i, b := range backups {
+		if _, ok := cataloged[b.Timestamp]; ok {
+			from = i + 1
+		}
+	}
+	var out []string
+	for _, b := range backups[from:] {
+		out = append(out, fmt.Sprintf("%s (%s %s)", b.Timestamp, b.Mode, b.Type))
+	}
+	return out
+}
+
+// dayBefore is the Db2 timestamp historyDays before ts (wall clock), or "" for "".
+func dayBefore(ts string) string {
+	t, err := time.Parse(catalog.TimestampLayout, ts)
+	if err != nil {
+		return ""
+	}
+	return catalog.Timestamp(t.AddDate(0, 0, -historyDays))
+}
+
+// entryNotes bounds notes for a catalog entry.
+func entryNotes(notes []string) []string {
+	var out []string
+	for _, n := range notes {
+		if n = oneLine(n, 4000); n != "" && len(out) < catalog.MaxNotes {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// oneLine is s on one line of valid UTF-8 (control characters become spaces, runs of white
+// space one space), at most n bytes: what a catalog entry's texts accept.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))), " ")
+	return strings.ToValidUTF8(truncate(s, n), "")
 }
 
 func completedFrom(run events.BackupStarted, e catalog.Entry) events.BackupCompleted {
@@ -221,7 +409,7 @@ func completedFrom(run events.BackupStarted, e catalog.Entry) events.BackupCompl
 	}
 	return events.BackupCompleted{Database: e.Database, RunID: run.RunID, Type: e.Type, Mode: e.Mode, StartedAt: run.StartedAt, EndedAt: e.EndedAt,
 		ImageTimestamp: e.ImageTimestamp, Location: loc, SizeBytes: e.SizeBytes, SHA256: sum, KeyCRN: e.KeyCRN, KeyVersion: e.KeyVersion,
-		Verified: e.Verification.Verified, CatalogKey: e.Key()}
+		Verified: e.Verification.Verified, CatalogKey: e.Key(), Note: truncate(strings.Join(e.Notes, "; "), 4000)}
 }
 
 func (r *Runner) freeSpace(dir string) (int64, error) {

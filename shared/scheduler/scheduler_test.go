@@ -531,8 +531,10 @@ func TestDestroyedKeyNamesUnrestorableBackups(t *testing.T) {
 	e1.KeyCRN = testkit.KeyB
 	e2 := catalogtest.Sample("db3", "20261121020000", events.Full, "")
 	e2.KeyCRN = testkit.KeyB
+	e3 := catalogtest.Discard(catalogtest.Sample("db3", "20261122020000", events.Full, ""), "upload failed") // never restorable
+	e3.KeyCRN = testkit.KeyB
 	ctx := context.Background()
-	for _, e := range []catalog.Entry{e1, e2} {
+	for _, e := range []catalog.Entry{e1, e2, e3} {
 		if err := r.cat.Put(ctx, e); err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,9 @@
 //	fakedb2.WriteState(t, state, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/archive/"})
 //	r := fakedb2.Runner{Bin: bin, State: state}   // satisfies shared/db2.Runner
 //
-// `db2 backup database ...` writes a real image file and records it in State.History; every
-// command line is appended to State.Calls, so a test can assert what was run.
+// `db2 backup database ...` writes a real image file and records it in State.History, Db2's
+// recovery history, with the image it was built on (Backup.Base: an incremental on the latest
+// full, a delta on the latest backup, whether or not that image's file still exists), and `db2
+// list history backup all|since <ts> for <db>` prints that history; every command line is
+// appended to State.Calls, so a test can assert what was run.
 package fakedb2

@@ -239,8 +239,16 @@ func TestRunnerClassifiesDb2Failures(t *testing.T) {
 			if files := g.localFiles(t); len(files) != 0 {
 				t.Fatalf("local files left: %v", files)
 			}
-			if l := mustList(t, g.cat); len(l) != 0 {
-				t.Fatalf("a failed backup was cataloged: %+v", l)
+			// Only an image Db2 wrote (and db2ckbkp then refused) is cataloged, as discarded.
+			l := mustList(t, g.cat)
+			if tc.fault != fakedb2.FaultCorruptImage {
+				if len(l) != 0 || f.DiscardedImage != "" {
+					t.Fatalf("a failed backup without an image was cataloged: %+v (discarded_image %q)", l, f.DiscardedImage)
+				}
+				return
+			}
+			if len(l) != 1 || !l[0].IsDiscarded() || l[0].ImageTimestamp != f.DiscardedImage || len(l[0].Images) != 0 {
+				t.Fatalf("the corrupt image is not cataloged as discarded: %+v, discarded_image %q", l, f.DiscardedImage)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,6 +54,44 @@ func Sample(db, ts string, typ events.BackupType, parent string) catalog.Entry {
 		RunID:           "run-" + ts,
 		Executor:        "db2-clp",
 	}
+}
+
+// Discard returns e recorded as discarded for reason: Db2 wrote the image (its history counts
+// it) but the run failed before it was stored, so no file is listed.
+func Discard(e catalog.Entry, reason string) catalog.Entry {
+	e.Images, e.SizeBytes, e.Keystore = nil, 0, nil
+	e.Discarded = &catalog.Discard{At: e.EndedAt.Add(time.Minute), Reason: reason}
+	return e
+}
+
+// SampleAt is Sample for an image Db2 took at local, a time in the Db2 server's zone: the image
+// timestamp is local's wall clock, StartedAt and EndedAt are its UTC instants. Around a daylight
+// saving change the timestamps of such entries do not sort like their instants.
+func SampleAt(db string, local time.Time, typ events.BackupType, parent string) catalog.Entry {
+	ts := catalog.Timestamp(local)
+	e := Sample(db, ts, typ, parent)
+	d := local.UTC().Sub(e.StartedAt)
+	e.StartedAt, e.EndedAt = e.StartedAt.Add(d), e.EndedAt.Add(d)
+	e.Verification.At = e.Verification.At.Add(d)
+	return e
+}
+
+// FallBack is a history of db taken by a Db2 server in America/New_York on the night clocks
+// went back (2024-11-03, 02:00 EDT -> 01:00 EST): a full at 01:30 EDT, then deltas at 01:10 and
+// 01:50 EST. The first delta's timestamp sorts before its parent's; in UTC the order is full,
+// delta, delta. Entries are returned oldest first (by instant).
+func FallBack(db string) []catalog.Entry {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		panic(fmt.Sprintf("catalogtest.FallBack: %v", err))
+	}
+	full := time.Date(2024, 11, 3, 5, 30, 0, 0, time.UTC).In(ny) // 01:30 EDT
+	d1 := time.Date(2024, 11, 3, 6, 10, 0, 0, time.UTC).In(ny)   // 01:10 EST
+	d2 := time.Date(2024, 11, 3, 6, 50, 0, 0, time.UTC).In(ny)   // 01:50 EST
+	f := SampleAt(db, full, events.Full, "")
+	a := SampleAt(db, d1, events.Delta, f.ImageTimestamp)
+	b := SampleAt(db, d2, events.Delta, a.ImageTimestamp)
+	return []catalog.Entry{f, a, b}
 }
 
 // Run checks catalog.New over the stores newStore returns (each empty, of its own key space).
@@ -160,30 +199,77 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		}
 	})
 
-	t.Run("ListRefusesForeignAndCorruptObjects", func(t *testing.T) {
+	t.Run("ListSkipsAndReportsUnreadableObjects", func(t *testing.T) {
+		newer := strings.Replace(string(must(catalog.Encode(Sample("db1", "20240305010000", events.Full, "")))),
+			`"schema_version": 1,`, `"schema_version": 99, "retention_class": "gold",`, 1)
 		cases := []struct {
 			name, key, body string
+			reason          string // in the report; "" when the object is skipped silently
 		}{
-			{"bad name", "catalog/db1/notes.txt", "hello"},
-			{"unknown type", "catalog/db1/20240305010000-weekly.json", "{}"},
-			{"corrupt body", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,`},
-			{"unknown field", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,"surprise":true}`},
-			{"entry of another key", catalog.Key("db1", "20240305010000", events.Full), string(must(catalog.Encode(full)))},
+			{"bad name", "catalog/db1/notes.txt", "hello", "not an entry name"},
+			{"unknown type", "catalog/db1/20240305010000-weekly.json", "{}", "not an entry name"},
+			{"corrupt body", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,`, "unexpected EOF"},
+			{"unknown field", catalog.Key("db1", "20240305010000", events.Full), `{"schema_version":1,"surprise":true}`, "unknown field"},
+			{"newer schema", catalog.Key("db1", "20240305010000", events.Full), newer, "newer than this reader"},
+			{"entry of another key", catalog.Key("db1", "20240305010000", events.Full), string(must(catalog.Encode(full))), "the entry names"},
+			{"too large", catalog.Key("db1", "20240305010000", events.Full), strings.Repeat(" ", catalog.MaxEncodedSize+1), "more than"},
+			{"unknown folder", "catalog/db1/notes/20240305010000-full.json", "{}", "not an entry name"},
+			{"second entry at a timestamp", catalog.Key("db1", full.ImageTimestamp, events.Delta),
+				string(must(catalog.Encode(Sample("db1", full.ImageTimestamp, events.Delta, "20240302010000")))), "share timestamp"},
+			{"run record", "catalog/db1/runs/run-1.json", `{"run":"run-1"}`, ""},
+			{"restore record", "catalog/db1/restores/20240305010000.json", "not for the catalog", ""},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				s := newStore(t)
 				c := catalog.New(s)
-				if err := c.Put(ctx, full); err != nil {
-					t.Fatal(err)
+				for _, e := range []catalog.Entry{full, incr} {
+					if err := c.Put(ctx, e); err != nil {
+						t.Fatal(err)
+					}
 				}
 				if _, err := s.Put(ctx, tc.key, []byte(tc.body), objstore.Cond{}); err != nil {
 					t.Fatal(err)
 				}
-				if got, err := c.List(ctx, "db1"); !errors.Is(err, catalog.ErrInvalid) {
-					t.Errorf("List = %v, %v; want ErrInvalid", Names(got), err)
+				want := []string{full.Name(), incr.Name()}
+				if tc.name == "second entry at a timestamp" {
+					want = []string{incr.Name()} // neither of the two can be trusted
+				}
+				got, err := c.List(ctx, "db1")
+				if err != nil || fmt.Sprint(Names(got)) != fmt.Sprint(want) {
+					t.Fatalf("List = %v, %v; want %v and no error", Names(got), err, want)
+				}
+				l, err := c.ListReport(ctx, "db1")
+				if err != nil || fmt.Sprint(Names(l.Entries)) != fmt.Sprint(want) {
+					t.Fatalf("ListReport = %v, %v; want %v", Names(l.Entries), err, want)
+				}
+				if tc.reason == "" {
+					if len(l.Skipped) != 0 {
+						t.Errorf("a reserved folder's object was reported: %+v", l.Skipped)
+					}
+					return
+				}
+				found := false
+				for _, sk := range l.Skipped {
+					found = found || sk.Key == tc.key && strings.Contains(sk.Reason, tc.reason)
+				}
+				if !found {
+					t.Errorf("Skipped = %+v, want %s reported with a reason about %q", l.Skipped, tc.key, tc.reason)
+				}
+				// Retention prunes nothing while something is skipped.
+				old := Sample("db1", "20240101010000", events.Full, "")
+				l.Entries = append([]catalog.Entry{old, Sample("db1", "20240102010000", events.Full, "")}, l.Entries...)
+				if keep, drop := l.Retain(catalog.RetentionPolicy{}, full.EndedAt.AddDate(1, 0, 0), nil); len(drop) != 0 || len(keep) != len(l.Entries) {
+					t.Errorf("Listing.Retain with skipped objects dropped %v", Names(drop))
 				}
 			})
+		}
+	})
+
+	t.Run("ListFailsOnStoreErrors", func(t *testing.T) {
+		c := catalog.New(newStore(t))
+		if _, err := c.ListReport(ctx, "../db1"); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("ListReport of a bad database = %v, want ErrInvalid", err)
 		}
 	})
 
@@ -221,6 +307,76 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		}
 		if _, err := c.Get(ctx, "db1", e.ImageTimestamp); !errors.Is(err, catalog.ErrNotFound) {
 			t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("DiscardedEntries", func(t *testing.T) {
+		s := newStore(t)
+		c := catalog.New(s)
+		gone := Discard(Sample("db1", "20240303090000", events.Delta, full.ImageTimestamp), "upload image: 503 Slow Down")
+		stored := Sample("db1", "20240303100000", events.Full, "") // uploaded, then its keystore copy failed
+		for _, o := range stored.Images {
+			if _, err := s.Put(ctx, o.Key, []byte("img"), objstore.Cond{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		storedGone := stored
+		storedGone.Discarded = &catalog.Discard{At: stored.EndedAt, Reason: "copy keystore: no such file"}
+		for _, e := range []catalog.Entry{full, gone, storedGone} {
+			if err := c.Put(ctx, e); err != nil {
+				t.Fatalf("Put %s: %v", e.Name(), err)
+			}
+		}
+		if err := c.Put(ctx, gone); err != nil {
+			t.Errorf("Put of the same discarded entry again = %v, want nil", err)
+		}
+		got, err := c.Get(ctx, "db1", gone.ImageTimestamp)
+		if err != nil || !Equal(got, gone) || !got.IsDiscarded() {
+			t.Fatalf("Get = %+v, %v; want the discarded entry", got, err)
+		}
+		// No later entry may name a discarded image as its parent.
+		onGone := Sample("db1", "20240303170000", events.Delta, gone.ImageTimestamp)
+		var ce *catalog.ChainError
+		if err := c.Put(ctx, onGone); !errors.Is(err, catalog.ErrBrokenChain) || !errors.As(err, &ce) || ce.Discarded != gone.ImageTimestamp {
+			t.Errorf("Put of an entry naming a discarded parent = %v, want a *ChainError naming %s", err, gone.ImageTimestamp)
+		}
+		if _, err := c.Get(ctx, "db1", onGone.ImageTimestamp); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("the refused entry was stored: %v", err)
+		}
+		l, err := c.ListReport(ctx, "db1")
+		if err != nil || len(l.Skipped) != 0 || fmt.Sprint(Names(l.Entries)) != fmt.Sprint(Names([]catalog.Entry{full, gone, storedGone})) {
+			t.Fatalf("ListReport = %v %+v, %v", Names(l.Entries), l.Skipped, err)
+		}
+		// Retention deletes discarded entries and the files they stored.
+		_, drop := l.Retain(catalog.RetentionPolicy{}, full.EndedAt.Add(time.Hour), nil)
+		if fmt.Sprint(Names(drop)) != fmt.Sprint(Names([]catalog.Entry{storedGone, gone})) {
+			t.Fatalf("Retain drops %v, want the two discarded entries", Names(drop))
+		}
+		for _, e := range drop {
+			if err := c.Delete(ctx, "db1", e.ImageTimestamp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		infos, err := s.List(ctx, "")
+		if err != nil || len(infos) != 1 || infos[0].Key != full.Key() {
+			t.Errorf("after deleting the discarded entries the store holds %v, %v; want only %s", infos, err, full.Key())
+		}
+	})
+
+	t.Run("ListOrdersByInstant", func(t *testing.T) {
+		c := catalog.New(newStore(t))
+		hist := FallBack("db1")
+		for _, e := range hist {
+			if err := c.Put(ctx, e); err != nil {
+				t.Fatalf("Put %s: %v", e.Name(), err)
+			}
+		}
+		got, err := c.List(ctx, "db1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(Names(got)) != fmt.Sprint(Names(hist)) {
+			t.Errorf("List = %v, want the order of the instants %v", Names(got), Names(hist))
 		}
 	})
 

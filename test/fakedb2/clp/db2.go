@@ -93,6 +93,13 @@ func (c *session) dispatch(tok []string) int {
 		return exitOK
 	case strings.HasPrefix(strings.ToLower(strings.Join(tok, "")), "callget_dbsize_info("):
 		return c.dbSize()
+	case is("list", "history", "backup", "all", "for") && len(tok) == 6:
+		return c.listHistory(tok[5], "")
+	case is("list", "history", "backup", "since", "*", "for") && len(tok) == 7:
+		return c.listHistory(tok[6], tok[4])
+	case is("list", "history", "backup", "all", "for", "database") && len(tok) == 7,
+		is("list", "history", "backup", "all", "for", "db") && len(tok) == 7:
+		return c.listHistory(tok[6], "")
 	case is("backup", "database") || is("backup", "db"):
 		return c.backup(tok[2:])
 	case is("restore", "database") || is("restore", "db"):
@@ -386,7 +393,7 @@ func (c *session) backup(tok []string) int {
 		return c.fail("SQL2421N  Table space level backup is not allowed because roll-forward \nrecovery is not enabled.")
 	case b.incr && (!s.TrackMod || s.Has(FaultTrackModOff)):
 		return c.fail("SQL2426N  The database has not been configured to allow the incremental \nbackup operation. Reason code = \"1\".")
-	case b.incr && !c.hasFull():
+	case b.incr && c.base(typ, b.tablespaces) == "":
 		return c.fail("SQL2426N  The database has not been configured to allow the incremental \nbackup operation. Reason code = \"2\".")
 	case !b.online && (s.Applications > 0 || s.Connected):
 		return c.fail("SQL1035N  The operation failed because the specified database cannot be \nconnected to in the mode requested.  SQLSTATE=57019")
@@ -421,18 +428,69 @@ func (c *session) backup(tok []string) int {
 		s.BackupPending = false
 	}
 	s.History = append(s.History, Backup{Timestamp: ts, Type: typ, Mode: mode, Tablespaces: b.tablespaces,
-		IncludeLogs: b.includeLogs, Compress: b.compress, Image: path, SizeBytes: s.imageBytes(), SHA256: sum})
+		IncludeLogs: b.includeLogs, Compress: b.compress, Image: path, SizeBytes: s.imageBytes(), SHA256: sum,
+		Base: c.base(typ, b.tablespaces), EID: len(s.History) + 1})
 	c.printf("\nBackup successful. The timestamp for this backup image is : %s\n\n", ts)
 	return exitOK
 }
 
-func (c *session) hasFull() bool {
-	for _, h := range c.s.History {
-		if h.Type == "full" && len(h.Tablespaces) == 0 {
-			return true
+// base is the image Db2 builds a backup of type typ of the object (database, or table spaces)
+// on: the latest full of the object for an incremental, its latest backup of any type for a
+// delta, whether or not the image file still exists; "" for a full or when there is none.
+func (c *session) base(typ string, tablespaces []string) string {
+	obj := Backup{Tablespaces: tablespaces}.object()
+	for i := len(c.s.History) - 1; i >= 0 && typ != "full"; i-- {
+		h := c.s.History[i]
+		if h.object() == obj && (typ == "delta" || h.Type == "full") {
+			return h.Timestamp
 		}
 	}
-	return false
+	return ""
+}
+
+// historyTypes is the Type column of LIST HISTORY for a backup.
+var historyTypes = map[[2]string]string{
+	{"full", "offline"}: "F", {"full", "online"}: "N",
+	{"incremental", "offline"}: "I", {"incremental", "online"}: "O",
+	{"delta", "offline"}: "D", {"delta", "online"}: "E",
+}
+
+// listHistory prints LIST HISTORY BACKUP ALL (or SINCE since) FOR db in the documented layout:
+// the title, the number of entries, then one entry per backup of History, oldest first.
+func (c *session) listHistory(db, since string) int {
+	if !c.known(db) {
+		return c.notFound(db)
+	}
+	if since != "" && (len(since) < 4 || len(since) > 14 || strings.Trim(since, "0123456789") != "") {
+		return c.syntax(since, "SINCE")
+	}
+	var list []Backup
+	for _, b := range c.s.History {
+		if b.Timestamp >= since {
+			list = append(list, b)
+		}
+	}
+	c.printf("\n                    List History File for %s\n\nNumber of matching file entries = %d\n\n", strings.ToUpper(db), len(list))
+	rule := " ----------------------------------------------------------------------------\n"
+	for _, b := range list {
+		obj, spaces := "D", []string{"SYSCATSPACE", "USERSPACE1", "SYSTOOLSPACE"}
+		if len(b.Tablespaces) > 0 {
+			obj, spaces = "P", b.Tablespaces
+		}
+		c.printf("\n Op Obj Timestamp+Sequence Type Dev Earliest Log Current Log  Backup ID\n")
+		c.printf(" -- --- ------------------ ---- --- ------------ ------------ --------------\n")
+		log := fmt.Sprintf("S%07d.LOG", b.EID)
+		c.printf("  B  %s  %s001    %s    D  %s %s\n", obj, b.Timestamp, historyTypes[[2]string{b.Type, b.Mode}], log, log)
+		c.printf("%s  Contains %d tablespace(s):\n\n", rule, len(spaces))
+		for i, ts := range spaces {
+			c.printf(" %05d %s\n", i+1, ts)
+		}
+		c.printf("%s    Comment: DB2 BACKUP %s %s\n Start Time: %s\n   End Time: %s\n     Status: A\n", rule,
+			c.s.Database, strings.ToUpper(b.Mode), b.Timestamp, b.Timestamp)
+		c.printf("%s  EID: %d Location: %s\n", rule, b.EID, filepath.Dir(b.Image))
+	}
+	c.printf("\n")
+	return exitOK
 }
 
 // timestamp is the next backup timestamp, later than every earlier one (Db2 never reuses one).

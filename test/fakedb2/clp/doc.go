@@ -3,7 +3,7 @@
 // DB2 and Ckbkp; test/fakedb2 builds them and writes the state. Nothing here talks to a real Db2.
 //
 // Output follows IBM's documented formats for the commands keyguard runs (get db cfg, list
-// applications, connect, CALL GET_DBSIZE_INFO, backup database, db2ckbkp) closely enough for
+// applications, connect, CALL GET_DBSIZE_INFO, backup database, list history backup, db2ckbkp) closely enough for
 // shared/db2's parsers; message texts are written from the documented message catalogue's
 // wording as remembered, not copied.
 //

@@ -197,31 +197,24 @@ func (c *session) checkImage(dir, ts string) (ImageMeta, int) {
 }
 
 // chain is the database-scope images an automatic incremental restore of ts reads, full first,
-// from History: a delta needs the image before it, an incremental the latest full before it.
+// following the Base links of History: the image each one was built on (a delta on the backup
+// before it, an incremental on the full before it), whether or not its file still exists.
 func (c *session) chain(ts string) ([]Backup, bool) {
-	var db []Backup
+	byTS := map[string]Backup{}
 	for _, b := range c.s.History {
 		if len(b.Tablespaces) == 0 {
-			db = append(db, b)
+			byTS[b.Timestamp] = b
 		}
 	}
-	i := slices.IndexFunc(db, func(b Backup) bool { return b.Timestamp == ts })
-	if i < 0 {
-		return nil, false
-	}
-	out := []Backup{db[i]}
-	for db[i].Type != "full" {
-		j := i - 1
-		if db[i].Type == "incremental" {
-			for j >= 0 && db[j].Type != "full" {
-				j--
-			}
-		}
-		if j < 0 {
+	var out []Backup
+	for cur, ok := byTS[ts]; ; cur, ok = byTS[cur.Base] {
+		if !ok || len(out) > len(byTS) {
 			return nil, false
 		}
-		out = append(out, db[j])
-		i = j
+		out = append(out, cur)
+		if cur.Type == "full" {
+			break
+		}
 	}
 	slices.Reverse(out)
 	return out, true

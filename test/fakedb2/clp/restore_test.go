@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/db2"
 )
 
@@ -206,5 +207,63 @@ func flip(t *testing.T, dir, ts string) {
 	b[headerBytes+2] ^= 0xff
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHistoryKeepsDiscardedImages: Db2's history counts every image it wrote, including one
+// whose file was deleted afterwards; the next delta builds on it, and a restore of that delta
+// needs it.
+func TestHistoryKeepsDiscardedImages(t *testing.T) {
+	dir := t.TempDir()
+	state := newState(t, State{Database: "SALES", LogArchMeth1: "DISK:/archive/", TrackMod: true, ImageBytes: MinImageBytes + 10, NextTimestamp: "20261124013000"})
+	ts := backups(t, state, dir) // full, incremental, delta
+	rm(t, dir, ts[2])            // the delta is discarded
+	out, code := run(t, state, "backup database SALES online incremental delta to "+dir+" include logs without prompting")
+	d2, err := db2.ParseBackupResult(out)
+	if code != exitOK || err != nil {
+		t.Fatalf("second delta: %d %v\n%s", code, err, out)
+	}
+	out, code = run(t, state, "backup database SALES online incremental to "+dir+" include logs without prompting")
+	i2, err := db2.ParseBackupResult(out)
+	if code != exitOK || err != nil {
+		t.Fatalf("second incremental: %d %v\n%s", code, err, out)
+	}
+	s, _ := Load(state)
+	bases := map[string]string{}
+	for _, b := range s.History {
+		bases[b.Timestamp] = b.Base
+	}
+	if bases[ts[0]] != "" || bases[ts[1]] != ts[0] || bases[ts[2]] != ts[1] || bases[d2] != ts[2] || bases[i2] != ts[0] {
+		t.Fatalf("bases %v: want incremental on the full, delta on the previous image (the discarded one too)", bases)
+	}
+
+	out, code = run(t, state, "list history backup all for sales")
+	h, err := db2.ParseHistory(out)
+	if code != exitOK || err != nil || h.Database != "SALES" {
+		t.Fatalf("list history: %d %v\n%s", code, err, out)
+	}
+	var got []string
+	for _, b := range h.Backups() {
+		got = append(got, b.Timestamp+"-"+string(b.Type)+"-"+string(b.Mode))
+	}
+	want := []string{ts[0] + "-full-online", ts[1] + "-incremental-online", ts[2] + "-delta-online", d2 + "-delta-online", i2 + "-incremental-online"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("history %v\nwant    %v", got, want)
+	}
+	if b, ok := h.Base(events.Delta); !ok || b.Timestamp != i2 {
+		t.Errorf("delta base %+v", b)
+	}
+	out, _ = run(t, state, "list history backup since "+d2+" for SALES")
+	if h, err := db2.ParseHistory(out); err != nil || len(h.Entries) != 2 || h.Entries[0].Timestamp != d2 {
+		t.Errorf("list history since %s: %v %+v\n%s", d2, err, h.Entries, out)
+	}
+	if out, code := run(t, state, "list history backup all for HR"); code != exitError || !strings.HasPrefix(out, "SQL1013N") {
+		t.Errorf("unknown database: %d %s", code, out)
+	}
+
+	// Restoring the delta built on the discarded one needs the missing image: SQL2542N.
+	out, code = run(t, state, "restore database SALES incremental automatic from "+dir+" taken at "+d2+" without prompting")
+	if code != exitError || !strings.HasPrefix(out, "SQL2542N") || !strings.Contains(out, ts[2]) {
+		t.Fatalf("restore of a delta built on a deleted image: %d\n%s", code, out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // StateEnv names the environment variable holding the state file's path.
@@ -67,7 +68,9 @@ type State struct {
 	Inject        []Fault `json:"inject,omitempty"`
 	// Connected is the CLP session's own connection (connect to / connect reset / terminate).
 	Connected bool `json:"connected,omitempty"`
-	// History is every successful backup, oldest first (written by the fake).
+	// History is Db2's recovery history: every successful backup, oldest first, including
+	// those whose image file was deleted afterwards (written by the fake; `list history backup`
+	// prints it).
 	History []Backup `json:"history,omitempty"`
 	// Calls is every command line received, oldest first (written by the fake).
 	Calls []string `json:"calls,omitempty"`
@@ -103,6 +106,22 @@ type Backup struct {
 	Image       string   `json:"image"`
 	SizeBytes   int64    `json:"size_bytes"`
 	SHA256      string   `json:"sha256"`
+	// Base is the image this one was built on, as Db2 chooses it from its history: for an
+	// incremental the latest full of the same object (database, or the same table spaces), for
+	// a delta the latest backup of any type of that object; empty for a full.
+	Base string `json:"base,omitempty"`
+	// EID is the history entry's id.
+	EID int `json:"eid,omitempty"`
+}
+
+// object names what b backed up: the database, or its table spaces.
+func (b Backup) object() string {
+	if len(b.Tablespaces) == 0 {
+		return "database"
+	}
+	ts := slices.Clone(b.Tablespaces)
+	slices.Sort(ts)
+	return strings.Join(ts, ",")
 }
 
 // Has reports whether fault f is injected.
