@@ -304,3 +304,17 @@ func TestRetentionWaitsForUnreadableEntries(t *testing.T) {
 		t.Fatalf("after retention %d entries (%v), want all 5 kept while an entry is unreadable", len(left), err)
 	}
 }
+
+// Problem 3: a run that failed after Db2 wrote its image (discarded) makes the next backup a
+// full, so no incremental or delta is built on the discarded image.
+func TestDiscardedImageMakesTheNextBackupFull(t *testing.T) {
+	h, _ := setup(t, run("r1", 1))
+	f := failed("r1")
+	f.DiscardedImage = "20261124023000"
+	if _, err := h.Handle(context.Background(), testkit.Event(t, "f1", f)); err != nil {
+		t.Fatal(err)
+	}
+	if st := get(t, h); !st.NeedFull || !strings.Contains(st.NeedFullReason, "20261124023000") || st.NextRetry == nil || st.NextRetry.Type != events.Delta {
+		t.Fatalf("need full %v (%q), retry %+v", st.NeedFull, st.NeedFullReason, st.NextRetry)
+	}
+}

@@ -48,7 +48,8 @@ func keyVersion(p events.BackupCompleted, run state.Run) string {
 }
 
 // Failed applies a backup.failed: only the run in flight can fail (an outcome of a run already
-// closed, expired or superseded changes nothing).
+// closed, expired or superseded changes nothing). A failure that discarded an image Db2 had
+// written makes the next backup a full.
 func Failed(st *state.State, db config.Database, p events.BackupFailed, now time.Time) (note string, changed bool) {
 	if st.Run == nil || st.Run.ID != p.RunID {
 		return "failure of " + p.RunID + " ignored: run not in flight (already counted or superseded)", false
@@ -58,6 +59,10 @@ func Failed(st *state.State, db config.Database, p events.BackupFailed, now time
 		msg = p.Code + " " + msg
 	}
 	ApplyFailure(st, db, *st.Run, p.Class, msg, now)
+	if p.DiscardedImage != "" {
+		// Db2's history counts the image: its next incremental or delta would build on it.
+		st.NeedFull, st.NeedFullReason = true, "image "+p.DiscardedImage+" was discarded after Db2 wrote it"
+	}
 	if st.NextRetry != nil {
 		return fmt.Sprintf("closed %s (failed, %d in a row, retry at %s)", p.RunID, st.ConsecutiveFailures, st.NextRetry.At.UTC().Format("2006-01-02T15:04Z")), true
 	}
