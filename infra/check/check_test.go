@@ -47,7 +47,7 @@ func TestArgumentsAreChecked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if problems := Arguments(m); len(problems) > 0 {
+		if problems := append(Arguments(m), Providers(m)...); len(problems) > 0 {
 			t.Errorf("%s:\n%s", dir, strings.Join(problems, "\n"))
 		}
 	}
@@ -58,12 +58,44 @@ func TestArgumentsAreChecked(t *testing.T) {
 	m.Resources = append(m.Resources, &Resource{Type: "ibm_widget", Name: "w", Block: m.Resource("ibm_cos_bucket.state").Block})
 	got := strings.Join(Arguments(m), "\n")
 	for _, want := range []string{
-		"ibm_code_engine_app.fn: scale_min_instance is not a checked argument of ibm_code_engine_app",
-		"ibm_en_topic.events: sources.rules.event_filter is not a checked argument",
-		"ibm_widget.w: resource type ibm_widget has no checked argument list",
+		"ibm_code_engine_app.fn: scale_min_instance is not an argument of ibm_code_engine_app in the provider schema",
+		"ibm_en_topic.events: sources.rules.event_filter is not an argument of ibm_en_topic",
+		"ibm_widget.w: resource type ibm_widget has no recorded provider schema",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("want %q in:\n%s", want, got)
 		}
+	}
+}
+
+// The schema table must describe the provider releases the module's constraint admits.
+func TestProviderSchemaVersions(t *testing.T) {
+	if got := strings.Join(providerSchemaVersions, ","); got != "v2.3.0,v2.4.0,v2.5.0" {
+		t.Errorf("schema read from %s; ProviderConstraint %q admits v2.3.0 to v2.5.0", got, ProviderConstraint)
+	}
+}
+
+func TestProvidersFail(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(m *Module)
+		want   string
+	}{
+		{"constraint admits 1.x", func(m *Module) {
+			m.Providers["ibm"] = ProviderRequirement{Source: "IBM-Cloud/ibm", Version: ">= 1.88.0"}
+		}, `required_providers ibm is IBM-Cloud/ibm ">= 1.88.0", want IBM-Cloud/ibm ">= 2.3.0, < 3.0.0"`},
+		{"constraint admits 3.x", func(m *Module) {
+			m.Providers["ibm"] = ProviderRequirement{Source: "IBM-Cloud/ibm", Version: ">= 2.3.0"}
+		}, `want IBM-Cloud/ibm ">= 2.3.0, < 3.0.0"`},
+		{"ibm not declared", func(m *Module) { delete(m.Providers, "ibm") }, "does not declare ibm"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := loadModule(t)
+			c.mutate(m)
+			if got := strings.Join(Providers(m), "\n"); !strings.Contains(got, c.want) {
+				t.Errorf("Providers = %q, want %q", got, c.want)
+			}
+		})
 	}
 }

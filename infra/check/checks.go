@@ -34,6 +34,7 @@ func All(e *Eval) []string {
 	p = append(p, IAM(e)...)
 	p = append(p, Buckets(e)...)
 	p = append(p, Fleet(e)...)
+	p = append(p, Schema(e)...)
 	sort.Strings(p)
 	return p
 }

@@ -204,6 +204,39 @@ func TestChecksFail(t *testing.T) {
 			setAttr(t, body(t, m, state), "kms_key_crn", `"crn:v1:bluemix:public:cloud-object-storage:global:a/x:y::"`)
 		}, "is not a root key CRN"},
 
+		// Provider schema (infra/check/schema_ibm.go, read from provider v2.3.0 to v2.5.0)
+		{"required argument missing", minimal(), Schema, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_en_source.keyguard"), "store_notifications")
+		}, "ibm_en_source.keyguard: argument store_notifications is required by ibm_en_source"},
+		{"required argument null", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_source.keyguard"), "store_notifications", "null")
+		}, "argument store_notifications is required"},
+		{"required nested argument missing", minimal(), Schema, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, tick, "sources"), "id")
+		}, "ibm_en_topic.tick.sources[0]: argument sources.id is required"},
+		{"required block missing", minimal(), Schema, func(t *testing.T, m *Module) {
+			delBlocks(t, body(t, m, "ibm_iam_trusted_profile_link.job"), "link")
+		}, "block link is required by ibm_iam_trusted_profile_link"},
+		{"value not allowed", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "storage_class", `"premium"`)
+		}, `storage_class is "premium", not one of standard, vault, cold, smart, flex, onerate_active`},
+		{"value does not match the pattern", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, app), "name", `"Keyguard_${each.key}"`)
+		}, `name is "Keyguard_completion", which does not match`},
+		{"number out of range", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, app), "image_port", "70000")
+		}, "image_port is 70000, outside [0, 65535]"},
+		{"conflicting arguments", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "key_protect", "local.kms_key_crn")
+		}, "key_protect and kms_key_crn conflict"},
+		{"block repeated beyond its limit", minimal(), Schema, func(t *testing.T, m *Module) {
+			b := body(t, m, state)
+			b.Blocks = append(b.Blocks, b.Blocks[0])
+		}, "object_versioning appears 2 times, at most 1 allowed"},
+		{"none of a required group", minimal(), Schema, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "source_service_name")
+		}, "at least one of source_resource_group_id, source_service_name, subject_attributes must be set"},
+
 		// Fleet policy
 		{"fleet policy at another key", minimal(), Fleet, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_cos_bucket_object.fleet"), "key", `"fleet.yaml"`)

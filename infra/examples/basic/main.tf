@@ -7,7 +7,7 @@ terraform {
   required_providers {
     ibm = {
       source  = "IBM-Cloud/ibm"
-      version = ">= 1.88.0"
+      version = ">= 2.3.0, < 3.0.0"
     }
   }
 }

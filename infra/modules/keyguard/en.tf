@@ -12,10 +12,11 @@ resource "ibm_resource_instance" "en" {
 
 # keyguard publishes its own events (key.rotated, backup.completed, ...) under this source.
 resource "ibm_en_source" "keyguard" {
-  instance_guid = ibm_resource_instance.en.guid
-  name          = "${var.prefix}-events"
-  description   = "keyguard's own events"
-  enabled       = true
+  instance_guid       = ibm_resource_instance.en.guid
+  name                = "${var.prefix}-events"
+  description         = "keyguard's own events"
+  enabled             = true
+  store_notifications = var.en_store_notifications
 }
 
 # The periodic-timer source is predefined in the instance (read-only in Terraform).

@@ -414,6 +414,12 @@ variable "en_private_endpoint" {
   default     = false
 }
 
+variable "en_store_notifications" {
+  description = "Let Event Notifications keep the payloads of keyguard's notifications for troubleshooting (the source's store_notifications setting)."
+  type        = bool
+  default     = false
+}
+
 variable "collect_failed_events" {
   description = "Store notifications Event Notifications could not deliver in a separate, Key Protect encrypted bucket."
   type        = bool
