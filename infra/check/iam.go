@@ -53,6 +53,7 @@ func IAM(e *Eval) []string {
 	p = append(p, profileLinks(e)...)
 	p = append(p, requiredGrants(e, grants)...)
 	p = append(p, requiredAuthorizations(e, auths)...)
+	p = append(p, Roles(e)...)
 	return p
 }
 
@@ -310,7 +311,7 @@ func requiredGrants(e *Eval, grants []grant) []string {
 	}{
 		"kms":                     {[]string{kmsRole}, 1},
 		"cloud-object-storage":    {[]string{"Writer"}, 1},
-		"event-notifications":     {[]string{"Event Notifications Publisher"}, 1},
+		"event-notifications":     {[]string{RoleENPublisher}, 1},
 		"codeengine":              {[]string{"Writer"}, 1},
 		"dashdb-for-transactions": {[]string{"Operator"}, db2},
 	}
@@ -353,7 +354,7 @@ func requiredAuthorizations(e *Eval, auths []authorization) []string {
 	has := func(src, dst string, roles ...string) int {
 		n := 0
 		for _, a := range auths {
-			if a.Source == src && a.Target == dst && strings.Join(a.Roles, ",") == strings.Join(roles, ",") {
+			if a.Source == src && a.Target == dst && sameSet(a.Roles, roles) {
 				n++
 			}
 		}
@@ -381,5 +382,20 @@ func requiredAuthorizations(e *Eval, auths []authorization) []string {
 	if n := has("dashdb-for-transactions", "kms", "Reader"); n != db2 {
 		p = append(p, fmt.Sprintf("want %d dashdb-for-transactions -> kms Reader authorization(s), found %d", db2, n))
 	}
+	failed := 0
+	if on, ok := knownBool(e.Var("collect_failed_events")); ok && on {
+		failed = 1
+	}
+	if n := has("event-notifications", "cloud-object-storage", RoleObjectWriter, RoleReader); n != failed {
+		p = append(p, fmt.Sprintf("want %d event-notifications -> cloud-object-storage Object Writer+Reader authorization(s) (failed-event collection needs both), found %d", failed, n))
+	}
 	return p
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	x, y := append([]string{}, a...), append([]string{}, b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	return strings.Join(x, "\x00") == strings.Join(y, "\x00")
 }

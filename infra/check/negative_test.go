@@ -186,6 +186,15 @@ func TestChecksFail(t *testing.T) {
 		{"COS cannot use the key", minimal(), IAM, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Viewer"]`)
 		}, "want one cloud-object-storage -> kms Reader authorization"},
+		{"role named as the documentation's heading", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en"), "roles", `["Event Notifications Publisher"]`)
+		}, `"Event Notifications Publisher" is not a role IAM defines for event-notifications`},
+		{"role of another service", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Object Writer"]`)
+		}, `"Object Writer" is not a role IAM defines for kms`},
+		{"failed events without Reader", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.en_cos_failed_events"), "roles", `["Object Writer"]`)
+		}, "want 1 event-notifications -> cloud-object-storage Object Writer+Reader authorization(s)"},
 		{"job not linked to the profile", minimal(), IAM, func(t *testing.T, m *Module) {
 			delResource(t, m, "ibm_iam_trusted_profile_link.job")
 		}, `ibm_code_engine_job.fn["runner"] is not linked to the trusted profile`},

@@ -11,7 +11,7 @@ resource "ibm_iam_authorization_policy" "cos_kms" {
   source_resource_instance_id = ibm_resource_instance.cos.guid
   target_service_name         = "kms"
   target_resource_instance_id = local.kms_instance_guid
-  roles                       = ["Reader"]
+  roles                       = [local.roles.kms_reader]
   description                 = "${var.prefix}: COS encrypts the bucket with the root key"
 }
 
@@ -22,7 +22,7 @@ resource "ibm_iam_authorization_policy" "db2_kms" {
   source_resource_instance_id = each.key
   target_service_name         = "kms"
   target_resource_instance_id = local.kms_instance_guid
-  roles                       = ["Reader"]
+  roles                       = [local.roles.kms_reader]
   description                 = "${var.prefix}: Db2 instance ${each.key} uses the root key"
 }
 
@@ -32,7 +32,7 @@ resource "ibm_iam_authorization_policy" "en_codeengine" {
   source_resource_instance_id = ibm_resource_instance.en.guid
   target_service_name         = "codeengine"
   target_resource_instance_id = ibm_code_engine_project.keyguard.project_id
-  roles                       = ["Viewer", "Writer"]
+  roles                       = [local.roles.ce_viewer, local.roles.ce_writer]
   description                 = "${var.prefix}: Event Notifications delivers to Code Engine"
 }
 
@@ -44,14 +44,16 @@ resource "ibm_iam_authorization_policy" "logs_en" {
   source_resource_instance_id = split(":", var.cloud_logs_instance_crn)[7]
   target_service_name         = "event-notifications"
   target_resource_instance_id = ibm_resource_instance.en.guid
-  roles                       = ["Event Source Manager"]
+  roles                       = [local.roles.en_source_manager]
   description                 = "${var.prefix}: Cloud Logs alerts reach Event Notifications"
 }
 
-# Event Notifications writes undelivered notifications to the failed-events bucket only.
+# Event Notifications writes undelivered notifications to the failed-events bucket only. It
+# needs Reader as well as Object Writer: with one of the two the integration fails
+# (ibm-cloud-docs/event-notifications en-cfe-integrations.md).
 resource "ibm_iam_authorization_policy" "en_cos_failed_events" {
   count       = var.collect_failed_events ? 1 : 0
-  roles       = ["Object Writer"]
+  roles       = [local.roles.cos_reader, local.roles.cos_object_writer]
   description = "${var.prefix}: Event Notifications stores failed deliveries"
 
   subject_attributes {
@@ -129,7 +131,7 @@ resource "ibm_iam_trusted_profile_link" "job" {
 # Key metadata, versions and registrations; rotating the key only when keyguard manages rotation.
 resource "ibm_iam_trusted_profile_policy" "kms" {
   iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = var.managed_rotation ? ["Writer"] : ["Reader"]
+  roles       = var.managed_rotation ? [local.roles.kms_writer] : [local.roles.kms_reader]
   description = "${var.prefix}: read (or rotate) the root keys"
 
   resources {
@@ -155,7 +157,7 @@ resource "ibm_iam_trusted_profile_policy" "cos" {
 # Sending notifications and nothing else.
 resource "ibm_iam_trusted_profile_policy" "en" {
   iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = ["Event Notifications Publisher"]
+  roles       = [local.roles.en_publisher]
   description = "${var.prefix}: publish keyguard events"
 
   resources {
@@ -167,7 +169,7 @@ resource "ibm_iam_trusted_profile_policy" "en" {
 # Job runs of the runner in this project.
 resource "ibm_iam_trusted_profile_policy" "codeengine" {
   iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = ["Writer"]
+  roles       = [local.roles.ce_writer]
   description = "${var.prefix}: start runner job runs"
 
   resources {
@@ -182,7 +184,7 @@ resource "ibm_iam_trusted_profile_policy" "db2" {
   for_each = local.db2_instances
 
   iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = ["Operator"]
+  roles       = [local.roles.db2_operator]
   description = "${var.prefix}: back up Db2 instance ${each.key}"
 
   resources {

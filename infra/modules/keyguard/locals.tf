@@ -165,4 +165,30 @@ locals {
   }
 
   db2_instances = { for crn in var.db2_instance_crns : split(":", crn)[7] => crn }
+
+  # -------------------------------------------------------------------------------------------
+  # IAM role names. The provider matches them against the display names IAM defines for the
+  # policy's service, exactly; infra/check/roles.go lists those names with their sources.
+  # -------------------------------------------------------------------------------------------
+
+  roles = {
+    # Event Notifications (ibm-cloud-docs/event-notifications en-iam.md): sending notifications
+    # only; a Cloud Logs instance registering as a source.
+    en_publisher      = "Event Notification Publisher"
+    en_source_manager = "Event Source Manager"
+    # Key Protect (ibm-cloud-docs/key-protect concepts/manage-access.md): Reader reads key
+    # metadata, versions and registrations; Writer also rotates.
+    kms_reader = "Reader"
+    kms_writer = "Writer"
+    # Cloud Object Storage (ibm-cloud-docs/cloud-object-storage iam.md): Reader lists and reads,
+    # Object Writer uploads and nothing else.
+    cos_reader        = "Reader"
+    cos_object_writer = "Object Writer"
+    # Code Engine: Writer creates (and deletes) job runs; Viewer and Writer for Event
+    # Notifications' deliveries (ibm-cloud-docs/event-notifications en-destination-codeengine.md).
+    ce_viewer = "Viewer"
+    ce_writer = "Writer"
+    # Db2 on Cloud: Operator is the narrowest role with dashdb-for-transactions.console.backup.
+    db2_operator = "Operator"
+  }
 }
