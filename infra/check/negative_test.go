@@ -246,6 +246,26 @@ func TestChecksFail(t *testing.T) {
 			delAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "source_service_name")
 		}, "at least one of source_resource_group_id, source_service_name, subject_attributes must be set"},
 
+		// Waiting for IAM authorizations to propagate
+		{"bucket right after its authorization", minimal(), Waits, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "depends_on", `[ibm_iam_authorization_policy.cos_kms]`)
+		}, "ibm_cos_bucket.state depends on ibm_iam_authorization_policy.cos_kms directly"},
+		{"bucket without a wait", minimal(), Waits, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, state), "depends_on")
+		}, "ibm_cos_bucket.state is created without waiting for the cloud-object-storage -> kms authorization"},
+		{"destination waits for the wrong authorization", minimal(), Waits, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, appDest), "depends_on", `[time_sleep.cos_kms]`)
+		}, `ibm_en_destination_ce.app["tick"] is created without waiting for the event-notifications -> codeengine authorization`},
+		{"failed-events integration without a wait", minimal(), Waits, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_en_integration_cos.failed_events"), "depends_on")
+		}, "ibm_en_integration_cos.failed_events[0] is created without waiting for the event-notifications -> cloud-object-storage authorization"},
+		{"Cloud Logs integration without a wait", full(), Waits, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_logs_outgoing_webhook.en"), "depends_on")
+		}, "ibm_logs_outgoing_webhook.en[0] is created without waiting for the logs -> event-notifications authorization"},
+		{"wait too short", minimal(), Waits, func(t *testing.T, m *Module) {
+			setLocal(t, m, "iam_propagation_wait", `"5s"`)
+		}, "time_sleep.cos_kms: create_duration must be a known duration of at least 30s"},
+
 		// Fleet policy
 		{"fleet policy at another key", minimal(), Fleet, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_cos_bucket_object.fleet"), "key", `"fleet.yaml"`)

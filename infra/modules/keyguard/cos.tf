@@ -25,7 +25,7 @@ resource "ibm_cos_bucket" "state" {
   }
 
   # COS must be allowed to use the key before the bucket can be created with it.
-  depends_on = [ibm_iam_authorization_policy.cos_kms]
+  depends_on = [time_sleep.cos_kms]
 }
 
 # Every compare-and-swap write of a state object leaves a noncurrent version behind.
@@ -85,5 +85,5 @@ resource "ibm_cos_bucket" "failed_events" {
   kms_key_crn           = local.kms_key_crn
   force_delete          = false
 
-  depends_on = [ibm_iam_authorization_policy.cos_kms]
+  depends_on = [time_sleep.cos_kms]
 }

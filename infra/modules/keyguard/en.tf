@@ -95,7 +95,7 @@ resource "ibm_logs_outgoing_webhook" "en" {
     region_id                       = var.region
   }
 
-  depends_on = [ibm_iam_authorization_policy.logs_en]
+  depends_on = [time_sleep.logs_en]
 }
 
 # Failed deliveries go to their own bucket (Event Notifications standard plan).
@@ -110,7 +110,7 @@ resource "ibm_en_integration_cos" "failed_events" {
     bucket_name = ibm_cos_bucket.failed_events[0].bucket_name
   }
 
-  depends_on = [ibm_iam_authorization_policy.en_cos_failed_events]
+  depends_on = [time_sleep.en_cos_failed_events]
 }
 
 # Apps are reached over HTTPS with the shared secret as a sensitive header.
@@ -135,7 +135,7 @@ resource "ibm_en_destination_ce" "app" {
     }
   }
 
-  depends_on = [ibm_iam_authorization_policy.en_codeengine, ibm_en_integration_cos.failed_events]
+  depends_on = [time_sleep.en_codeengine, ibm_en_integration_cos.failed_events]
 }
 
 # Jobs get a job run with the notification in the ibmendata environment variable.
@@ -156,7 +156,7 @@ resource "ibm_en_destination_ce" "job" {
     }
   }
 
-  depends_on = [ibm_iam_authorization_policy.en_codeengine, ibm_en_integration_cos.failed_events]
+  depends_on = [time_sleep.en_codeengine, ibm_en_integration_cos.failed_events]
 }
 
 resource "ibm_en_subscription_ce" "app" {

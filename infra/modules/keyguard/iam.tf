@@ -4,6 +4,12 @@
 
 # ---------------------------------------------------------------------------------------------
 # Service-to-service authorizations
+#
+# IAM takes a while to propagate a new authorization: a resource created right after the
+# authorization it needs fails now and then (IBM-Cloud/terraform-provider-ibm issue #4478).
+# Every authorization that a later resource needs is followed by a time_sleep, and that
+# resource depends on the wait, never on the authorization itself (as IBM's own modules do).
+# The wait is replaced, and waited again, whenever its authorization is.
 # ---------------------------------------------------------------------------------------------
 
 resource "ibm_iam_authorization_policy" "cos_kms" {
@@ -13,6 +19,11 @@ resource "ibm_iam_authorization_policy" "cos_kms" {
   target_resource_instance_id = local.kms_instance_guid
   roles                       = [local.roles.kms_reader]
   description                 = "${var.prefix}: COS encrypts the bucket with the root key"
+}
+
+resource "time_sleep" "cos_kms" {
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.cos_kms.id }
 }
 
 resource "ibm_iam_authorization_policy" "db2_kms" {
@@ -36,6 +47,11 @@ resource "ibm_iam_authorization_policy" "en_codeengine" {
   description                 = "${var.prefix}: Event Notifications delivers to Code Engine"
 }
 
+resource "time_sleep" "en_codeengine" {
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.en_codeengine.id }
+}
+
 # Cloud Logs registers itself as a source of the Event Notifications instance (its documented
 # source integration role).
 resource "ibm_iam_authorization_policy" "logs_en" {
@@ -46,6 +62,12 @@ resource "ibm_iam_authorization_policy" "logs_en" {
   target_resource_instance_id = ibm_resource_instance.en.guid
   roles                       = [local.roles.en_source_manager]
   description                 = "${var.prefix}: Cloud Logs alerts reach Event Notifications"
+}
+
+resource "time_sleep" "logs_en" {
+  count           = var.cloud_logs_instance_crn == null ? 0 : 1
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.logs_en[0].id }
 }
 
 # Event Notifications writes undelivered notifications to the failed-events bucket only. It
@@ -89,6 +111,12 @@ resource "ibm_iam_authorization_policy" "en_cos_failed_events" {
     name  = "resource"
     value = "${var.bucket_name}-failed-events"
   }
+}
+
+resource "time_sleep" "en_cos_failed_events" {
+  count           = var.collect_failed_events ? 1 : 0
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.en_cos_failed_events[0].id }
 }
 
 # ---------------------------------------------------------------------------------------------

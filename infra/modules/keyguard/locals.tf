@@ -171,6 +171,10 @@ locals {
   # policy's service, exactly; infra/check/roles.go lists those names with their sources.
   # -------------------------------------------------------------------------------------------
 
+  # How long a new service-to-service authorization is given to propagate before a resource
+  # that needs it is created (IBM's modules wait 30s).
+  iam_propagation_wait = "30s"
+
   roles = {
     # Event Notifications (ibm-cloud-docs/event-notifications en-iam.md): sending notifications
     # only; a Cloud Logs instance registering as a source.

@@ -8,5 +8,10 @@ terraform {
       source  = "IBM-Cloud/ibm"
       version = ">= 2.3.0, < 3.0.0"
     }
+    time = {
+      # time_sleep: waits for IAM authorizations to propagate.
+      source  = "hashicorp/time"
+      version = ">= 0.9.1, < 1.0.0"
+    }
   }
 }
