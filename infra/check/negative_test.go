@@ -300,6 +300,35 @@ func TestChecksFail(t *testing.T) {
 	}
 }
 
+// A lifecycle precondition that is known to fail stops the plan.
+func TestPreconditionsFail(t *testing.T) {
+	m := loadModule(t)
+	euKey := strings.Replace(testKeyCRN, ":us-south:", ":eu-de:", 1)
+	cases := []struct {
+		name string
+		p    profile
+		want string
+	}{
+		{"cross-region bucket with a key elsewhere", full().with("existing_kms_key_crn", cty.StringVal(euKey)),
+			"ibm_cos_bucket.state: precondition fails: A bucket in cross-region location us needs its root key in us-south, but the key is in eu-de"},
+		{"created key outside the location serving the bucket", minimal().with("bucket_cross_region_location", cty.StringVal("eu")),
+			"needs its root key in eu-de, but the key is in us-south"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := strings.Join(Preconditions(evaluate(t, m, c.p)), "\n")
+			if !strings.Contains(got, c.want) {
+				t.Errorf("Preconditions = %q, want %q", got, c.want)
+			}
+		})
+	}
+	for _, p := range []profile{full(), minimal().with("bucket_cross_region_location", cty.StringVal("us"))} {
+		if got := Preconditions(evaluate(t, m, p)); len(got) > 0 {
+			t.Errorf("%s: %v", p.name, got)
+		}
+	}
+}
+
 // Variable validations run before anything else: a bad input fails evaluation.
 func TestEvaluateRejectsInputs(t *testing.T) {
 	m := loadModule(t)

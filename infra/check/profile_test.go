@@ -23,7 +23,7 @@ func exampleDir(t testing.TB) string { return filepath.Join(infraDir(t), "exampl
 
 const (
 	testAccount = "0123456789abcdef0123456789abcdef"
-	testKeyCRN  = "crn:v1:bluemix:public:kms:us-east:a/" + testAccount + ":5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-00000000b001"
+	testKeyCRN  = "crn:v1:bluemix:public:kms:us-south:a/" + testAccount + ":5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-00000000b001"
 	testLogsCRN = "crn:v1:bluemix:public:logs:us-south:a/" + testAccount + ":9a8b7c6d-0000-4000-8000-000000000001::"
 	testDb2CRN1 = "crn:v1:bluemix:public:dashdb-for-transactions:us-south:a/" + testAccount + ":7a1b2c3d-0000-4000-8000-000000000001::"
 	testDb2CRN2 = "crn:v1:bluemix:public:dashdb-for-transactions:us-south:a/" + testAccount + ":7a1b2c3d-0000-4000-8000-000000000002::"
@@ -52,12 +52,14 @@ func minimal() profile {
 }
 
 // full turns every option on: API key and HMAC instead of the trusted profile's IAM token,
-// an existing key in another region, managed rotation, Db2 instances, Cloud Logs, Object Lock,
-// a cross-region bucket, a private registry, a key prefix.
+// a deployment in us-east with an existing key in us-south (which the us cross-region bucket
+// needs), managed rotation, Db2 instances, Cloud Logs, Object Lock, a private registry, a key
+// prefix.
 func full() profile {
 	p := minimal()
 	p.name = "full"
 	set := map[string]cty.Value{
+		"region":                       cty.StringVal("us-east"),
 		"api_key":                      cty.StringVal("an-api-key"),
 		"cos_hmac":                     cty.ObjectVal(map[string]cty.Value{"access_key_id": cty.StringVal("hmac-id")}),
 		"cos_hmac_secret":              cty.StringVal("hmac-secret"),

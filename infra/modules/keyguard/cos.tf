@@ -26,6 +26,13 @@ resource "ibm_cos_bucket" "state" {
 
   # COS must be allowed to use the key before the bucket can be created with it.
   depends_on = [time_sleep.cos_kms]
+
+  lifecycle {
+    precondition {
+      condition     = local.kms_key_fits_bucket
+      error_message = local.kms_key_misfit
+    }
+  }
 }
 
 # Every compare-and-swap write of a state object leaves a noncurrent version behind.
@@ -86,4 +93,11 @@ resource "ibm_cos_bucket" "failed_events" {
   force_delete          = false
 
   depends_on = [time_sleep.cos_kms]
+
+  lifecycle {
+    precondition {
+      condition     = local.kms_key_fits_bucket
+      error_message = local.kms_key_misfit
+    }
+  }
 }

@@ -23,7 +23,16 @@ locals {
     local.create_kms_instance ? ibm_resource_instance.kms[0].guid : var.existing_kms_instance_guid
   )
   kms_region = local.create_kms_key ? var.region : split(":", var.existing_kms_key_crn)[5]
-  kms_url    = var.kms_private_endpoint ? "https://private.${local.kms_region}.kms.cloud.ibm.com" : "https://${local.kms_region}.kms.cloud.ibm.com"
+
+  # A cross-region bucket can only be encrypted with a root key from a Key Protect instance in
+  # the high-availability location that serves it (ibm-cloud-docs/cloud-object-storage kp.md).
+  cross_region_kms_location = { us = "us-south", eu = "eu-de", ap = "jp-tok" }
+  kms_key_fits_bucket = (
+    var.bucket_cross_region_location == null ||
+    local.kms_region == lookup(local.cross_region_kms_location, coalesce(var.bucket_cross_region_location, "none"), "")
+  )
+  kms_key_misfit = "A bucket in cross-region location ${coalesce(var.bucket_cross_region_location, "none")} needs its root key in ${lookup(local.cross_region_kms_location, coalesce(var.bucket_cross_region_location, "none"), "?")}, but the key is in ${local.kms_region}: use a key from us-south (us), eu-de (eu) or jp-tok (ap)."
+  kms_url        = var.kms_private_endpoint ? "https://private.${local.kms_region}.kms.cloud.ibm.com" : "https://${local.kms_region}.kms.cloud.ibm.com"
 
   en_url = var.en_private_endpoint ? "https://private.${var.region}.event-notifications.cloud.ibm.com" : "https://${var.region}.event-notifications.cloud.ibm.com"
 
