@@ -32,6 +32,7 @@ func All(e *Eval) []string {
 	p = append(p, Env(e)...)
 	p = append(p, Routes(e)...)
 	p = append(p, IAM(e)...)
+	p = append(p, Access(e)...)
 	p = append(p, Buckets(e)...)
 	p = append(p, Fleet(e)...)
 	p = append(p, Schema(e)...)

@@ -19,6 +19,7 @@ func TestChecksFail(t *testing.T) {
 		appSub    = "ibm_en_subscription_ce.app"
 		state     = "ibm_cos_bucket.state"
 		failedBkt = "ibm_cos_bucket.failed_events"
+		policy    = "ibm_iam_trusted_profile_policy.fn"
 	)
 	cases := []struct {
 		name    string
@@ -133,28 +134,35 @@ func TestChecksFail(t *testing.T) {
 
 		// IAM
 		{"Manager on Key Protect", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.kms"), "roles", `["Manager"]`)
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "kms" ? ["Manager"] : each.value.roles`)
 		}, `grants "Manager"`},
 		{"Administrator in an authorization", minimal(), IAM, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Reader", "Administrator"]`)
 		}, `grants "Administrator"`},
-		{"Writer on Key Protect without managed rotation", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.kms"), "roles", `["Writer"]`)
-		}, "roles [Writer] on kms, want [Reader]"},
+		{"Writer on a key keyguard does not rotate", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "kms" ? ["Writer"] : each.value.roles`)
+		}, "scheduler is granted [Writer] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa key 0b1c2d3e-0000-4000-8000-00000000b001), want [Reader]"},
+		{"Reader on a key keyguard rotates", full(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "kms" ? ["Reader"] : each.value.roles`)
+		}, "scheduler is granted [Reader] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa key 0b1c2d3e-0000-4000-8000-00000000b002), want [Writer]"},
+		{"Key Protect access to the whole instance", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy, "resources"), "resource_type", `each.value.service == "kms" ? null : each.value.resource_type`)
+			setAttr(t, body(t, m, policy, "resources"), "resource", `each.value.service == "kms" ? null : each.value.resource`)
+		}, "scheduler is granted [Reader] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa), which its code does not use"},
 		{"wildcard instance", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.codeengine", "resources"), "resource_instance_id", `"*"`)
+			setAttr(t, body(t, m, policy, "resources"), "resource_instance_id", `each.value.service == "codeengine" ? "*" : each.value.instance`)
 		}, "resource_instance_id must name one instance (no wildcard)"},
 		{"no instance", minimal(), IAM, func(t *testing.T, m *Module) {
-			delAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en", "resources"), "resource_instance_id")
-		}, "ibm_iam_trusted_profile_policy.en.resources[0]: resource_instance_id must name one instance"},
+			setAttr(t, body(t, m, policy, "resources"), "resource_instance_id", `each.value.service == "event-notifications" ? null : each.value.instance`)
+		}, `ibm_iam_trusted_profile_policy.fn["completion/publish"].resources[0]: resource_instance_id must name one instance`},
 		{"COS not scoped to the bucket", minimal(), IAM, func(t *testing.T, m *Module) {
-			delAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.cos", "resources"), "resource")
+			setAttr(t, body(t, m, policy, "resources"), "resource", `each.value.service == "cloud-object-storage" ? null : each.value.resource`)
 		}, "a cloud-object-storage grant must be scoped to one bucket"},
 		{"policy without resources", minimal(), IAM, func(t *testing.T, m *Module) {
-			delBlocks(t, body(t, m, "ibm_iam_trusted_profile_policy.codeengine"), "resources")
+			delBlocks(t, body(t, m, policy), "resources")
 		}, "no resources: the policy would cover every service"},
 		{"account management", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en"), "account_management", "true")
+			setAttr(t, body(t, m, policy), "account_management", "true")
 		}, "account_management grants every account management service"},
 		{"authorization to a whole service", minimal(), IAM, func(t *testing.T, m *Module) {
 			delAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "target_resource_instance_id")
@@ -168,12 +176,12 @@ func TestChecksFail(t *testing.T) {
 		{"authorization attribute pattern", minimal(), IAM, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.en_cos_failed_events", "resource_attributes#4"), "operator", `"stringMatch"`)
 		}, "operator must be stringEquals"},
-		{"grant on an unused service", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en", "resources"), "service", `"secrets-manager"`)
-		}, "the functions are granted secrets-manager, which they do not use"},
-		{"Db2 grant missing", full(), IAM, func(t *testing.T, m *Module) {
-			delResource(t, m, "ibm_iam_trusted_profile_policy.db2")
-		}, "want 2 grant(s) on dashdb-for-transactions for the functions, found 0"},
+		{"grant on an unused service", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy, "resources"), "service", `each.value.service == "event-notifications" ? "secrets-manager" : each.value.service`)
+		}, "rotation is granted [Event Notification Publisher] on secrets-manager"},
+		{"Db2 grant missing", full(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { scheduler = merge(%s.scheduler, { db2_backups = false }) })`)
+		}, "scheduler needs [Operator] on dashdb-for-transactions (7a1b2c3d-0000-4000-8000-000000000001), which its trusted profile does not hold"},
 		{"Db2 authorization missing", full(), IAM, func(t *testing.T, m *Module) {
 			delResource(t, m, "ibm_iam_authorization_policy.db2_kms")
 		}, "want 2 dashdb-for-transactions -> kms Reader authorization(s), found 0"},
@@ -187,7 +195,7 @@ func TestChecksFail(t *testing.T) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Viewer"]`)
 		}, "want one cloud-object-storage -> kms Reader authorization"},
 		{"role named as the documentation's heading", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en"), "roles", `["Event Notifications Publisher"]`)
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "event-notifications" ? ["Event Notifications Publisher"] : each.value.roles`)
 		}, `"Event Notifications Publisher" is not a role IAM defines for event-notifications`},
 		{"role of another service", minimal(), IAM, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Object Writer"]`)
@@ -195,12 +203,51 @@ func TestChecksFail(t *testing.T) {
 		{"failed events without Reader", minimal(), IAM, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.en_cos_failed_events"), "roles", `["Object Writer"]`)
 		}, "want 1 event-notifications -> cloud-object-storage Object Writer+Reader authorization(s)"},
-		{"job not linked to the profile", minimal(), IAM, func(t *testing.T, m *Module) {
+		{"job not linked to the profile", minimal(), Access, func(t *testing.T, m *Module) {
 			delResource(t, m, "ibm_iam_trusted_profile_link.job")
-		}, `ibm_code_engine_job.fn["runner"] is not linked to the trusted profile`},
-		{"link with the wrong component type", minimal(), IAM, func(t *testing.T, m *Module) {
+		}, `ibm_code_engine_job.fn["runner"] is not linked to the trusted profile of runner`},
+		{"link with the wrong component type", minimal(), Access, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_trusted_profile_link.job", "link"), "component_type", `"application"`)
 		}, `component_type "application" does not match`},
+
+		// Least privilege per function
+		{"one profile for every app", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_link.app"), "profile_id", `ibm_iam_trusted_profile.fn["scheduler"].id`)
+		}, `links ibm_code_engine_app.fn["completion"] (function completion) to the profile of scheduler`},
+		{"a function authenticates as another", minimal(), Access, func(t *testing.T, m *Module) {
+			setLocal(t, m, "profile_env", `{ for fn in local.functions : fn => { KEYGUARD_TRUSTED_PROFILE = ibm_iam_trusted_profile.fn["scheduler"].name } }`)
+		}, `ibm_code_engine_app.fn["completion"]: KEYGUARD_TRUSTED_PROFILE must be the name of ibm_iam_trusted_profile.fn["completion"]`},
+		{"function without a profile", minimal(), Access, func(t *testing.T, m *Module) {
+			setForEach(t, m, "ibm_iam_trusted_profile.fn", `setsubtract(local.functions, ["restore"])`)
+			setLocal(t, m, "profile_env", `{ for fn in local.functions : fn => { KEYGUARD_TRUSTED_PROFILE = "" } }`)
+		}, "function restore has no trusted profile of its own"},
+		{"completion starts job runs", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { completion = merge(%s.completion, { job_runs = true }) })`)
+		}, "completion is granted [Writer] on codeengine («ibm_code_engine_project.keyguard.project_id»), which its code does not use"},
+		{"restore operates Db2", full(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { restore = merge(%s.restore, { db2_backups = true }) })`)
+		}, "restore is granted [Operator] on dashdb-for-transactions (7a1b2c3d-0000-4000-8000-000000000001), which its code does not use"},
+		{"rotation reads the keys", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { rotation = merge(%s.rotation, { keys = true }) })`)
+		}, "rotation is granted [Reader] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa key 0b1c2d3e-0000-4000-8000-00000000b001), which its code does not use"},
+		{"runner may delete objects", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { runner = merge(%s.runner, { delete = true }) })`)
+		}, "runner is granted [custom:objects custom:delete] on cloud-object-storage («ibm_resource_instance.cos.guid» bucket «ibm_cos_bucket.state.bucket_name»), want [custom:objects]"},
+		{"completion cannot delete", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { completion = merge(%s.completion, { delete = false }) })`)
+		}, "completion is granted [custom:objects] on cloud-object-storage («ibm_resource_instance.cos.guid» bucket «ibm_cos_bucket.state.bucket_name»), want [custom:objects custom:delete]"},
+		{"built-in Writer on the bucket", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "cloud-object-storage" ? ["Writer"] : each.value.roles`)
+		}, "runner is granted [Writer] on cloud-object-storage"},
+		{"custom role may change Object Lock", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "cos_object_actions", `concat(%s, ["cloud-object-storage.bucket.put_object_lock_configuration"])`)
+		}, "ibm_iam_custom_role.objects: grants cloud-object-storage.bucket.put_object_lock_configuration, which keyguard's code never calls"},
+		{"custom role may bypass governance retention", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "cos_delete_actions", `["cloud-object-storage.object.delete", "cloud-object-storage.object.bypass_governance_retention"]`)
+		}, "ibm_iam_custom_role.object_delete: grants cloud-object-storage.object.bypass_governance_retention"},
+		{"custom role lacks an operation", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "cos_object_actions", `[for a in %s : a if a != "cloud-object-storage.object.put_part"]`)
+		}, "ibm_iam_custom_role.objects: actions"},
 
 		// Buckets
 		{"bucket without key", minimal(), Buckets, func(t *testing.T, m *Module) {

@@ -18,6 +18,12 @@ func infraDir(t testing.TB) string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
+// repoPath is a path of the repository, from its root.
+func repoPath(rel string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", filepath.FromSlash(rel))
+}
+
 func moduleDir(t testing.TB) string  { return filepath.Join(infraDir(t), "modules", "keyguard") }
 func exampleDir(t testing.TB) string { return filepath.Join(infraDir(t), "examples", "basic") }
 
@@ -47,7 +53,7 @@ func minimal() profile {
 		"images":            cty.MapVal(images),
 		"auth_token":        cty.StringVal("0123456789abcdef0123456789abcdef0123456789abcdef"),
 		"bucket_name":       cty.StringVal("keyguard-test-bucket"),
-		"fleet_file":        cty.StringVal("fleet.yaml"),
+		"fleet_file":        cty.StringVal(repoPath("shared/config/fleet.example.yaml")),
 	}}
 }
 
@@ -72,6 +78,7 @@ func full() profile {
 		"registry":                     cty.ObjectVal(map[string]cty.Value{"server": cty.StringVal("icr.io"), "username": cty.StringVal("iamapikey")}),
 		"registry_password":            cty.StringVal("pw"),
 		"cos_prefix":                   cty.StringVal("keyguard"),
+		"fleet_file":                   cty.StringVal(repoPath("infra/check/testdata/fleet-managed.yaml")),
 		"collect_failed_events":        cty.False,
 		"db2saas_url":                  cty.StringVal("https://eu-de.db2.saas.ibm.com/dbapi/v4"),
 	}

@@ -120,18 +120,22 @@ resource "time_sleep" "en_cos_failed_events" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Trusted profile of the functions
+# One trusted profile per function, holding only what that function's code calls
+# (local.function_access; infra/check derives the same table from functions/*/main.go and
+# fails when the two differ).
 # ---------------------------------------------------------------------------------------------
 
-resource "ibm_iam_trusted_profile" "keyguard" {
-  name        = "${var.prefix}-functions"
-  description = "Identity of the keyguard Code Engine apps and jobs"
+resource "ibm_iam_trusted_profile" "fn" {
+  for_each = local.functions
+
+  name        = "${var.prefix}-${each.key}"
+  description = "Identity of the keyguard ${each.key} function (Code Engine ${contains(local.apps, each.key) ? "app" : "job"})"
 }
 
 resource "ibm_iam_trusted_profile_link" "app" {
   for_each = local.apps
 
-  profile_id = ibm_iam_trusted_profile.keyguard.id
+  profile_id = ibm_iam_trusted_profile.fn[each.key].id
   cr_type    = "CE"
   name       = local.names[each.key]
 
@@ -145,7 +149,7 @@ resource "ibm_iam_trusted_profile_link" "app" {
 resource "ibm_iam_trusted_profile_link" "job" {
   for_each = local.jobs
 
-  profile_id = ibm_iam_trusted_profile.keyguard.id
+  profile_id = ibm_iam_trusted_profile.fn[each.key].id
   cr_type    = "CE"
   name       = local.names[each.key]
 
@@ -156,67 +160,40 @@ resource "ibm_iam_trusted_profile_link" "job" {
   }
 }
 
-# Key metadata, versions and registrations; rotating the key only when keyguard manages rotation.
-resource "ibm_iam_trusted_profile_policy" "kms" {
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = var.managed_rotation ? [local.roles.kms_writer] : [local.roles.kms_reader]
-  description = "${var.prefix}: read (or rotate) the root keys"
-
-  resources {
-    service              = "kms"
-    resource_instance_id = local.kms_instance_guid
-  }
+# Custom Object Storage roles: the object operations keyguard's code performs and nothing
+# else. The built-in Writer would also let a function suspend versioning, change the Object
+# Lock configuration, bypass governance retention, delete object versions or the bucket.
+resource "ibm_iam_custom_role" "objects" {
+  name         = "${local.custom_role_prefix}Objects"
+  display_name = "${var.prefix} objects"
+  description  = "keyguard functions: read, list and write the objects of the keyguard bucket; no bucket configuration, no version deletion, no retention bypass"
+  service      = "cloud-object-storage"
+  actions      = local.cos_object_actions
 }
 
-# Objects of the one bucket: read, conditional write, delete (retention).
-resource "ibm_iam_trusted_profile_policy" "cos" {
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = ["Writer"]
-  description = "${var.prefix}: objects of the keyguard bucket"
-
-  resources {
-    service              = "cloud-object-storage"
-    resource_instance_id = ibm_resource_instance.cos.guid
-    resource_type        = "bucket"
-    resource             = ibm_cos_bucket.state.bucket_name
-  }
+resource "ibm_iam_custom_role" "object_delete" {
+  name         = "${local.custom_role_prefix}ObjectDelete"
+  display_name = "${var.prefix} object delete"
+  description  = "keyguard completion: delete objects retention no longer keeps (a delete marker; versions stay until they expire)"
+  service      = "cloud-object-storage"
+  actions      = local.cos_delete_actions
 }
 
-# Sending notifications and nothing else.
-resource "ibm_iam_trusted_profile_policy" "en" {
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = [local.roles.en_publisher]
-  description = "${var.prefix}: publish keyguard events"
+# Every grant of every function: the bucket's objects (and deleting them for completion),
+# publishing to the Event Notifications instance, the fleet's root keys (Writer on the keys
+# keyguard rotates itself), job runs in the project, Db2 on Cloud backups. Each names one
+# instance and, for objects and keys, one bucket or one key.
+resource "ibm_iam_trusted_profile_policy" "fn" {
+  for_each = local.grants
+
+  iam_id      = ibm_iam_trusted_profile.fn[each.value.function].iam_id
+  roles       = each.value.roles
+  description = "${var.prefix}: ${each.value.function}: ${each.value.why}"
 
   resources {
-    service              = "event-notifications"
-    resource_instance_id = ibm_resource_instance.en.guid
-  }
-}
-
-# Job runs of the runner in this project.
-resource "ibm_iam_trusted_profile_policy" "codeengine" {
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = [local.roles.ce_writer]
-  description = "${var.prefix}: start runner job runs"
-
-  resources {
-    service              = "codeengine"
-    resource_instance_id = ibm_code_engine_project.keyguard.project_id
-  }
-}
-
-# Start and list backups of each Db2 on Cloud instance (Operator is the narrowest role with the
-# backup action).
-resource "ibm_iam_trusted_profile_policy" "db2" {
-  for_each = local.db2_instances
-
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = [local.roles.db2_operator]
-  description = "${var.prefix}: back up Db2 instance ${each.key}"
-
-  resources {
-    service              = "dashdb-for-transactions"
-    resource_instance_id = each.key
+    service              = each.value.service
+    resource_instance_id = each.value.instance
+    resource_type        = each.value.resource_type
+    resource             = each.value.resource
   }
 }

@@ -8,7 +8,8 @@ locals {
   apps = toset(["scheduler", "rotation", "completion"])
   jobs = toset(["runner", "restore"])
 
-  names = { for fn in setunion(local.apps, local.jobs) : fn => "${var.prefix}-${fn}" }
+  functions = setunion(local.apps, local.jobs)
+  names     = { for fn in local.functions : fn => "${var.prefix}-${fn}" }
 
   # Only whether a key is set is revealed, so that it can choose between plain values.
   use_api_key = nonsensitive(var.api_key != "")
@@ -129,7 +130,6 @@ locals {
   common_env = merge(local.unused_secret_env, {
     KEYGUARD_LOG_LEVEL        = var.log_level
     KEYGUARD_IAM_URL          = var.iam_url
-    KEYGUARD_TRUSTED_PROFILE  = local.use_api_key ? "" : ibm_iam_trusted_profile.keyguard.name
     KEYGUARD_COS_ENDPOINT     = local.cos_endpoint
     KEYGUARD_COS_REGION       = local.bucket_location
     KEYGUARD_COS_BUCKET       = ibm_cos_bucket.state.bucket_name
@@ -154,13 +154,21 @@ locals {
     KEYGUARD_CE_RUNNER_JOB = local.names["runner"]
   }
 
-  literal_env = {
-    scheduler  = merge(local.common_env, local.kms_env, local.executor_env)
-    rotation   = merge(local.common_env, local.kms_env)
-    completion = local.common_env
-    runner     = local.common_env
-    restore    = merge(local.common_env, local.kms_env)
+  # Each function authenticates as its own trusted profile.
+  profile_env = {
+    for fn in local.functions : fn => { KEYGUARD_TRUSTED_PROFILE = local.use_api_key ? "" : ibm_iam_trusted_profile.fn[fn].name }
   }
+
+  # What only some functions read, on top of what every function reads.
+  function_env = {
+    scheduler  = merge(local.kms_env, local.executor_env)
+    rotation   = local.kms_env
+    completion = {}
+    runner     = {}
+    restore    = local.kms_env
+  }
+
+  literal_env = { for fn in local.functions : fn => merge(local.common_env, local.profile_env[fn], lookup(local.function_env, fn, {})) }
 
   jobs_settings = {
     runner = {
@@ -179,6 +187,111 @@ locals {
   # IAM role names. The provider matches them against the display names IAM defines for the
   # policy's service, exactly; infra/check/roles.go lists those names with their sources.
   # -------------------------------------------------------------------------------------------
+
+  # -------------------------------------------------------------------------------------------
+  # Least privilege per function
+  # -------------------------------------------------------------------------------------------
+
+  # What each function's code calls (functions/<name>/main.go and its handler package); the
+  # checks in infra/check/access.go hold the same table, derived from the code, and compare.
+  #   objects:     read, list and write objects of the bucket (every function: state, catalog,
+  #                fleet policy, images, restore marks)
+  #   delete:      delete objects (completion's chain-safe retention)
+  #   publish:     send notifications (every function)
+  #   keys:        read the fleet's root keys, rotate those keyguard rotates (scheduler)
+  #   job_runs:    start, read and cancel runner job runs (scheduler, Code Engine executor)
+  #   db2_backups: start and list Db2 on Cloud backups (scheduler, db2saas executor)
+  function_access = {
+    scheduler  = { objects = true, delete = false, publish = true, keys = true, job_runs = true, db2_backups = true }
+    rotation   = { objects = true, delete = false, publish = true, keys = false, job_runs = false, db2_backups = false }
+    completion = { objects = true, delete = true, publish = true, keys = false, job_runs = false, db2_backups = false }
+    runner     = { objects = true, delete = false, publish = true, keys = false, job_runs = false, db2_backups = false }
+    restore    = { objects = true, delete = false, publish = true, keys = false, job_runs = false, db2_backups = false }
+  }
+
+  # The S3 operations of shared/objstore and shared/upload as Object Storage IAM actions
+  # (ibm-cloud-docs/cloud-object-storage iam.md); infra/check derives the operations from the code.
+  cos_object_actions = [
+    "cloud-object-storage.bucket.head",                 # HeadBucket
+    "cloud-object-storage.bucket.get",                  # ListObjectsV2
+    "cloud-object-storage.object.head",                 # HeadObject
+    "cloud-object-storage.object.get",                  # GetObject
+    "cloud-object-storage.object.put",                  # PutObject, conditional writes included
+    "cloud-object-storage.object.post_initiate_upload", # CreateMultipartUpload
+    "cloud-object-storage.object.put_part",             # UploadPart
+    "cloud-object-storage.object.post_complete_upload", # CompleteMultipartUpload
+    "cloud-object-storage.object.delete_upload",        # AbortMultipartUpload
+  ]
+  cos_delete_actions = [
+    "cloud-object-storage.object.delete", # DeleteObject (on a versioned bucket: a delete marker)
+  ]
+
+  # Custom role names: a capital letter, then letters and digits, 30 at most.
+  custom_role_prefix = substr(replace(title(replace(var.prefix, "-", " ")), " ", ""), 0, 18)
+
+  # The root keys of the fleet policy (the keys of its databases and of its keys: list), and
+  # those keyguard rotates itself (managed_rotation.every set).
+  fleet            = yamldecode(file(var.fleet_file))
+  fleet_key_crns   = distinct(compact(concat(try([for db in local.fleet.databases : try(db.key_crn, "")], []), try([for k in local.fleet.keys : k.crn], []))))
+  managed_key_crns = try([for k in local.fleet.keys : k.crn if try(k.managed_rotation.every, null) != null], [])
+
+  grants = merge(
+    {
+      for fn, a in local.function_access : "${fn}/objects" => {
+        function      = fn
+        service       = "cloud-object-storage"
+        roles         = concat([ibm_iam_custom_role.objects.display_name], a.delete ? [ibm_iam_custom_role.object_delete.display_name] : [])
+        instance      = ibm_resource_instance.cos.guid
+        resource_type = "bucket"
+        resource      = ibm_cos_bucket.state.bucket_name
+        why           = a.delete ? "objects of the keyguard bucket, deleting included" : "objects of the keyguard bucket"
+      } if a.objects
+    },
+    {
+      for fn, a in local.function_access : "${fn}/publish" => {
+        function      = fn
+        service       = "event-notifications"
+        roles         = [local.roles.en_publisher]
+        instance      = ibm_resource_instance.en.guid
+        resource_type = null
+        resource      = null
+        why           = "publish keyguard events"
+      } if a.publish
+    },
+    {
+      for pair in setproduct([for fn, a in local.function_access : fn if a.keys], local.fleet_key_crns) : "${pair[0]}/key/${split(":", pair[1])[9]}" => {
+        function      = pair[0]
+        service       = "kms"
+        roles         = [contains(local.managed_key_crns, pair[1]) ? local.roles.kms_writer : local.roles.kms_reader]
+        instance      = split(":", pair[1])[7]
+        resource_type = "key"
+        resource      = split(":", pair[1])[9]
+        why           = contains(local.managed_key_crns, pair[1]) ? "read and rotate root key ${split(":", pair[1])[9]}" : "read root key ${split(":", pair[1])[9]}"
+      }
+    },
+    {
+      for fn, a in local.function_access : "${fn}/job-runs" => {
+        function      = fn
+        service       = "codeengine"
+        roles         = [local.roles.ce_writer]
+        instance      = ibm_code_engine_project.keyguard.project_id
+        resource_type = null
+        resource      = null
+        why           = "start runner job runs"
+      } if a.job_runs
+    },
+    {
+      for pair in setproduct([for fn, a in local.function_access : fn if a.db2_backups], keys(local.db2_instances)) : "${pair[0]}/db2/${pair[1]}" => {
+        function      = pair[0]
+        service       = "dashdb-for-transactions"
+        roles         = [local.roles.db2_operator]
+        instance      = pair[1]
+        resource_type = null
+        resource      = null
+        why           = "back up Db2 instance ${pair[1]}"
+      }
+    },
+  )
 
   # How long a new service-to-service authorization is given to propagate before a resource
   # that needs it is created (IBM's modules wait 30s).

@@ -63,7 +63,7 @@ output "kms_key_crn" {
   value       = local.kms_key_crn
 }
 
-output "trusted_profile_id" {
-  description = "ID of the trusted profile of the functions."
-  value       = ibm_iam_trusted_profile.keyguard.id
+output "trusted_profile_ids" {
+  description = "ID of each function's trusted profile."
+  value       = { for fn, p in ibm_iam_trusted_profile.fn : fn => p.id }
 }

@@ -269,7 +269,7 @@ variable "kms_private_endpoint" {
 }
 
 variable "managed_rotation" {
-  description = "keyguard rotates the root key itself, coordinated with backups: no Key Protect rotation policy is set and the functions get Key Protect Writer instead of Reader."
+  description = "keyguard rotates the root key this module creates itself, coordinated with backups: no Key Protect rotation policy is set on it. Which keys keyguard may rotate is the fleet policy's business: the scheduler gets Writer on each key listed there with managed_rotation, Reader on the others."
   type        = bool
   default     = false
 }
@@ -394,7 +394,7 @@ variable "object_lock_mode" {
 }
 
 variable "fleet_file" {
-  description = "Path of the fleet policy YAML uploaded to config/fleet.yaml in the bucket."
+  description = "Path of the fleet policy YAML uploaded to config/fleet.yaml in the bucket. Terraform also reads it: the scheduler's Key Protect access is scoped to the root keys it names."
   type        = string
 }
 

@@ -435,6 +435,13 @@ func (p *provider) str(e ast.Expr) string {
 		return s
 	case *ast.Ident:
 		return p.consts[x.Name]
+	case *ast.SelectorExpr:
+		// A constant of ibm/flex, such as flex.ResourceName.
+		if id, ok := x.X.(*ast.Ident); ok && id.Name == "flex" {
+			if _, err := p.load(filepath.Join(p.root, "ibm", "flex")); err == nil {
+				return p.consts[x.Sel.Name]
+			}
+		}
 	}
 	return ""
 }
@@ -539,8 +546,12 @@ func (p *provider) walk(k *pkg, res, prefix string, m *ast.CompositeLit, out map
 			}
 		}
 		a.Block = nested != nil
-		computedOnly := a.Computed && !a.Optional && !a.Required
-		if computedOnly {
+		if a.Computed && !a.Optional && !a.Required {
+			// An attribute the provider sets: recorded at the top level, where the
+			// configuration reads it; never an argument.
+			if prefix == "" {
+				out[name] = arg{Computed: true}
+			}
 			continue
 		}
 		if a.MinItems > 0 {
@@ -663,6 +674,7 @@ func merge(rs []resource) resource {
 				inAll = false
 				break
 			}
+			m.Computed = m.Computed && b.Computed
 			m.Required = m.Required || b.Required
 			if b.MaxItems > 0 && (m.MaxItems == 0 || b.MaxItems < m.MaxItems) {
 				m.MaxItems = b.MaxItems
@@ -736,6 +748,9 @@ func render(releases, types []string, rs map[string]resource) ([]byte, error) {
 		for _, p := range ps {
 			a := r.Args[p]
 			var f []string
+			if a.Computed && !a.Optional && !a.Required {
+				f = append(f, "Computed: true")
+			}
 			if a.Block {
 				f = append(f, "Block: true")
 			}
