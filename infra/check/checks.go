@@ -35,6 +35,7 @@ func All(e *Eval) []string {
 	p = append(p, Access(e)...)
 	p = append(p, Buckets(e)...)
 	p = append(p, Fleet(e)...)
+	p = append(p, Archive(e)...)
 	p = append(p, Schema(e)...)
 	p = append(p, Waits(e)...)
 	p = append(p, Preconditions(e)...)

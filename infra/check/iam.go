@@ -277,6 +277,13 @@ func requiredAuthorizations(e *Eval, auths []authorization) []string {
 	if n := has("dashdb-for-transactions", "kms", "Reader"); n != db2 {
 		p = append(p, fmt.Sprintf("want %d dashdb-for-transactions -> kms Reader authorization(s), found %d", db2, n))
 	}
+	archive := 0
+	if days, err := knownInt(e.Var("archive_lock_days")); err == nil && days > 0 {
+		archive = 1
+	}
+	if n := has("cloud-object-storage", "cloud-object-storage", RoleObjectWriter); n != archive {
+		p = append(p, fmt.Sprintf("want %d cloud-object-storage -> cloud-object-storage Object Writer authorization(s) (replication to the archive), found %d", archive, n))
+	}
 	failed := 0
 	if on, ok := knownBool(e.Var("collect_failed_events")); ok && on {
 		failed = 1

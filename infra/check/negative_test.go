@@ -313,6 +313,38 @@ func TestChecksFail(t *testing.T) {
 			setLocal(t, m, "iam_propagation_wait", `"5s"`)
 		}, "time_sleep.cos_kms: create_duration must be a known duration of at least 30s"},
 
+		// Object Lock: an archive, never the functions' bucket
+		{"functions' bucket under Object Lock", minimal(), Archive, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "object_lock", "true")
+		}, "ibm_cos_bucket.state: the functions' bucket must not use Object Lock"},
+		{"lock configuration on the functions' bucket", full(), Archive, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_object_lock_configuration.archive"), "bucket_crn", "ibm_cos_bucket.state.crn")
+		}, "locks the functions' bucket, whose state objects must stay rewritable"},
+		{"deletions reach the archive", full(), Archive, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_replication_rule.archive", "dynamic:replication_rule", "content"), "deletemarker_replication_status", "true")
+		}, "deletemarker_replication_status must be false"},
+		{"state objects replicated", full(), Archive, func(t *testing.T, m *Module) {
+			setLocal(t, m, "archive_prefixes", `{ images = { prefix = "${local.cos_key_prefix}images/", priority = 2 }, state = { prefix = "${local.cos_key_prefix}state/", priority = 1 } }`)
+		}, "must replicate exactly [keyguard/catalog/ keyguard/images/] to the archive, replicates [keyguard/images/ keyguard/state/]"},
+		{"prefix forgotten", full(), Archive, func(t *testing.T, m *Module) {
+			setLocal(t, m, "archive_prefixes", `{ images = { prefix = "images/", priority = 2 }, catalog = { prefix = "catalog/", priority = 1 } }`)
+		}, "replicates [catalog/ images/]"},
+		{"archive not locked", full(), Archive, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_cos_bucket.archive"), "object_lock")
+		}, `ibm_cos_bucket.archive[0]: the archive bucket must be created with object_lock = true`},
+		{"archive retention not the one asked for", full(), Archive, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_object_lock_configuration.archive", "object_lock_configuration", "object_lock_rule", "default_retention"), "days", "1")
+		}, "the archive's Object Lock must be Enabled with a default retention of 30 days in COMPLIANCE mode"},
+		{"archive without replication", full(), Archive, func(t *testing.T, m *Module) {
+			delResource(t, m, "ibm_cos_bucket_replication_rule.archive")
+		}, "no replication rule reaches an archive bucket"},
+		{"replication without its authorization", full(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_replication"), "roles", `["Writer"]`)
+		}, "want 1 cloud-object-storage -> cloud-object-storage Object Writer authorization(s) (replication to the archive), found 0"},
+		{"replication right after its authorization", full(), Waits, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_replication_rule.archive"), "depends_on", `[ibm_cos_bucket_object_lock_configuration.archive]`)
+		}, "ibm_cos_bucket_replication_rule.archive[0] is created without waiting for the cloud-object-storage -> cloud-object-storage authorization"},
+
 		// Fleet policy
 		{"fleet policy at another key", minimal(), Fleet, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_cos_bucket_object.fleet"), "key", `"fleet.yaml"`)
@@ -360,6 +392,8 @@ func TestPreconditionsFail(t *testing.T) {
 			"ibm_cos_bucket.state: precondition fails: A bucket in cross-region location us needs its root key in us-south, but the key is in eu-de"},
 		{"created key outside the location serving the bucket", minimal().with("bucket_cross_region_location", cty.StringVal("eu")),
 			"needs its root key in eu-de, but the key is in us-south"},
+		{"archive replicas expiring while locked", full().with("archive_expire_days", cty.NumberIntVal(10)),
+			"ibm_cos_bucket_lifecycle_configuration.archive[0]: precondition fails: archive_expire_days (10) must not be shorter than archive_lock_days (30)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -392,7 +426,7 @@ func TestEvaluateRejectsInputs(t *testing.T) {
 		{"bad cross-region location", minimal().with("bucket_cross_region_location", cty.StringVal("mars")), "must be us, eu, ap or null"},
 		{"bad tick interval", minimal().with("tick_interval_minutes", cty.NumberIntVal(7)), "must divide an hour"},
 		{"not a Cloud Logs CRN", minimal().with("cloud_logs_instance_crn", cty.StringVal(testKeyCRN)), "Cloud Logs instance CRN"},
-		{"bucket name too long", minimal().with("bucket_name", cty.StringVal(strings.Repeat("b", 50))), "room for the -failed-events suffix"},
+		{"bucket name too long", minimal().with("bucket_name", cty.StringVal(strings.Repeat("b", 50))), "room for the -failed-events and -archive suffixes"},
 		{"unknown input", minimal().with("no_such_variable", cty.True), "no such variable"},
 	}
 	for _, c := range cases {

@@ -59,7 +59,7 @@ func minimal() profile {
 
 // full turns every option on: API key and HMAC instead of the trusted profile's IAM token,
 // a deployment in us-east with an existing key in us-south (which the us cross-region bucket
-// needs), managed rotation, Db2 instances, Cloud Logs, Object Lock, a private registry, a key
+// needs), managed rotation, Db2 instances, Cloud Logs, an archive under Object Lock, a private registry, a key
 // prefix.
 func full() profile {
 	p := minimal()
@@ -73,7 +73,8 @@ func full() profile {
 		"managed_rotation":             cty.True,
 		"db2_instance_crns":            cty.ListVal([]cty.Value{cty.StringVal(testDb2CRN1), cty.StringVal(testDb2CRN2)}),
 		"cloud_logs_instance_crn":      cty.StringVal(testLogsCRN),
-		"object_lock_days":             cty.NumberIntVal(30),
+		"archive_lock_days":            cty.NumberIntVal(30),
+		"archive_expire_days":          cty.NumberIntVal(400),
 		"bucket_cross_region_location": cty.StringVal("us"),
 		"registry":                     cty.ObjectVal(map[string]cty.Value{"server": cty.StringVal("icr.io"), "username": cty.StringVal("iamapikey")}),
 		"registry_password":            cty.StringVal("pw"),

@@ -302,6 +302,18 @@ var ibmSchema = map[string]resourceSchema{
 		"object_lock_configuration.object_lock_rule.default_retention.mode":  {Required: true, Allowed: []string{"COMPLIANCE", "GOVERNANCE"}},
 		"object_lock_configuration.object_lock_rule.default_retention.years": {ConflictsWith: []string{"object_lock_configuration.object_lock_rule.default_retention.days"}},
 	}},
+	"ibm_cos_bucket_replication_rule": {Source: "ibm/service/cos/resource_ibm_cos_replication_configuration.go", Args: map[string]argSchema{
+		"bucket_crn":       {Required: true},
+		"bucket_location":  {Required: true},
+		"endpoint_type":    {Allowed: []string{"public", "private", "direct"}},
+		"replication_rule": {Block: true, Required: true, MaxItems: 1000},
+		"replication_rule.deletemarker_replication_status": {},
+		"replication_rule.destination_bucket_crn":          {Required: true},
+		"replication_rule.enable":                          {Required: true},
+		"replication_rule.prefix":                          {},
+		"replication_rule.priority":                        {},
+		"replication_rule.rule_id":                         {MinLen: 0, MaxLen: 255},
+	}},
 	"ibm_en_destination_ce": {Source: "ibm/service/eventnotification/resource_ibm_en_destination_ce.go", Args: map[string]argSchema{
 		"collect_failed_events":           {},
 		"config":                          {Block: true, MaxItems: 1},

@@ -33,7 +33,7 @@ module "keyguard" {
 
   bucket_name                  = var.bucket_name
   bucket_cross_region_location = var.bucket_cross_region_location
-  object_lock_days             = var.object_lock_days
+  archive_lock_days            = var.archive_lock_days
   fleet_file                   = var.fleet_file
 
   existing_kms_key_crn = var.existing_kms_key_crn

@@ -43,8 +43,8 @@ variable "bucket_cross_region_location" {
   default     = null
 }
 
-variable "object_lock_days" {
-  description = "Default Object Lock retention in days (0: off)."
+variable "archive_lock_days" {
+  description = "Object Lock retention in days of the archive bucket that keeps a copy of every image and catalog entry (0: no archive)."
   type        = number
   default     = 0
 }

@@ -54,6 +54,13 @@ locals {
   cos_key_prefix = var.cos_prefix == "" ? "" : "${trimsuffix(var.cos_prefix, "/")}/"
   fleet_key      = "config/fleet.yaml"
 
+  # What the archive keeps: image files and catalog entries (never state/, config/ or marks).
+  archive = var.archive_lock_days > 0
+  archive_prefixes = {
+    images  = { prefix = "${local.cos_key_prefix}images/", priority = 2 }
+    catalog = { prefix = "${local.cos_key_prefix}catalog/", priority = 1 }
+  }
+
   image_secret = var.registry == null ? null : ibm_code_engine_secret.registry[0].name
 
   # -------------------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ output "cos_endpoint" {
   value       = local.cos_endpoint
 }
 
+output "archive_bucket_name" {
+  description = "Bucket under Object Lock with a copy of every image and catalog entry (null without an archive)."
+  value       = local.archive ? ibm_cos_bucket.archive[0].bucket_name : null
+}
+
 output "fleet_object_key" {
   description = "Object key of the fleet policy."
   value       = ibm_cos_bucket_object.fleet.key

@@ -317,12 +317,12 @@ variable "cos_plan" {
 }
 
 variable "bucket_name" {
-  description = "Name of the bucket holding state/, catalog/, images/ and config/ (globally unique). The failed-events bucket is named <bucket_name>-failed-events."
+  description = "Name of the bucket holding state/, catalog/, images/ and config/ (globally unique). The failed-events bucket is named <bucket_name>-failed-events, the archive <bucket_name>-archive."
   type        = string
 
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,47}[a-z0-9]$", var.bucket_name))
-    error_message = "The bucket_name must be 3-49 lowercase letters, digits, '.' and '-' (room for the -failed-events suffix)."
+    error_message = "The bucket_name must be 3-49 lowercase letters, digits, '.' and '-' (room for the -failed-events and -archive suffixes)."
   }
 }
 
@@ -371,26 +371,43 @@ variable "noncurrent_version_days" {
   }
 }
 
-variable "object_lock_days" {
-  description = "Default Object Lock retention in days for every object version in the bucket; 0 disables Object Lock. Locked versions cannot be deleted before their retention ends, retention pruning included."
+variable "archive_lock_days" {
+  description = "Object Lock retention, in days, of the archive bucket (<bucket_name>-archive), which receives a copy of every image and catalog entry; 0: no archive. The keyguard bucket itself is never locked: its state objects are rewritten on every decision."
   type        = number
   default     = 0
 
   validation {
-    condition     = var.object_lock_days >= 0
-    error_message = "The object_lock_days must not be negative."
+    condition     = var.archive_lock_days >= 0 && var.archive_lock_days <= 36500
+    error_message = "The archive_lock_days must be between 0 and 36500."
   }
 }
 
-variable "object_lock_mode" {
-  description = "Object Lock mode: GOVERNANCE (users with bypass permission can delete) or COMPLIANCE (no one can)."
+variable "archive_lock_mode" {
+  description = "Object Lock mode of the archive: COMPLIANCE (no one can shorten or remove the retention) or GOVERNANCE (an account user with the bypass permission can). The functions have no access to the archive in either mode."
   type        = string
-  default     = "GOVERNANCE"
+  default     = "COMPLIANCE"
 
   validation {
-    condition     = contains(["GOVERNANCE", "COMPLIANCE"], var.object_lock_mode)
-    error_message = "The object_lock_mode must be GOVERNANCE or COMPLIANCE."
+    condition     = contains(["GOVERNANCE", "COMPLIANCE"], var.archive_lock_mode)
+    error_message = "The archive_lock_mode must be GOVERNANCE or COMPLIANCE."
   }
+}
+
+variable "archive_expire_days" {
+  description = "Days after which replicas in the archive expire (at least archive_lock_days, at most 3650); 0 keeps them."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.archive_expire_days >= 0 && var.archive_expire_days <= 3650
+    error_message = "The archive_expire_days must be between 0 and 3650."
+  }
+}
+
+variable "archive_storage_class" {
+  description = "Storage class of the archive bucket."
+  type        = string
+  default     = "smart"
 }
 
 variable "fleet_file" {
