@@ -39,6 +39,15 @@ func TestExampleCallsModule(t *testing.T) {
 	if problems := Calls(root); len(problems) > 0 {
 		t.Errorf("module calls:\n%s", strings.Join(problems, "\n"))
 	}
+	wired := 0
+	for _, d := range alertDestinations {
+		if _, ok := root.Calls["keyguard"].Block.Body.Attributes[d.Variable]; ok {
+			wired++
+		}
+	}
+	if wired == 0 {
+		t.Error("the example wires no alert destination")
+	}
 }
 
 func TestArgumentsAreChecked(t *testing.T) {

@@ -31,6 +31,7 @@ func All(e *Eval) []string {
 	p = append(p, Functions(e)...)
 	p = append(p, Env(e)...)
 	p = append(p, Routes(e)...)
+	p = append(p, Alerts(e)...)
 	p = append(p, IAM(e)...)
 	p = append(p, Access(e)...)
 	p = append(p, Buckets(e)...)

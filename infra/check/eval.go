@@ -434,6 +434,23 @@ var dataShapes = map[string]func(addr string) map[string]cty.Value{
 	},
 }
 
+func init() {
+	// ibm_en_destinations lists the destinations of an Event Notifications instance; every
+	// instance has its own email destination (type "smtp_ibm").
+	dataShapes["ibm_en_destinations"] = func(addr string) map[string]cty.Value {
+		email := cty.ObjectVal(map[string]cty.Value{
+			"id":                 cty.StringVal(Ref{Addr: addr, Attr: "destinations[smtp_ibm].id"}.String()),
+			"name":               cty.StringVal("IBM Cloud Email Service"),
+			"description":        cty.StringVal(""),
+			"type":               cty.StringVal("smtp_ibm"),
+			"subscription_count": cty.NumberIntVal(0),
+			"subscription_names": cty.ListValEmpty(cty.String),
+			"updated_at":         cty.StringVal(""),
+		})
+		return map[string]cty.Value{"destinations": cty.TupleVal([]cty.Value{email}), "total_count": cty.NumberIntVal(1)}
+	}
+}
+
 // PeriodicTimerSource is the symbolic id of the periodic-timer source read through the
 // ibm_en_sources data source at addr.
 func PeriodicTimerSource(dataAddr string) string {

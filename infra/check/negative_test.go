@@ -313,6 +313,32 @@ func TestChecksFail(t *testing.T) {
 			setLocal(t, m, "iam_propagation_wait", `"5s"`)
 		}, "time_sleep.cos_kms: create_duration must be a known duration of at least 30s"},
 
+		// Alerts reach people
+		{"a severity without a topic", minimal(), Alerts, func(t *testing.T, m *Module) {
+			setForEach(t, m, "ibm_en_topic.alerts", `toset(["critical", "warning"])`)
+		}, "no topic takes info alerts (dev.keyguard.alert)"},
+		{"alert topic without a severity filter", minimal(), Alerts, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_en_topic.alerts", "sources", "rules"), "notification_filter")
+		}, "an alert rule must filter on one severity"},
+		{"alert topic admitting another type", minimal(), Alerts, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_topic.alerts", "sources", "rules"), "event_type_filter", `"$.type == 'dev.keyguard.backup.failed'"`)
+		}, "no topic takes critical alerts"},
+		{"severity asked for but not subscribed", full(), Alerts, func(t *testing.T, m *Module) {
+			setForEach(t, m, "ibm_en_subscription_email.alerts", `toset(["critical"])`)
+		}, "alert_email asks for warning alerts, but no ibm_en_subscription_email subscribes to that topic"},
+		{"subscribed to a severity not asked for", existingInstance(), Alerts, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_subscription_slack.alerts"), "topic_id", `ibm_en_topic.alerts["info"].topic_id`)
+		}, "a ibm_en_subscription_slack subscribes to info alerts, which alert_slack does not ask for"},
+		{"Slack subscription to the webhook", full(), Alerts, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_subscription_slack.alerts"), "destination_id", `ibm_en_destination_webhook.alerts[0].destination_id`)
+		}, "destination_id must be the slack destination"},
+		{"email subscription to another destination", full(), Alerts, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_subscription_email.alerts"), "destination_id", `"smtp"`)
+		}, "destination_id must be the smtp_ibm destination"},
+		{"destination of the wrong type", full(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_destination_pagerduty.alerts"), "type", `"pager_duty"`)
+		}, `type is "pager_duty", not one of pagerduty`},
+
 		// Object Lock: an archive, never the functions' bucket
 		{"functions' bucket under Object Lock", minimal(), Archive, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, state), "object_lock", "true")
@@ -392,6 +418,10 @@ func TestPreconditionsFail(t *testing.T) {
 			"ibm_cos_bucket.state: precondition fails: A bucket in cross-region location us needs its root key in us-south, but the key is in eu-de"},
 		{"created key outside the location serving the bucket", minimal().with("bucket_cross_region_location", cty.StringVal("eu")),
 			"needs its root key in eu-de, but the key is in us-south"},
+		{"no alert destination", minimal().with("alert_email", cty.NullVal(cty.DynamicPseudoType)),
+			"ibm_en_topic.alerts[\"critical\"]: precondition fails: No alert destination is configured"},
+		{"Slack without its webhook URL", existingInstance().with("alert_slack_webhook_url", cty.StringVal("")),
+			"ibm_en_destination_slack.alerts[0]: precondition fails: alert_slack needs alert_slack_webhook_url"},
 		{"archive replicas expiring while locked", full().with("archive_expire_days", cty.NumberIntVal(10)),
 			"ibm_cos_bucket_lifecycle_configuration.archive[0]: precondition fails: archive_expire_days (10) must not be shorter than archive_lock_days (30)"},
 	}
@@ -403,7 +433,11 @@ func TestPreconditionsFail(t *testing.T) {
 			}
 		})
 	}
-	for _, p := range []profile{full(), minimal().with("bucket_cross_region_location", cty.StringVal("us"))} {
+	silent := evaluate(t, m, minimal().with("alert_email", cty.NullVal(cty.DynamicPseudoType)))
+	if got := strings.Join(Alerts(silent), "\n"); !strings.Contains(got, "dev.keyguard.alert reaches no one") {
+		t.Errorf("Alerts without a destination = %q", got)
+	}
+	for _, p := range []profile{full(), existingInstance(), minimal().with("bucket_cross_region_location", cty.StringVal("us"))} {
 		if got := Preconditions(evaluate(t, m, p)); len(got) > 0 {
 			t.Errorf("%s: %v", p.name, got)
 		}
@@ -426,6 +460,9 @@ func TestEvaluateRejectsInputs(t *testing.T) {
 		{"bad cross-region location", minimal().with("bucket_cross_region_location", cty.StringVal("mars")), "must be us, eu, ap or null"},
 		{"bad tick interval", minimal().with("tick_interval_minutes", cty.NumberIntVal(7)), "must divide an hour"},
 		{"not a Cloud Logs CRN", minimal().with("cloud_logs_instance_crn", cty.StringVal(testKeyCRN)), "Cloud Logs instance CRN"},
+		{"alert to an unknown severity", minimal().with("alert_pagerduty", cty.ObjectVal(map[string]cty.Value{"severities": cty.ListVal([]cty.Value{cty.StringVal("fatal")})})), "severities must be among critical, warning and info"},
+		{"alert email without recipients", minimal().with("alert_email", cty.ObjectVal(map[string]cty.Value{"recipients": cty.ListValEmpty(cty.String)})), "needs at least one recipient"},
+		{"alert webhook over http", minimal().with("alert_webhook", cty.ObjectVal(map[string]cty.Value{"url": cty.StringVal("http://example.com")})), "needs an https URL"},
 		{"bucket name too long", minimal().with("bucket_name", cty.StringVal(strings.Repeat("b", 50))), "room for the -failed-events and -archive suffixes"},
 		{"unknown input", minimal().with("no_such_variable", cty.True), "no such variable"},
 	}

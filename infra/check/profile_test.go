@@ -54,6 +54,7 @@ func minimal() profile {
 		"auth_token":        cty.StringVal("0123456789abcdef0123456789abcdef0123456789abcdef"),
 		"bucket_name":       cty.StringVal("keyguard-test-bucket"),
 		"fleet_file":        cty.StringVal(repoPath("shared/config/fleet.example.yaml")),
+		"alert_email":       cty.ObjectVal(map[string]cty.Value{"recipients": cty.ListVal([]cty.Value{cty.StringVal("oncall@example.com")})}),
 	}}
 }
 
@@ -82,6 +83,16 @@ func full() profile {
 		"fleet_file":                   cty.StringVal(repoPath("infra/check/testdata/fleet-managed.yaml")),
 		"collect_failed_events":        cty.False,
 		"db2saas_url":                  cty.StringVal("https://eu-de.db2.saas.ibm.com/dbapi/v4"),
+		"alert_email": cty.ObjectVal(map[string]cty.Value{
+			"recipients": cty.ListVal([]cty.Value{cty.StringVal("dba@example.com"), cty.StringVal("oncall@example.com")}),
+			"severities": cty.ListVal([]cty.Value{cty.StringVal("critical"), cty.StringVal("warning"), cty.StringVal("info")}),
+		}),
+		"alert_slack":                 cty.ObjectVal(map[string]cty.Value{}),
+		"alert_slack_webhook_url":     cty.StringVal("https://hooks.slack.com/services/T000/B000/XXXX"),
+		"alert_webhook":               cty.ObjectVal(map[string]cty.Value{"url": cty.StringVal("https://alerts.example.com/keyguard")}),
+		"alert_webhook_authorization": cty.StringVal("Bearer abc"),
+		"alert_pagerduty":             cty.ObjectVal(map[string]cty.Value{}),
+		"alert_pagerduty_routing_key": cty.StringVal("0123456789abcdef0123456789abcdef"),
 	}
 	for k, v := range set {
 		p.inputs[k] = v
@@ -97,6 +108,10 @@ func existingInstance() profile {
 	p.inputs["existing_kms_instance_guid"] = cty.StringVal("5f1e2d3c-0000-4000-8000-00000000cccc")
 	p.inputs["db2_instance_crns"] = cty.ListVal([]cty.Value{cty.StringVal(testDb2CRN1)})
 	p.inputs["create_db2_kms_authorization"] = cty.False
+	// Slack instead of email.
+	delete(p.inputs, "alert_email")
+	p.inputs["alert_slack"] = cty.ObjectVal(map[string]cty.Value{"severities": cty.ListVal([]cty.Value{cty.StringVal("critical")})})
+	p.inputs["alert_slack_webhook_url"] = cty.StringVal("https://hooks.slack.com/services/T000/B000/XXXX")
 	return p
 }
 

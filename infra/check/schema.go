@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	en "github.com/IBM/event-notifications-go-admin-sdk/eventnotificationsv1"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
@@ -59,9 +60,30 @@ var timeSchema = map[string]resourceSchema{
 	},
 }
 
+// apiValues restricts arguments the provider passes to the API without validating them, to
+// the values the Event Notifications API defines (constants of
+// github.com/IBM/event-notifications-go-admin-sdk eventnotificationsv1, the SDK the provider
+// calls): each destination resource creates one type of destination.
+var apiValues = map[string]map[string][]string{
+	"ibm_en_destination_ce":        {"type": {en.CreateDestinationOptionsTypeIbmceConst}},
+	"ibm_en_destination_slack":     {"type": {en.CreateDestinationOptionsTypeSlackConst}, "config.params.type": {en.DestinationConfigOneOfSlackDestinationConfigTypeIncomingWebhookConst, en.DestinationConfigOneOfSlackDirectMessageDestinationConfigTypeDirectMessageConst}},
+	"ibm_en_destination_webhook":   {"type": {en.CreateDestinationOptionsTypeWebhookConst}},
+	"ibm_en_destination_pagerduty": {"type": {en.CreateDestinationOptionsTypePagerdutyConst}},
+}
+
 // schemaOf returns the schema of a resource type ("ibm_x") or data source ("data.ibm_x").
 func schemaOf(key string) (resourceSchema, bool) {
 	if s, ok := ibmSchema[key]; ok {
+		if extra := apiValues[key]; len(extra) > 0 {
+			args := make(map[string]argSchema, len(s.Args))
+			for k, a := range s.Args {
+				if v, ok := extra[k]; ok && len(a.Allowed) == 0 {
+					a.Allowed = v
+				}
+				args[k] = a
+			}
+			s.Args = args
+		}
 		return s, true
 	}
 	s, ok := timeSchema[key]

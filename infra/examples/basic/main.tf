@@ -44,4 +44,9 @@ module "keyguard" {
   db2saas_url                  = var.db2saas_url
 
   cloud_logs_instance_crn = var.cloud_logs_instance_crn
+
+  # Alerts by email: critical and warning alerts to these addresses (each confirms an
+  # invitation from Event Notifications first). Slack, a webhook or PagerDuty: see
+  # docs/deploy.md.
+  alert_email = { recipients = var.alert_emails }
 }

@@ -90,3 +90,8 @@ variable "cloud_logs_instance_crn" {
   type        = string
   default     = null
 }
+
+variable "alert_emails" {
+  description = "Addresses that receive keyguard's critical and warning alerts by email."
+  type        = list(string)
+}

@@ -101,6 +101,18 @@ locals {
     }
   }
 
+  # Alerts (events.TypeAlert) by severity (events.Severity), to people rather than functions.
+  alert_type       = "dev.keyguard.alert"
+  alert_severities = ["critical", "warning", "info"]
+  alert_colors     = { critical = "#d92b2b", warning = "#f2a900", info = "#4589ff" }
+  alert_destinations = compact([
+    var.alert_email == null ? "" : "email",
+    var.alert_slack == null ? "" : "slack",
+    var.alert_webhook == null ? "" : "webhook",
+    var.alert_pagerduty == null ? "" : "pagerduty",
+  ])
+  alert_webhook_headers = var.alert_webhook_authorization == "" ? {} : { Authorization = var.alert_webhook_authorization }
+
   # Every route that ends at an app, the periodic tick included, and every route that ends at a job.
   app_routes = merge(
     { tick = { function = "scheduler", path = "/tick" } },

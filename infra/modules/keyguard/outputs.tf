@@ -58,6 +58,11 @@ output "en_topic_ids" {
   value       = local.topic_ids
 }
 
+output "alert_topic_ids" {
+  description = "Topic ID of the alerts of each severity (critical, warning, info), for subscriptions added outside this module."
+  value       = { for sev, t in ibm_en_topic.alerts : sev => t.topic_id }
+}
+
 output "kms_instance_id" {
   description = "GUID of the Key Protect instance."
   value       = local.kms_instance_guid

@@ -459,3 +459,91 @@ variable "cloud_logs_notification_filter" {
   type        = string
   default     = ""
 }
+
+# ---------------------------------------------------------------------------------------------
+# Alert destinations (at least one): dev.keyguard.alert by severity (critical, warning, info)
+# ---------------------------------------------------------------------------------------------
+
+variable "alert_email" {
+  description = "Email alerts through Event Notifications' own email destination: the recipients (each confirms an invitation first) and the severities they get."
+  type = object({
+    recipients = list(string)
+    severities = optional(list(string), ["critical", "warning"])
+  })
+  default = null
+
+  validation {
+    condition = var.alert_email == null || (
+      length(try(var.alert_email.recipients, [])) > 0 &&
+      alltrue([for r in try(var.alert_email.recipients, []) : can(regex("^[^@ ]+@[^@ ]+$", r))]) &&
+      length(try(var.alert_email.severities, [])) > 0 &&
+      alltrue([for s in try(var.alert_email.severities, []) : contains(["critical", "warning", "info"], s)])
+    )
+    error_message = "The alert_email needs at least one recipient address and severities among critical, warning and info."
+  }
+}
+
+variable "alert_slack" {
+  description = "Slack alerts through an incoming webhook (its URL in alert_slack_webhook_url): the severities the channel gets."
+  type = object({
+    severities = optional(list(string), ["critical", "warning"])
+  })
+  default = null
+
+  validation {
+    condition     = var.alert_slack == null || (length(try(var.alert_slack.severities, [])) > 0 && alltrue([for s in try(var.alert_slack.severities, []) : contains(["critical", "warning", "info"], s)]))
+    error_message = "The alert_slack severities must be among critical, warning and info, at least one."
+  }
+}
+
+variable "alert_slack_webhook_url" {
+  description = "Slack incoming webhook URL (used with alert_slack)."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "alert_webhook" {
+  description = "Alerts posted to an HTTPS webhook (signed by Event Notifications; an Authorization header value may go in alert_webhook_authorization): its URL and the severities it gets."
+  type = object({
+    url        = string
+    severities = optional(list(string), ["critical", "warning", "info"])
+  })
+  default = null
+
+  validation {
+    condition = var.alert_webhook == null || (
+      can(regex("^https://", try(var.alert_webhook.url, ""))) &&
+      length(try(var.alert_webhook.severities, [])) > 0 &&
+      alltrue([for s in try(var.alert_webhook.severities, []) : contains(["critical", "warning", "info"], s)])
+    )
+    error_message = "The alert_webhook needs an https URL and severities among critical, warning and info."
+  }
+}
+
+variable "alert_webhook_authorization" {
+  description = "Value of an Authorization header sent to the alert webhook, as a sensitive header; empty sends none."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "alert_pagerduty" {
+  description = "PagerDuty alerts (the integration key in alert_pagerduty_routing_key): the severities that page."
+  type = object({
+    severities = optional(list(string), ["critical"])
+  })
+  default = null
+
+  validation {
+    condition     = var.alert_pagerduty == null || (length(try(var.alert_pagerduty.severities, [])) > 0 && alltrue([for s in try(var.alert_pagerduty.severities, []) : contains(["critical", "warning", "info"], s)]))
+    error_message = "The alert_pagerduty severities must be among critical, warning and info, at least one."
+  }
+}
+
+variable "alert_pagerduty_routing_key" {
+  description = "PagerDuty integration (routing) key of an Events API v2 integration (used with alert_pagerduty)."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
