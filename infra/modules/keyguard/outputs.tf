@@ -73,6 +73,14 @@ output "kms_key_crn" {
   value       = local.kms_key_crn
 }
 
+output "object_roles" {
+  description = "Display names of the custom Object Storage roles: objects (read, list, write) and delete. Grant objects, on the bucket, to a runner agent's service ID."
+  value = {
+    objects = ibm_iam_custom_role.objects.display_name
+    delete  = ibm_iam_custom_role.object_delete.display_name
+  }
+}
+
 output "trusted_profile_ids" {
   description = "ID of each function's trusted profile."
   value       = { for fn, p in ibm_iam_trusted_profile.fn : fn => p.id }
