@@ -1,6 +1,8 @@
 package check
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -104,6 +106,55 @@ func TestProvidersFail(t *testing.T) {
 			c.mutate(m)
 			if got := strings.Join(Providers(m), "\n"); !strings.Contains(got, c.want) {
 				t.Errorf("Providers = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// Copies of the module on disk, each broken the way the provider or IAM would reject at plan or
+// apply, fail the checks (the same ones TestDeploymentPasses runs).
+func TestBrokenCopiesFail(t *testing.T) {
+	cases := []struct {
+		name, file, old, new, want string
+	}{
+		{"without store_notifications", "en.tf", "  store_notifications = var.en_store_notifications\n", "",
+			"ibm_en_source.keyguard: argument store_notifications is required by ibm_en_source"},
+		{"with the old role name", "locals.tf", `"Event Notification Publisher"`, `"Event Notifications Publisher"`,
+			`"Event Notifications Publisher" is not a role IAM defines for event-notifications`},
+		{"with a role a function does not need", "locals.tf",
+			"completion = { objects = true, delete = true, publish = true, keys = false, job_runs = false",
+			"completion = { objects = true, delete = true, publish = true, keys = false, job_runs = true",
+			"completion is granted [Writer] on codeengine"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			entries, err := os.ReadDir(moduleDir(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				src, err := os.ReadFile(filepath.Join(moduleDir(t), e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.Name() == c.file {
+					if !strings.Contains(string(src), c.old) {
+						t.Fatalf("%s has no %q", c.file, c.old)
+					}
+					src = []byte(strings.Replace(string(src), c.old, c.new, 1))
+				}
+				if err := os.WriteFile(filepath.Join(dir, e.Name()), src, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			problems := append(Arguments(m), All(evaluate(t, m, minimal()))...)
+			if got := strings.Join(problems, "\n"); !strings.Contains(got, c.want) {
+				t.Errorf("want %q in:\n%s", c.want, got)
 			}
 		})
 	}

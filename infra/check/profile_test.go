@@ -144,3 +144,16 @@ func loadModule(t testing.TB) *Module {
 	}
 	return m
 }
+
+// baselines caches the evaluation of the unmodified module per profile: checks only read it.
+var baselines = map[string]*Eval{}
+
+func baseline(t testing.TB, p profile) *Eval {
+	t.Helper()
+	if e, ok := baselines[p.name]; ok {
+		return e
+	}
+	e := evaluate(t, loadModule(t), p)
+	baselines[p.name] = e
+	return e
+}
