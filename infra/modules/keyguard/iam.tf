@@ -1,6 +1,7 @@
-# IAM. Service-to-service authorizations between instances, and one trusted profile that the
-# Code Engine apps and jobs assume, with the least roles each function set needs. No policy
-# names a role above Writer/Operator, and every policy names its instance (and the bucket).
+# IAM. Service-to-service authorizations between instances, each followed by a wait; a trusted
+# profile per function holding only what that function's code calls; custom Object Storage
+# roles. No policy names a role above Writer/Operator, and every policy names its instance
+# (and the bucket, or the key).
 
 # ---------------------------------------------------------------------------------------------
 # Service-to-service authorizations

@@ -203,11 +203,6 @@ locals {
   db2_instances = { for crn in var.db2_instance_crns : split(":", crn)[7] => crn }
 
   # -------------------------------------------------------------------------------------------
-  # IAM role names. The provider matches them against the display names IAM defines for the
-  # policy's service, exactly; infra/check/roles.go lists those names with their sources.
-  # -------------------------------------------------------------------------------------------
-
-  # -------------------------------------------------------------------------------------------
   # Least privilege per function
   # -------------------------------------------------------------------------------------------
 
@@ -315,6 +310,11 @@ locals {
   # How long a new service-to-service authorization is given to propagate before a resource
   # that needs it is created (IBM's modules wait 30s).
   iam_propagation_wait = "30s"
+
+  # -------------------------------------------------------------------------------------------
+  # IAM role names. The provider matches them against the display names IAM defines for the
+  # policy's service, exactly; infra/check/roles.go lists those names with their sources.
+  # -------------------------------------------------------------------------------------------
 
   roles = {
     # Event Notifications (ibm-cloud-docs/event-notifications en-iam.md): sending notifications
