@@ -159,3 +159,16 @@ func TestBrokenCopiesFail(t *testing.T) {
 		})
 	}
 }
+
+// Every pattern recorded from the providers compiles, so none is silently left unchecked.
+func TestSchemaPatternsCompile(t *testing.T) {
+	for _, table := range []map[string]resourceSchema{ibmSchema, timeSchema} {
+		for typ, s := range table {
+			for name, a := range s.Args {
+				if a.Pattern != "" && compiled(a.Pattern) == nil {
+					t.Errorf("%s.%s: pattern %q does not compile", typ, name, a.Pattern)
+				}
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	en "github.com/IBM/event-notifications-go-admin-sdk/eventnotificationsv1"
 	"github.com/hashicorp/hcl/v2"
@@ -359,13 +360,34 @@ func (a argSchema) check(v cty.Value) string {
 	if len(a.Allowed) > 0 && !containsString(a.Allowed, s) {
 		return fmt.Sprintf("is %q, not one of %s", s, strings.Join(a.Allowed, ", "))
 	}
-	if a.Pattern != "" && !regexp.MustCompile(a.Pattern).MatchString(s) {
+	if re := compiled(a.Pattern); re != nil && !re.MatchString(s) {
 		return fmt.Sprintf("is %q, which does not match %s", s, a.Pattern)
 	}
 	if a.MinLen > 0 && len(s) < a.MinLen || a.MaxLen > 0 && len(s) > a.MaxLen {
 		return fmt.Sprintf("is %q, whose length is not in [%d, %d]", s, a.MinLen, a.MaxLen)
 	}
 	return ""
+}
+
+var (
+	patternsMu sync.Mutex
+	patterns   = map[string]*regexp.Regexp{}
+)
+
+// compiled returns the compiled pattern, nil for none or for one Go cannot compile (a
+// provider pattern in a syntax RE2 lacks is left unchecked rather than guessed at).
+func compiled(pattern string) *regexp.Regexp {
+	if pattern == "" {
+		return nil
+	}
+	patternsMu.Lock()
+	defer patternsMu.Unlock()
+	re, ok := patterns[pattern]
+	if !ok {
+		re, _ = regexp.Compile(pattern)
+		patterns[pattern] = re
+	}
+	return re
 }
 
 func containsString(list []string, s string) bool {
