@@ -31,9 +31,15 @@ func All(e *Eval) []string {
 	p = append(p, Functions(e)...)
 	p = append(p, Env(e)...)
 	p = append(p, Routes(e)...)
+	p = append(p, Alerts(e)...)
 	p = append(p, IAM(e)...)
+	p = append(p, Access(e)...)
 	p = append(p, Buckets(e)...)
 	p = append(p, Fleet(e)...)
+	p = append(p, Archive(e)...)
+	p = append(p, Schema(e)...)
+	p = append(p, Waits(e)...)
+	p = append(p, Preconditions(e)...)
 	sort.Strings(p)
 	return p
 }
@@ -409,4 +415,37 @@ func versioned(b *Instance) string {
 		}
 	}
 	return b.Addr() + ": the keyguard bucket must have object_versioning enabled"
+}
+
+// Preconditions evaluates every lifecycle precondition of every instance: one that is known to
+// be false is a plan that Terraform would stop with its error message.
+func Preconditions(e *Eval) []string {
+	var p []string
+	for _, i := range e.Instances {
+		lcs, err := i.Blocks("lifecycle")
+		if err != nil {
+			p = append(p, err.Error())
+			continue
+		}
+		for _, lc := range lcs {
+			pcs, err := lc.Blocks("precondition")
+			if err != nil {
+				p = append(p, err.Error())
+				continue
+			}
+			for _, pc := range pcs {
+				ok, err := pc.Value("condition")
+				if err != nil {
+					p = append(p, err.Error())
+					continue
+				}
+				if b, known := knownBool(ok); known && !b {
+					msg, _ := knownString(mustValue(pc, "error_message"))
+					p = append(p, fmt.Sprintf("%s: precondition fails: %s", i.Addr(), msg))
+				}
+			}
+		}
+	}
+	sort.Strings(p)
+	return p
 }

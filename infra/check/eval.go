@@ -174,7 +174,8 @@ func (e *Eval) evalVariables(inputs map[string]cty.Value) error {
 }
 
 // resolve evaluates the locals and every count and for_each, repeating until nothing more
-// can be evaluated: an expression that names something not yet evaluated fails and waits.
+// can be evaluated: an expression that names a local or resource not yet evaluated waits
+// (checked before evaluating it, so that try and can do not hide the missing value).
 func (e *Eval) resolve() error {
 	pendingLocals := map[string]*hclsyntax.Attribute{}
 	for name, a := range e.Module.Locals {
@@ -188,8 +189,20 @@ func (e *Eval) resolve() error {
 		progress := false
 		last := map[string]hcl.Diagnostics{}
 		ctx := e.context()
+		// What ctx holds: what is evaluated during this round waits for the next one.
+		doneLocals, doneRes := map[string]bool{}, map[*Resource]bool{}
+		for n := range e.Locals {
+			doneLocals[n] = true
+		}
+		for r := range e.instances {
+			doneRes[r] = true
+		}
 		for _, r := range e.Module.Resources {
 			if !pendingRes[r] {
+				continue
+			}
+			if waiting := e.waitingFor(doneLocals, doneRes, r.Count, r.ForEach); waiting != "" {
+				last[r.Addr()] = diagf(r.Block.DefRange(), "%s is not evaluated yet", waiting)
 				continue
 			}
 			insts, diags := e.expand(r, ctx)
@@ -202,6 +215,10 @@ func (e *Eval) resolve() error {
 			progress = true
 		}
 		for name, a := range pendingLocals {
+			if waiting := e.waitingFor(doneLocals, doneRes, a.Expr); waiting != "" {
+				last["local."+name] = diagf(a.Expr.Range(), "%s is not evaluated yet", waiting)
+				continue
+			}
 			v, diags := a.Expr.Value(ctx)
 			if diags.HasErrors() {
 				last["local."+name] = diags
@@ -227,6 +244,32 @@ func (e *Eval) resolve() error {
 			return fmt.Errorf("cannot evaluate:\n%s", strings.Join(msgs, "\n"))
 		}
 	}
+}
+
+// waitingFor returns a local or resource the expressions refer to that is not among the done
+// ones (its value, or its instances, in the context being evaluated in), or "".
+func (e *Eval) waitingFor(doneLocals map[string]bool, doneRes map[*Resource]bool, exprs ...hcl.Expression) string {
+	for _, x := range exprs {
+		if x == nil {
+			continue
+		}
+		for _, t := range x.Variables() {
+			if t.RootName() == "local" && len(t) > 1 {
+				if a, ok := t[1].(hcl.TraverseAttr); ok {
+					if !doneLocals[a.Name] && e.Module.Locals[a.Name] != nil {
+						return "local." + a.Name
+					}
+				}
+				continue
+			}
+			if addr := resourceAddr(t); addr != "" {
+				if r := e.Module.Resource(addr); r != nil && !doneRes[r] {
+					return addr
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // expand evaluates a resource's count or for_each into its instances (without their nodes).
@@ -389,6 +432,23 @@ var dataShapes = map[string]func(addr string) map[string]cty.Value{
 		})
 		return map[string]cty.Value{"sources": cty.TupleVal([]cty.Value{periodic}), "total_count": cty.NumberIntVal(1)}
 	},
+}
+
+func init() {
+	// ibm_en_destinations lists the destinations of an Event Notifications instance; every
+	// instance has its own email destination (type "smtp_ibm").
+	dataShapes["ibm_en_destinations"] = func(addr string) map[string]cty.Value {
+		email := cty.ObjectVal(map[string]cty.Value{
+			"id":                 cty.StringVal(Ref{Addr: addr, Attr: "destinations[smtp_ibm].id"}.String()),
+			"name":               cty.StringVal("IBM Cloud Email Service"),
+			"description":        cty.StringVal(""),
+			"type":               cty.StringVal("smtp_ibm"),
+			"subscription_count": cty.NumberIntVal(0),
+			"subscription_names": cty.ListValEmpty(cty.String),
+			"updated_at":         cty.StringVal(""),
+		})
+		return map[string]cty.Value{"destinations": cty.TupleVal([]cty.Value{email}), "total_count": cty.NumberIntVal(1)}
+	}
 }
 
 // PeriodicTimerSource is the symbolic id of the periodic-timer source read through the

@@ -92,6 +92,58 @@ data "ibm_en_sources" "all" {}
 	}
 }
 
+// try and can must not turn a local that is not evaluated yet into their fallback: the
+// evaluator waits for what an expression names before evaluating it.
+func TestEvaluateWaitsBeforeTry(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		m := small(t, `
+locals {
+  a = try(local.b.c, "fallback")
+  b = { c = local.d }
+  d = "value"
+  e = can(local.b.c)
+}
+`)
+		e, err := Evaluate(m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := knownString(e.Locals["a"]); got != "value" {
+			t.Fatalf("a = %q, want value", got)
+		}
+		if b, _ := knownBool(e.Locals["e"]); !b {
+			t.Fatal("can(local.b.c) = false")
+		}
+	}
+}
+
+func TestYAMLAndFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f.yaml"), []byte("keys:\n  - crn: a\n  - crn: b\nn: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadFiles(dir, map[string][]byte{"main.tf": []byte(`
+locals {
+  doc  = yamldecode(file("f.yaml"))
+  crns = [for k in local.doc.keys : k.crn]
+}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Evaluate(m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := stringList(e.Locals["crns"]); strings.Join(got, ",") != "a,b" {
+		t.Errorf("crns = %v", got)
+	}
+	m2, _ := LoadFiles(dir, map[string][]byte{"main.tf": []byte("locals {\n  x = file(\"missing.yaml\")\n}\n")})
+	if _, err := Evaluate(m2, nil); err == nil || !strings.Contains(err.Error(), "no file at missing.yaml") {
+		t.Errorf("missing file: err = %v", err)
+	}
+}
+
 func TestEvaluateFailures(t *testing.T) {
 	cases := []struct{ name, src, want string }{
 		{"cycle", `

@@ -1,19 +1,25 @@
 package check
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+	"go.yaml.in/yaml/v3"
 )
 
 // functions is the subset of Terraform's built-in functions the evaluator knows. A function the
 // configuration calls that is missing here makes evaluation fail, so the list grows with use.
-// File functions return unknown values: files are the deployer's, not the check's.
-func functions(_ string) map[string]function.Function {
+// file reads the file (relative paths from dir, the module's directory), as Terraform does at
+// plan time; the hash functions return unknown values, as a resource attribute would.
+func functions(dir string) map[string]function.Function {
 	return map[string]function.Function{
 		"abs":          stdlib.AbsoluteFunc,
 		"alltrue":      allTrueFunc,
@@ -29,7 +35,7 @@ func functions(_ string) map[string]function.Function {
 		"distinct":     stdlib.DistinctFunc,
 		"element":      stdlib.ElementFunc,
 		"endswith":     endsWithFunc,
-		"file":         unknownStringFunc,
+		"file":         fileFunc(dir),
 		"filebase64":   unknownStringFunc,
 		"filemd5":      unknownStringFunc,
 		"filesha256":   unknownStringFunc,
@@ -52,11 +58,14 @@ func functions(_ string) map[string]function.Function {
 		"regex":        stdlib.RegexFunc,
 		"replace":      stdlib.ReplaceFunc,
 		"sensitive":    identityFunc,
+		"setproduct":   stdlib.SetProductFunc,
+		"setsubtract":  stdlib.SetSubtractFunc,
 		"setunion":     stdlib.SetUnionFunc,
 		"sort":         stdlib.SortFunc,
 		"split":        stdlib.SplitFunc,
 		"startswith":   startsWithFunc,
 		"substr":       stdlib.SubstrFunc,
+		"title":        stdlib.TitleFunc,
 		"tobool":       stdlib.MakeToFunc(cty.Bool),
 		"tolist":       stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
 		"tomap":        stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
@@ -69,6 +78,7 @@ func functions(_ string) map[string]function.Function {
 		"try":          tryfunc.TryFunc,
 		"upper":        stdlib.UpperFunc,
 		"values":       stdlib.ValuesFunc,
+		"yamldecode":   yamlDecodeFunc,
 		"zipmap":       stdlib.ZipmapFunc,
 	}
 }
@@ -77,6 +87,46 @@ var identityFunc = function.New(&function.Spec{
 	Params: []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowNull: true, AllowUnknown: true, AllowDynamicType: true, AllowMarked: true}},
 	Type:   func(args []cty.Value) (cty.Type, error) { return args[0].Type(), nil },
 	Impl:   func(args []cty.Value, _ cty.Type) (cty.Value, error) { return args[0], nil },
+})
+
+// fileFunc is Terraform's file: the contents of a UTF-8 file, an error when it cannot be read.
+func fileFunc(dir string) function.Function {
+	return function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:   function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			path := args[0].AsString()
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(dir, path)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("no file at %s", args[0].AsString())
+			}
+			return cty.StringVal(string(b)), nil
+		},
+	})
+}
+
+// yamlDecodeFunc is Terraform's yamldecode: mappings become objects, sequences tuples.
+var yamlDecodeFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "src", Type: cty.String}},
+	Type:   function.StaticReturnType(cty.DynamicPseudoType),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		var doc any
+		if err := yaml.Unmarshal([]byte(args[0].AsString()), &doc); err != nil {
+			return cty.NilVal, err
+		}
+		js, err := json.Marshal(doc)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("yamldecode: %w", err)
+		}
+		ty, err := ctyjson.ImpliedType(js)
+		if err != nil {
+			return cty.NilVal, err
+		}
+		return ctyjson.Unmarshal(js, ty)
+	},
 })
 
 var unknownStringFunc = function.New(&function.Spec{

@@ -24,24 +24,25 @@ var forbiddenRoles = map[string]bool{"manager": true, "administrator": true}
 
 // grant is one evaluated policy: service, roles, and whether it is scoped to an instance.
 type grant struct {
-	Addr     string
-	Service  string
-	Roles    []string
-	Instance cty.Value // resource_instance_id or serviceInstance
-	Bucket   string    // resource (when resourceType is bucket)
+	Addr         string
+	Policy       *Instance
+	Service      string
+	Roles        []string
+	Instance     cty.Value // resource_instance_id or serviceInstance
+	Bucket       string    // resource (when resourceType is bucket)
+	ResourceType string    // resource_type or resourceType
+	Resource     string    // resource
 }
 
-// IAM checks every IAM policy for forbidden roles and for a scope narrower than a whole
-// service, and checks that the trusted profile is linked to every app and job and holds exactly
-// the grants the functions need.
+// IAM checks every IAM policy for forbidden roles, for a scope narrower than a whole service
+// and for role names IAM defines, and checks the service-to-service authorizations keyguard
+// needs. What each function's trusted profile holds is Access's business.
 func IAM(e *Eval) []string {
 	var p []string
-	var grants []grant
 	for _, typ := range accessPolicyTypes {
 		for _, i := range e.Resources(typ) {
-			g, probs := accessPolicy(i)
+			_, probs := accessPolicy(i)
 			p = append(p, probs...)
-			grants = append(grants, g...)
 		}
 	}
 	var auths []authorization
@@ -50,9 +51,8 @@ func IAM(e *Eval) []string {
 		p = append(p, probs...)
 		auths = append(auths, a)
 	}
-	p = append(p, profileLinks(e)...)
-	p = append(p, requiredGrants(e, grants)...)
 	p = append(p, requiredAuthorizations(e, auths)...)
+	p = append(p, Roles(e)...)
 	return p
 }
 
@@ -106,7 +106,7 @@ func accessPolicy(i *Instance) ([]grant, []string) {
 	}
 	var grants []grant
 	for _, rb := range resources {
-		g := grant{Addr: i.Addr(), Roles: roles}
+		g := grant{Addr: i.Addr(), Policy: i, Roles: roles}
 		sv, _ := rb.Value("service")
 		g.Service, _ = knownString(sv)
 		if g.Service == "" {
@@ -131,10 +131,12 @@ func accessPolicy(i *Instance) ([]grant, []string) {
 		res, _ := rb.Value("resource")
 		p = append(p, bucketScope(rb.Where, g.Service, rt, res)...)
 		g.Bucket, _ = knownString(res)
+		g.ResourceType, _ = knownString(rt)
+		g.Resource = g.Bucket
 		grants = append(grants, g)
 	}
 	if len(attrs) > 0 {
-		g := grant{Addr: i.Addr(), Roles: roles, Instance: cty.NilVal}
+		g := grant{Addr: i.Addr(), Policy: i, Roles: roles, Instance: cty.NilVal}
 		byName := map[string]cty.Value{}
 		for _, ab := range attrs {
 			n, _ := ab.Value("name")
@@ -155,6 +157,8 @@ func accessPolicy(i *Instance) ([]grant, []string) {
 		}
 		p = append(p, bucketScope(i.Addr(), g.Service, byName["resourceType"], byName["resource"])...)
 		g.Bucket, _ = knownString(byName["resource"])
+		g.ResourceType, _ = knownString(byName["resourceType"])
+		g.Resource = g.Bucket
 		grants = append(grants, g)
 	}
 	return grants, p
@@ -231,58 +235,6 @@ func authorizationPolicy(i *Instance) (authorization, []string) {
 	return a, p
 }
 
-// profileLinks requires a Code Engine link from the trusted profile to every app and job.
-func profileLinks(e *Eval) []string {
-	var p []string
-	profiles := e.Resources(typeProfile)
-	if len(profiles) != 1 {
-		return []string{fmt.Sprintf("want one %s for the functions, found %d", typeProfile, len(profiles))}
-	}
-	linked := map[string]bool{} // addr of app/job instance
-	for _, l := range e.Resources(typeProfileLink) {
-		pid, _ := l.Value("profile_id")
-		if ref, ok := RefOf(pid); !ok || ref.Addr != profiles[0].Addr() {
-			p = append(p, l.Addr()+": profile_id must be the keyguard trusted profile")
-			continue
-		}
-		if !isString(mustValue(l.Node, "cr_type"), "CE") {
-			p = append(p, l.Addr()+`: cr_type must be "CE"`)
-			continue
-		}
-		links, err := l.Blocks("link")
-		if err != nil || len(links) != 1 {
-			p = append(p, l.Addr()+": needs one link block")
-			continue
-		}
-		ct, _ := knownString(mustValue(links[0], "component_type"))
-		cn := mustValue(links[0], "component_name")
-		ref, ok := RefOf(cn)
-		target := (*Instance)(nil)
-		if ok && ref.Attr == "name" {
-			target = e.Lookup(ref.Addr)
-		}
-		switch {
-		case target == nil:
-			p = append(p, l.Addr()+": component_name must be the name of an app or job")
-		case target.Resource.Type == typeApp && ct != "application", target.Resource.Type == typeJob && ct != "job":
-			p = append(p, fmt.Sprintf("%s: component_type %q does not match %s", l.Addr(), ct, target.Addr()))
-		default:
-			linked[target.Addr()] = true
-		}
-		if ref, ok := RefOf(mustValue(links[0], "crn")); !ok || ref.Attr != "crn" || !strings.HasPrefix(ref.Addr, typeProject+".") {
-			p = append(p, l.Addr()+": link crn must be the Code Engine project's crn")
-		}
-	}
-	for _, typ := range []string{typeApp, typeJob} {
-		for _, i := range e.Resources(typ) {
-			if !linked[i.Addr()] {
-				p = append(p, fmt.Sprintf("%s is not linked to the trusted profile", i.Addr()))
-			}
-		}
-	}
-	return p
-}
-
 func mustValue(n Node, attr string) cty.Value {
 	v, err := n.Value(attr)
 	if err != nil {
@@ -291,69 +243,13 @@ func mustValue(n Node, attr string) cty.Value {
 	return v
 }
 
-// requiredGrants checks the trusted profile's grants service by service: the least roles the
-// functions need, no service they do not use.
-func requiredGrants(e *Eval, grants []grant) []string {
-	var p []string
-	managed, _ := knownBool(e.Var("managed_rotation"))
-	kmsRole := "Reader"
-	if managed {
-		kmsRole = "Writer"
-	}
-	db2 := 0
-	if v := e.Var("db2_instance_crns"); !v.IsNull() && v.IsKnown() {
-		db2 = v.LengthInt()
-	}
-	want := map[string]struct {
-		roles []string
-		count int
-	}{
-		"kms":                     {[]string{kmsRole}, 1},
-		"cloud-object-storage":    {[]string{"Writer"}, 1},
-		"event-notifications":     {[]string{"Event Notifications Publisher"}, 1},
-		"codeengine":              {[]string{"Writer"}, 1},
-		"dashdb-for-transactions": {[]string{"Operator"}, db2},
-	}
-	got := map[string][]grant{}
-	for _, g := range grants {
-		got[g.Service] = append(got[g.Service], g)
-	}
-	services := make([]string, 0, len(got))
-	for s := range got {
-		services = append(services, s)
-	}
-	sort.Strings(services)
-	for _, s := range services {
-		if _, ok := want[s]; !ok {
-			p = append(p, fmt.Sprintf("the functions are granted %s, which they do not use", s))
-		}
-	}
-	wantServices := make([]string, 0, len(want))
-	for s := range want {
-		wantServices = append(wantServices, s)
-	}
-	sort.Strings(wantServices)
-	for _, s := range wantServices {
-		w := want[s]
-		if len(got[s]) != w.count {
-			p = append(p, fmt.Sprintf("want %d grant(s) on %s for the functions, found %d", w.count, s, len(got[s])))
-		}
-		for _, g := range got[s] {
-			if strings.Join(g.Roles, ",") != strings.Join(w.roles, ",") {
-				p = append(p, fmt.Sprintf("%s: roles %v on %s, want %v", g.Addr, g.Roles, s, w.roles))
-			}
-		}
-	}
-	return p
-}
-
 // requiredAuthorizations checks the service-to-service authorizations keyguard relies on.
 func requiredAuthorizations(e *Eval, auths []authorization) []string {
 	var p []string
 	has := func(src, dst string, roles ...string) int {
 		n := 0
 		for _, a := range auths {
-			if a.Source == src && a.Target == dst && strings.Join(a.Roles, ",") == strings.Join(roles, ",") {
+			if a.Source == src && a.Target == dst && sameSet(a.Roles, roles) {
 				n++
 			}
 		}
@@ -381,5 +277,27 @@ func requiredAuthorizations(e *Eval, auths []authorization) []string {
 	if n := has("dashdb-for-transactions", "kms", "Reader"); n != db2 {
 		p = append(p, fmt.Sprintf("want %d dashdb-for-transactions -> kms Reader authorization(s), found %d", db2, n))
 	}
+	archive := 0
+	if days, err := knownInt(e.Var("archive_lock_days")); err == nil && days > 0 {
+		archive = 1
+	}
+	if n := has("cloud-object-storage", "cloud-object-storage", RoleObjectWriter); n != archive {
+		p = append(p, fmt.Sprintf("want %d cloud-object-storage -> cloud-object-storage Object Writer authorization(s) (replication to the archive), found %d", archive, n))
+	}
+	failed := 0
+	if on, ok := knownBool(e.Var("collect_failed_events")); ok && on {
+		failed = 1
+	}
+	if n := has("event-notifications", "cloud-object-storage", RoleObjectWriter, RoleReader); n != failed {
+		p = append(p, fmt.Sprintf("want %d event-notifications -> cloud-object-storage Object Writer+Reader authorization(s) (failed-event collection needs both), found %d", failed, n))
+	}
 	return p
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	x, y := append([]string{}, a...), append([]string{}, b...)
+	sort.Strings(x)
+	sort.Strings(y)
+	return strings.Join(x, "\x00") == strings.Join(y, "\x00")
 }

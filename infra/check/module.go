@@ -25,6 +25,13 @@ type Module struct {
 	Resources []*Resource // managed resources and data sources, in file order
 	Outputs   map[string]*hclsyntax.Block
 	Calls     map[string]*Call // module blocks
+	// Providers are the required_providers entries of the terraform block, by local name.
+	Providers map[string]ProviderRequirement
+}
+
+// ProviderRequirement is one required_providers entry.
+type ProviderRequirement struct {
+	Source, Version string
 }
 
 // Variable is a variable block.
@@ -101,6 +108,7 @@ func LoadFiles(dir string, files map[string][]byte) (*Module, error) {
 		Locals:    map[string]*hclsyntax.Attribute{},
 		Outputs:   map[string]*hclsyntax.Block{},
 		Calls:     map[string]*Call{},
+		Providers: map[string]ProviderRequirement{},
 	}
 	names := make([]string, 0, len(files))
 	for name := range files {
@@ -132,7 +140,9 @@ func (m *Module) add(b *hclsyntax.Block, seen map[string]bool) error {
 		seen[key] = true
 	}
 	switch b.Type {
-	case "terraform", "provider", "moved", "import", "removed", "check":
+	case "terraform":
+		return m.addTerraform(b)
+	case "provider", "moved", "import", "removed", "check":
 		return nil
 	case "variable":
 		return m.addVariable(b)
@@ -185,6 +195,30 @@ func (m *Module) add(b *hclsyntax.Block, seen map[string]bool) error {
 		return nil
 	}
 	return fmt.Errorf("unexpected top-level block %q", b.Type)
+}
+
+// addTerraform records the required_providers of a terraform block.
+func (m *Module) addTerraform(b *hclsyntax.Block) error {
+	for _, rp := range b.Body.Blocks {
+		if rp.Type != "required_providers" {
+			continue
+		}
+		for name, a := range rp.Body.Attributes {
+			v, diags := a.Expr.Value(nil)
+			if diags.HasErrors() || !v.Type().IsObjectType() {
+				return fmt.Errorf("required_providers %s must be a literal object", name)
+			}
+			var req ProviderRequirement
+			if v.Type().HasAttribute("source") {
+				req.Source, _ = knownString(v.GetAttr("source"))
+			}
+			if v.Type().HasAttribute("version") {
+				req.Version, _ = knownString(v.GetAttr("version"))
+			}
+			m.Providers[name] = req
+		}
+	}
+	return nil
 }
 
 func (m *Module) addVariable(b *hclsyntax.Block) error {

@@ -97,6 +97,29 @@ func setLocal(t *testing.T, m *Module, name, src string) {
 	m.Locals[name] = &hclsyntax.Attribute{Name: name, Expr: expr(t, src)}
 }
 
+// setForEach replaces a resource's for_each.
+func setForEach(t *testing.T, m *Module, addr, src string) {
+	t.Helper()
+	r := m.Resource(addr)
+	if r == nil || r.ForEach == nil {
+		t.Fatalf("no resource %s with for_each", addr)
+	}
+	setAttr(t, r.Block.Body, "for_each", src)
+	r.ForEach = r.Block.Body.Attributes["for_each"].Expr
+}
+
+// overrideLocal replaces a local with an expression of its original value: each %s in src
+// stands for that value (kept under the name <name>_original).
+func overrideLocal(t *testing.T, m *Module, name, src string) {
+	t.Helper()
+	orig, ok := m.Locals[name]
+	if !ok {
+		t.Fatalf("no local %s", name)
+	}
+	m.Locals[name+"_original"] = &hclsyntax.Attribute{Name: name + "_original", Expr: orig.Expr}
+	setLocal(t, m, name, strings.ReplaceAll(src, "%s", "local."+name+"_original"))
+}
+
 func delResource(t *testing.T, m *Module, addr string) {
 	t.Helper()
 	for i, r := range m.Resources {

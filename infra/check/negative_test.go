@@ -19,6 +19,7 @@ func TestChecksFail(t *testing.T) {
 		appSub    = "ibm_en_subscription_ce.app"
 		state     = "ibm_cos_bucket.state"
 		failedBkt = "ibm_cos_bucket.failed_events"
+		policy    = "ibm_iam_trusted_profile_policy.fn"
 	)
 	cases := []struct {
 		name    string
@@ -133,28 +134,35 @@ func TestChecksFail(t *testing.T) {
 
 		// IAM
 		{"Manager on Key Protect", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.kms"), "roles", `["Manager"]`)
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "kms" ? ["Manager"] : each.value.roles`)
 		}, `grants "Manager"`},
 		{"Administrator in an authorization", minimal(), IAM, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Reader", "Administrator"]`)
 		}, `grants "Administrator"`},
-		{"Writer on Key Protect without managed rotation", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.kms"), "roles", `["Writer"]`)
-		}, "roles [Writer] on kms, want [Reader]"},
+		{"Writer on a key keyguard does not rotate", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "kms" ? ["Writer"] : each.value.roles`)
+		}, "scheduler is granted [Writer] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa key 0b1c2d3e-0000-4000-8000-00000000b001), want [Reader]"},
+		{"Reader on a key keyguard rotates", full(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "kms" ? ["Reader"] : each.value.roles`)
+		}, "scheduler is granted [Reader] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa key 0b1c2d3e-0000-4000-8000-00000000b002), want [Writer]"},
+		{"Key Protect access to the whole instance", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy, "resources"), "resource_type", `each.value.service == "kms" ? null : each.value.resource_type`)
+			setAttr(t, body(t, m, policy, "resources"), "resource", `each.value.service == "kms" ? null : each.value.resource`)
+		}, "scheduler is granted [Reader] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa), which its code does not use"},
 		{"wildcard instance", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.codeengine", "resources"), "resource_instance_id", `"*"`)
+			setAttr(t, body(t, m, policy, "resources"), "resource_instance_id", `each.value.service == "codeengine" ? "*" : each.value.instance`)
 		}, "resource_instance_id must name one instance (no wildcard)"},
 		{"no instance", minimal(), IAM, func(t *testing.T, m *Module) {
-			delAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en", "resources"), "resource_instance_id")
-		}, "ibm_iam_trusted_profile_policy.en.resources[0]: resource_instance_id must name one instance"},
+			setAttr(t, body(t, m, policy, "resources"), "resource_instance_id", `each.value.service == "event-notifications" ? null : each.value.instance`)
+		}, `ibm_iam_trusted_profile_policy.fn["completion/publish"].resources[0]: resource_instance_id must name one instance`},
 		{"COS not scoped to the bucket", minimal(), IAM, func(t *testing.T, m *Module) {
-			delAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.cos", "resources"), "resource")
+			setAttr(t, body(t, m, policy, "resources"), "resource", `each.value.service == "cloud-object-storage" ? null : each.value.resource`)
 		}, "a cloud-object-storage grant must be scoped to one bucket"},
 		{"policy without resources", minimal(), IAM, func(t *testing.T, m *Module) {
-			delBlocks(t, body(t, m, "ibm_iam_trusted_profile_policy.codeengine"), "resources")
+			delBlocks(t, body(t, m, policy), "resources")
 		}, "no resources: the policy would cover every service"},
 		{"account management", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en"), "account_management", "true")
+			setAttr(t, body(t, m, policy), "account_management", "true")
 		}, "account_management grants every account management service"},
 		{"authorization to a whole service", minimal(), IAM, func(t *testing.T, m *Module) {
 			delAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "target_resource_instance_id")
@@ -168,12 +176,12 @@ func TestChecksFail(t *testing.T) {
 		{"authorization attribute pattern", minimal(), IAM, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.en_cos_failed_events", "resource_attributes#4"), "operator", `"stringMatch"`)
 		}, "operator must be stringEquals"},
-		{"grant on an unused service", minimal(), IAM, func(t *testing.T, m *Module) {
-			setAttr(t, body(t, m, "ibm_iam_trusted_profile_policy.en", "resources"), "service", `"secrets-manager"`)
-		}, "the functions are granted secrets-manager, which they do not use"},
-		{"Db2 grant missing", full(), IAM, func(t *testing.T, m *Module) {
-			delResource(t, m, "ibm_iam_trusted_profile_policy.db2")
-		}, "want 2 grant(s) on dashdb-for-transactions for the functions, found 0"},
+		{"grant on an unused service", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy, "resources"), "service", `each.value.service == "event-notifications" ? "secrets-manager" : each.value.service`)
+		}, "rotation is granted [Event Notification Publisher] on secrets-manager"},
+		{"Db2 grant missing", full(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { scheduler = merge(%s.scheduler, { db2_backups = false }) })`)
+		}, "scheduler needs [Operator] on dashdb-for-transactions (7a1b2c3d-0000-4000-8000-000000000001), which its trusted profile does not hold"},
 		{"Db2 authorization missing", full(), IAM, func(t *testing.T, m *Module) {
 			delResource(t, m, "ibm_iam_authorization_policy.db2_kms")
 		}, "want 2 dashdb-for-transactions -> kms Reader authorization(s), found 0"},
@@ -186,12 +194,60 @@ func TestChecksFail(t *testing.T) {
 		{"COS cannot use the key", minimal(), IAM, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Viewer"]`)
 		}, "want one cloud-object-storage -> kms Reader authorization"},
-		{"job not linked to the profile", minimal(), IAM, func(t *testing.T, m *Module) {
+		{"role named as the documentation's heading", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "event-notifications" ? ["Event Notifications Publisher"] : each.value.roles`)
+		}, `"Event Notifications Publisher" is not a role IAM defines for event-notifications`},
+		{"role of another service", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "roles", `["Object Writer"]`)
+		}, `"Object Writer" is not a role IAM defines for kms`},
+		{"failed events without Reader", minimal(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.en_cos_failed_events"), "roles", `["Object Writer"]`)
+		}, "want 1 event-notifications -> cloud-object-storage Object Writer+Reader authorization(s)"},
+		{"job not linked to the profile", minimal(), Access, func(t *testing.T, m *Module) {
 			delResource(t, m, "ibm_iam_trusted_profile_link.job")
-		}, `ibm_code_engine_job.fn["runner"] is not linked to the trusted profile`},
-		{"link with the wrong component type", minimal(), IAM, func(t *testing.T, m *Module) {
+		}, `ibm_code_engine_job.fn["runner"] is not linked to the trusted profile of runner`},
+		{"link with the wrong component type", minimal(), Access, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, "ibm_iam_trusted_profile_link.job", "link"), "component_type", `"application"`)
 		}, `component_type "application" does not match`},
+
+		// Least privilege per function
+		{"one profile for every app", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_trusted_profile_link.app"), "profile_id", `ibm_iam_trusted_profile.fn["scheduler"].id`)
+		}, `links ibm_code_engine_app.fn["completion"] (function completion) to the profile of scheduler`},
+		{"a function authenticates as another", minimal(), Access, func(t *testing.T, m *Module) {
+			setLocal(t, m, "profile_env", `{ for fn in local.functions : fn => { KEYGUARD_TRUSTED_PROFILE = ibm_iam_trusted_profile.fn["scheduler"].name } }`)
+		}, `ibm_code_engine_app.fn["completion"]: KEYGUARD_TRUSTED_PROFILE must be the name of ibm_iam_trusted_profile.fn["completion"]`},
+		{"function without a profile", minimal(), Access, func(t *testing.T, m *Module) {
+			setForEach(t, m, "ibm_iam_trusted_profile.fn", `setsubtract(local.functions, ["restore"])`)
+			setLocal(t, m, "profile_env", `{ for fn in local.functions : fn => { KEYGUARD_TRUSTED_PROFILE = "" } }`)
+		}, "function restore has no trusted profile of its own"},
+		{"completion starts job runs", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { completion = merge(%s.completion, { job_runs = true }) })`)
+		}, "completion is granted [Writer] on codeengine («ibm_code_engine_project.keyguard.project_id»), which its code does not use"},
+		{"restore operates Db2", full(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { restore = merge(%s.restore, { db2_backups = true }) })`)
+		}, "restore is granted [Operator] on dashdb-for-transactions (7a1b2c3d-0000-4000-8000-000000000001), which its code does not use"},
+		{"rotation reads the keys", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { rotation = merge(%s.rotation, { keys = true }) })`)
+		}, "rotation is granted [Reader] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa key 0b1c2d3e-0000-4000-8000-00000000b001), which its code does not use"},
+		{"runner may delete objects", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { runner = merge(%s.runner, { delete = true }) })`)
+		}, "runner is granted [custom:objects custom:delete] on cloud-object-storage («ibm_resource_instance.cos.guid» bucket «ibm_cos_bucket.state.bucket_name»), want [custom:objects]"},
+		{"completion cannot delete", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { completion = merge(%s.completion, { delete = false }) })`)
+		}, "completion is granted [custom:objects] on cloud-object-storage («ibm_resource_instance.cos.guid» bucket «ibm_cos_bucket.state.bucket_name»), want [custom:objects custom:delete]"},
+		{"built-in Writer on the bucket", minimal(), Access, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, policy), "roles", `each.value.service == "cloud-object-storage" ? ["Writer"] : each.value.roles`)
+		}, "runner is granted [Writer] on cloud-object-storage"},
+		{"custom role may change Object Lock", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "cos_object_actions", `concat(%s, ["cloud-object-storage.bucket.put_object_lock_configuration"])`)
+		}, "ibm_iam_custom_role.objects: grants cloud-object-storage.bucket.put_object_lock_configuration, which keyguard's code never calls"},
+		{"custom role may bypass governance retention", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "cos_delete_actions", `["cloud-object-storage.object.delete", "cloud-object-storage.object.bypass_governance_retention"]`)
+		}, "ibm_iam_custom_role.object_delete: grants cloud-object-storage.object.bypass_governance_retention"},
+		{"custom role lacks an operation", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "cos_object_actions", `[for a in %s : a if a != "cloud-object-storage.object.put_part"]`)
+		}, "ibm_iam_custom_role.objects: actions"},
 
 		// Buckets
 		{"bucket without key", minimal(), Buckets, func(t *testing.T, m *Module) {
@@ -203,6 +259,117 @@ func TestChecksFail(t *testing.T) {
 		{"bucket with a key that is not a key", minimal(), Buckets, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, state), "kms_key_crn", `"crn:v1:bluemix:public:cloud-object-storage:global:a/x:y::"`)
 		}, "is not a root key CRN"},
+
+		// Provider schema (infra/check/schema_ibm.go, read from provider v2.3.0 to v2.5.0)
+		{"required argument missing", minimal(), Schema, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_en_source.keyguard"), "store_notifications")
+		}, "ibm_en_source.keyguard: argument store_notifications is required by ibm_en_source"},
+		{"required argument null", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_source.keyguard"), "store_notifications", "null")
+		}, "argument store_notifications is required"},
+		{"required nested argument missing", minimal(), Schema, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, tick, "sources"), "id")
+		}, "ibm_en_topic.tick.sources[0]: argument sources.id is required"},
+		{"required block missing", minimal(), Schema, func(t *testing.T, m *Module) {
+			delBlocks(t, body(t, m, "ibm_iam_trusted_profile_link.job"), "link")
+		}, "block link is required by ibm_iam_trusted_profile_link"},
+		{"value not allowed", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "storage_class", `"premium"`)
+		}, `storage_class is "premium", not one of standard, vault, cold, smart, flex, onerate_active`},
+		{"value does not match the pattern", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, app), "name", `"Keyguard_${each.key}"`)
+		}, `name is "Keyguard_completion", which does not match`},
+		{"number out of range", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, app), "image_port", "70000")
+		}, "image_port is 70000, outside [0, 65535]"},
+		{"conflicting arguments", minimal(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "key_protect", "local.kms_key_crn")
+		}, "key_protect and kms_key_crn conflict"},
+		{"block repeated beyond its limit", minimal(), Schema, func(t *testing.T, m *Module) {
+			b := body(t, m, state)
+			b.Blocks = append(b.Blocks, b.Blocks[0])
+		}, "object_versioning appears 2 times, at most 1 allowed"},
+		{"none of a required group", minimal(), Schema, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_kms"), "source_service_name")
+		}, "at least one of source_resource_group_id, source_service_name, subject_attributes must be set"},
+
+		// Waiting for IAM authorizations to propagate
+		{"bucket right after its authorization", minimal(), Waits, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "depends_on", `[ibm_iam_authorization_policy.cos_kms]`)
+		}, "ibm_cos_bucket.state depends on ibm_iam_authorization_policy.cos_kms directly"},
+		{"bucket without a wait", minimal(), Waits, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, state), "depends_on")
+		}, "ibm_cos_bucket.state is created without waiting for the cloud-object-storage -> kms authorization"},
+		{"destination waits for the wrong authorization", minimal(), Waits, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, appDest), "depends_on", `[time_sleep.cos_kms]`)
+		}, `ibm_en_destination_ce.app["tick"] is created without waiting for the event-notifications -> codeengine authorization`},
+		{"failed-events integration without a wait", minimal(), Waits, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_en_integration_cos.failed_events"), "depends_on")
+		}, "ibm_en_integration_cos.failed_events[0] is created without waiting for the event-notifications -> cloud-object-storage authorization"},
+		{"Cloud Logs integration without a wait", full(), Waits, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_logs_outgoing_webhook.en"), "depends_on")
+		}, "ibm_logs_outgoing_webhook.en[0] is created without waiting for the logs -> event-notifications authorization"},
+		{"wait too short", minimal(), Waits, func(t *testing.T, m *Module) {
+			setLocal(t, m, "iam_propagation_wait", `"5s"`)
+		}, "time_sleep.cos_kms: create_duration must be a known duration of at least 30s"},
+
+		// Alerts reach people
+		{"a severity without a topic", minimal(), Alerts, func(t *testing.T, m *Module) {
+			setForEach(t, m, "ibm_en_topic.alerts", `toset(["critical", "warning"])`)
+		}, "no topic takes info alerts (dev.keyguard.alert)"},
+		{"alert topic without a severity filter", minimal(), Alerts, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_en_topic.alerts", "sources", "rules"), "notification_filter")
+		}, "an alert rule must filter on one severity"},
+		{"alert topic admitting another type", minimal(), Alerts, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_topic.alerts", "sources", "rules"), "event_type_filter", `"$.type == 'dev.keyguard.backup.failed'"`)
+		}, "no topic takes critical alerts"},
+		{"severity asked for but not subscribed", full(), Alerts, func(t *testing.T, m *Module) {
+			setForEach(t, m, "ibm_en_subscription_email.alerts", `toset(["critical"])`)
+		}, "alert_email asks for warning alerts, but no ibm_en_subscription_email subscribes to that topic"},
+		{"subscribed to a severity not asked for", existingInstance(), Alerts, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_subscription_slack.alerts"), "topic_id", `ibm_en_topic.alerts["info"].topic_id`)
+		}, "a ibm_en_subscription_slack subscribes to info alerts, which alert_slack does not ask for"},
+		{"Slack subscription to the webhook", full(), Alerts, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_subscription_slack.alerts"), "destination_id", `ibm_en_destination_webhook.alerts[0].destination_id`)
+		}, "destination_id must be the slack destination"},
+		{"email subscription to another destination", full(), Alerts, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_subscription_email.alerts"), "destination_id", `"smtp"`)
+		}, "destination_id must be the smtp_ibm destination"},
+		{"destination of the wrong type", full(), Schema, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_en_destination_pagerduty.alerts"), "type", `"pager_duty"`)
+		}, `type is "pager_duty", not one of pagerduty`},
+
+		// Object Lock: an archive, never the functions' bucket
+		{"functions' bucket under Object Lock", minimal(), Archive, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, state), "object_lock", "true")
+		}, "ibm_cos_bucket.state: the functions' bucket must not use Object Lock"},
+		{"lock configuration on the functions' bucket", full(), Archive, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_object_lock_configuration.archive"), "bucket_crn", "ibm_cos_bucket.state.crn")
+		}, "locks the functions' bucket, whose state objects must stay rewritable"},
+		{"deletions reach the archive", full(), Archive, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_replication_rule.archive", "dynamic:replication_rule", "content"), "deletemarker_replication_status", "true")
+		}, "deletemarker_replication_status must be false"},
+		{"state objects replicated", full(), Archive, func(t *testing.T, m *Module) {
+			setLocal(t, m, "archive_prefixes", `{ images = { prefix = "${local.cos_key_prefix}images/", priority = 2 }, state = { prefix = "${local.cos_key_prefix}state/", priority = 1 } }`)
+		}, "must replicate exactly [keyguard/catalog/ keyguard/images/] to the archive, replicates [keyguard/images/ keyguard/state/]"},
+		{"prefix forgotten", full(), Archive, func(t *testing.T, m *Module) {
+			setLocal(t, m, "archive_prefixes", `{ images = { prefix = "images/", priority = 2 }, catalog = { prefix = "catalog/", priority = 1 } }`)
+		}, "replicates [catalog/ images/]"},
+		{"archive not locked", full(), Archive, func(t *testing.T, m *Module) {
+			delAttr(t, body(t, m, "ibm_cos_bucket.archive"), "object_lock")
+		}, `ibm_cos_bucket.archive[0]: the archive bucket must be created with object_lock = true`},
+		{"archive retention not the one asked for", full(), Archive, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_object_lock_configuration.archive", "object_lock_configuration", "object_lock_rule", "default_retention"), "days", "1")
+		}, "the archive's Object Lock must be Enabled with a default retention of 30 days in COMPLIANCE mode"},
+		{"archive without replication", full(), Archive, func(t *testing.T, m *Module) {
+			delResource(t, m, "ibm_cos_bucket_replication_rule.archive")
+		}, "no replication rule reaches an archive bucket"},
+		{"replication without its authorization", full(), IAM, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_iam_authorization_policy.cos_replication"), "roles", `["Writer"]`)
+		}, "want 1 cloud-object-storage -> cloud-object-storage Object Writer authorization(s) (replication to the archive), found 0"},
+		{"replication right after its authorization", full(), Waits, func(t *testing.T, m *Module) {
+			setAttr(t, body(t, m, "ibm_cos_bucket_replication_rule.archive"), "depends_on", `[ibm_cos_bucket_object_lock_configuration.archive]`)
+		}, "ibm_cos_bucket_replication_rule.archive[0] is created without waiting for the cloud-object-storage -> cloud-object-storage authorization"},
 
 		// Fleet policy
 		{"fleet policy at another key", minimal(), Fleet, func(t *testing.T, m *Module) {
@@ -221,7 +388,7 @@ func TestChecksFail(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// The unmodified module passes this check with this profile ...
-			if problems := c.check(evaluate(t, loadModule(t), c.profile)); len(problems) > 0 {
+			if problems := c.check(baseline(t, c.profile)); len(problems) > 0 {
 				t.Fatalf("unmodified module fails:\n%s", strings.Join(problems, "\n"))
 			}
 			// ... and the mutated one does not.
@@ -235,6 +402,45 @@ func TestChecksFail(t *testing.T) {
 			}
 			t.Errorf("want a problem containing %q, got:\n%s", c.want, strings.Join(problems, "\n"))
 		})
+	}
+}
+
+// A lifecycle precondition that is known to fail stops the plan.
+func TestPreconditionsFail(t *testing.T) {
+	m := loadModule(t)
+	euKey := strings.Replace(testKeyCRN, ":us-south:", ":eu-de:", 1)
+	cases := []struct {
+		name string
+		p    profile
+		want string
+	}{
+		{"cross-region bucket with a key elsewhere", full().with("existing_kms_key_crn", cty.StringVal(euKey)),
+			"ibm_cos_bucket.state: precondition fails: A bucket in cross-region location us needs its root key in us-south, but the key is in eu-de"},
+		{"created key outside the location serving the bucket", minimal().with("bucket_cross_region_location", cty.StringVal("eu")),
+			"needs its root key in eu-de, but the key is in us-south"},
+		{"no alert destination", minimal().with("alert_email", cty.NullVal(cty.DynamicPseudoType)),
+			"ibm_en_topic.alerts[\"critical\"]: precondition fails: No alert destination is configured"},
+		{"Slack without its webhook URL", existingInstance().with("alert_slack_webhook_url", cty.StringVal("")),
+			"ibm_en_destination_slack.alerts[0]: precondition fails: alert_slack needs alert_slack_webhook_url"},
+		{"archive replicas expiring while locked", full().with("archive_expire_days", cty.NumberIntVal(10)),
+			"ibm_cos_bucket_lifecycle_configuration.archive[0]: precondition fails: archive_expire_days (10) must not be shorter than archive_lock_days (30)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := strings.Join(Preconditions(evaluate(t, m, c.p)), "\n")
+			if !strings.Contains(got, c.want) {
+				t.Errorf("Preconditions = %q, want %q", got, c.want)
+			}
+		})
+	}
+	silent := evaluate(t, m, minimal().with("alert_email", cty.NullVal(cty.DynamicPseudoType)))
+	if got := strings.Join(Alerts(silent), "\n"); !strings.Contains(got, "dev.keyguard.alert reaches no one") {
+		t.Errorf("Alerts without a destination = %q", got)
+	}
+	for _, p := range []profile{full(), existingInstance(), minimal().with("bucket_cross_region_location", cty.StringVal("us"))} {
+		if got := Preconditions(evaluate(t, m, p)); len(got) > 0 {
+			t.Errorf("%s: %v", p.name, got)
+		}
 	}
 }
 
@@ -254,7 +460,10 @@ func TestEvaluateRejectsInputs(t *testing.T) {
 		{"bad cross-region location", minimal().with("bucket_cross_region_location", cty.StringVal("mars")), "must be us, eu, ap or null"},
 		{"bad tick interval", minimal().with("tick_interval_minutes", cty.NumberIntVal(7)), "must divide an hour"},
 		{"not a Cloud Logs CRN", minimal().with("cloud_logs_instance_crn", cty.StringVal(testKeyCRN)), "Cloud Logs instance CRN"},
-		{"bucket name too long", minimal().with("bucket_name", cty.StringVal(strings.Repeat("b", 50))), "room for the -failed-events suffix"},
+		{"alert to an unknown severity", minimal().with("alert_pagerduty", cty.ObjectVal(map[string]cty.Value{"severities": cty.ListVal([]cty.Value{cty.StringVal("fatal")})})), "severities must be among critical, warning and info"},
+		{"alert email without recipients", minimal().with("alert_email", cty.ObjectVal(map[string]cty.Value{"recipients": cty.ListValEmpty(cty.String)})), "needs at least one recipient"},
+		{"alert webhook over http", minimal().with("alert_webhook", cty.ObjectVal(map[string]cty.Value{"url": cty.StringVal("http://example.com")})), "needs an https URL"},
+		{"bucket name too long", minimal().with("bucket_name", cty.StringVal(strings.Repeat("b", 50))), "room for the -failed-events and -archive suffixes"},
 		{"unknown input", minimal().with("no_such_variable", cty.True), "no such variable"},
 	}
 	for _, c := range cases {

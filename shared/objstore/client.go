@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/ibm-cos-sdk-go/aws/client"
 	"github.com/IBM/ibm-cos-sdk-go/aws/credentials"
 	"github.com/IBM/ibm-cos-sdk-go/aws/credentials/ibmiam"
+	"github.com/IBM/ibm-cos-sdk-go/aws/credentials/ibmiam/token"
 	"github.com/IBM/ibm-cos-sdk-go/aws/request"
 	"github.com/IBM/ibm-cos-sdk-go/aws/session"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
@@ -43,8 +44,13 @@ type Options struct {
 	// IAMTokenURL (DefaultIAMTokenURL when empty; the full token URL, ending /identity/token).
 	APIKey      string
 	IAMTokenURL string
-	// InstanceCRN is the COS service instance CRN, sent with IAM tokens. Required with APIKey.
+	// InstanceCRN is the COS service instance CRN, sent with IAM tokens. Required with APIKey
+	// or Token.
 	InstanceCRN string
+	// Token, instead of an API key, fetches IAM tokens: a Code Engine trusted profile's
+	// (runtime builds it from go-sdk-core's ContainerAuthenticator). It returns the access token
+	// and its expiry (unix seconds), and is called again when the token nears its expiry.
+	Token func() (accessToken string, expiration int64, err error)
 	// HTTPClient is used for every request; a client with bounded dial, TLS and response-header
 	// timeouts when nil.
 	HTTPClient *http.Client
@@ -87,14 +93,14 @@ func (o Options) Validate() error {
 	}
 	hmac := o.HMACKeyID != "" || o.HMACSecret != ""
 	switch {
-	case hmac && o.APIKey != "":
-		return errors.New("cos options: give either HMAC credentials or an API key, not both")
+	case (hmac && o.APIKey != "") || (hmac && o.Token != nil) || (o.APIKey != "" && o.Token != nil):
+		return errors.New("cos options: give one of HMAC credentials, an API key or a token source")
 	case hmac && (o.HMACKeyID == "" || o.HMACSecret == ""):
 		return errors.New("cos options: HMAC credentials need both key id and secret")
-	case !hmac && o.APIKey == "":
-		return errors.New("cos options: no credentials (HMAC key id and secret, or API key)")
-	case o.APIKey != "" && o.InstanceCRN == "":
-		return errors.New("cos options: an API key needs the COS instance CRN")
+	case !hmac && o.APIKey == "" && o.Token == nil:
+		return errors.New("cos options: no credentials (HMAC key id and secret, an API key, or a token source)")
+	case (o.APIKey != "" || o.Token != nil) && o.InstanceCRN == "":
+		return errors.New("cos options: IAM credentials need the COS instance CRN")
 	}
 	if o.IAMTokenURL != "" {
 		if u, err := url.Parse(o.IAMTokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -130,13 +136,25 @@ func NewCOSClient(o Options) (*s3.S3, error) {
 		WithRegion(region).
 		WithS3ForcePathStyle(true).
 		WithHTTPClient(httpClient)
-	if o.APIKey != "" {
-		tokenURL := o.IAMTokenURL
-		if tokenURL == "" {
-			tokenURL = DefaultIAMTokenURL
-		}
+	tokenURL := o.IAMTokenURL
+	if tokenURL == "" {
+		tokenURL = DefaultIAMTokenURL
+	}
+	switch {
+	case o.APIKey != "":
 		cfg = cfg.WithCredentials(ibmiam.NewStaticCredentials(aws.NewConfig().WithHTTPClient(httpClient), tokenURL, o.APIKey, o.InstanceCRN))
-	} else {
+	case o.Token != nil:
+		// The SDK's token manager asks init again whenever a refresh is refused (a trusted
+		// profile's token has no refresh token).
+		init := func() (*token.Token, error) {
+			access, exp, err := o.Token()
+			if err != nil {
+				return nil, fmt.Errorf("cos: IAM token: %w", err)
+			}
+			return &token.Token{AccessToken: access, TokenType: "Bearer", Expiration: exp, ExpiresIn: exp - time.Now().Unix()}, nil
+		}
+		cfg = cfg.WithCredentials(ibmiam.NewCustomInitFuncCredentials(aws.NewConfig().WithHTTPClient(httpClient), init, tokenURL, o.InstanceCRN))
+	default:
 		cfg = cfg.WithCredentials(credentials.NewStaticCredentials(o.HMACKeyID, o.HMACSecret, ""))
 	}
 	cfg = request.WithRetryer(cfg, client.DefaultRetryer{

@@ -288,7 +288,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"endpoint without scheme", func(o *objstore.Options) { o.Endpoint = "s3.example" }, "endpoint"},
 		{"no credentials", func(o *objstore.Options) { o.HMACKeyID, o.HMACSecret = "", "" }, "no credentials"},
 		{"half hmac", func(o *objstore.Options) { o.HMACSecret = "" }, "both"},
-		{"both kinds", func(o *objstore.Options) { o.APIKey = "k" }, "not both"},
+		{"both kinds", func(o *objstore.Options) { o.APIKey = "k" }, "give one of"},
 		{"api key without crn", func(o *objstore.Options) { *o = objstore.Options{Endpoint: "http://x:1", APIKey: "k"} }, "CRN"},
 		{"bad token url", func(o *objstore.Options) {
 			*o = objstore.Options{Endpoint: "http://x:1", APIKey: "k", InstanceCRN: "c", IAMTokenURL: "iam"}
@@ -380,5 +380,52 @@ func TestCOSClientAPIKey(t *testing.T) {
 		if !strings.HasPrefix(crn[i], "crn:v1:") {
 			t.Errorf("request %d ibm-service-instance-id %q, want the instance CRN", i, crn[i])
 		}
+	}
+}
+
+// A trusted profile (no API key): the client takes its IAM tokens from a token source, asks
+// again when a token is refused for refresh, and never needs an API key.
+func TestCOSClientTokenSource(t *testing.T) {
+	var mu sync.Mutex
+	var auth []string
+	endpoint := fakeS3(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/identity/token" { // a refresh: a trusted profile's token has none
+				http.Error(w, `{"errorCode":"BXNIM0407E"}`, http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			auth = append(auth, r.Header.Get("Authorization"))
+			mu.Unlock()
+			next.ServeHTTP(w, r)
+		})
+	})
+	var calls atomic.Int32
+	c, err := objstore.NewCOSClient(objstore.Options{Endpoint: endpoint, IAMTokenURL: endpoint + "/identity/token",
+		InstanceCRN: "crn:v1:bluemix:public:cloud-object-storage:global:a/1:2::",
+		Token: func() (string, int64, error) {
+			calls.Add(1)
+			return "profile-tok", time.Now().Add(time.Hour).Unix(), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := objstore.NewCOS(c, bucket, "")
+	for i := range 3 {
+		if _, err := s.Put(context.Background(), "k", []byte{byte(i)}, objstore.Cond{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("token source called %d times, want 1 (token cached)", n)
+	}
+	for i, a := range auth {
+		if !strings.EqualFold(a, "Bearer profile-tok") {
+			t.Errorf("request %d Authorization %q", i, a)
+		}
+	}
+	if _, err := objstore.NewCOSClient(objstore.Options{Endpoint: endpoint, APIKey: "k", InstanceCRN: "crn",
+		Token: func() (string, int64, error) { return "", 0, nil }}); err == nil {
+		t.Error("an API key and a token source together were accepted")
 	}
 }

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -135,10 +134,23 @@ func (c Config) COSClient() (*s3.S3, error) {
 	if c.COSHMACKey != "" {
 		o.HMACKeyID, o.HMACSecret = c.COSHMACKey, c.COSHMACSecret.Reveal()
 	} else {
-		if !c.APIKey.IsSet() {
-			return nil, errors.New("COS with IAM needs " + config.EnvAPIKey + " (trusted profiles: use HMAC keys from a secret)")
+		o.IAMTokenURL, o.InstanceCRN = c.IAMURL+"/identity/token", c.COSInstanceCRN
+		if c.APIKey.IsSet() {
+			o.APIKey = c.APIKey.Reveal()
+		} else {
+			// The Code Engine trusted profile's token: COS sees the function's own identity.
+			auth, err := core.NewContainerAuthenticatorBuilder().SetIAMProfileName(c.TrustedProfile).SetURL(c.IAMURL).Build()
+			if err != nil {
+				return nil, fmt.Errorf("trusted profile authenticator for COS: %w", err)
+			}
+			o.Token = func() (string, int64, error) {
+				t, err := auth.RequestToken()
+				if err != nil {
+					return "", 0, err
+				}
+				return t.AccessToken, t.Expiration, nil
+			}
 		}
-		o.APIKey, o.IAMTokenURL, o.InstanceCRN = c.APIKey.Reveal(), c.IAMURL+"/identity/token", c.COSInstanceCRN
 	}
 	return objstore.NewCOSClient(o)
 }

@@ -7,7 +7,7 @@ terraform {
   required_providers {
     ibm = {
       source  = "IBM-Cloud/ibm"
-      version = ">= 1.88.0"
+      version = ">= 2.3.0, < 3.0.0"
     }
   }
 }
@@ -33,7 +33,7 @@ module "keyguard" {
 
   bucket_name                  = var.bucket_name
   bucket_cross_region_location = var.bucket_cross_region_location
-  object_lock_days             = var.object_lock_days
+  archive_lock_days            = var.archive_lock_days
   fleet_file                   = var.fleet_file
 
   existing_kms_key_crn = var.existing_kms_key_crn
@@ -44,4 +44,9 @@ module "keyguard" {
   db2saas_url                  = var.db2saas_url
 
   cloud_logs_instance_crn = var.cloud_logs_instance_crn
+
+  # Alerts by email: critical and warning alerts to these addresses (each confirms an
+  # invitation from Event Notifications first). Slack, a webhook or PagerDuty: see
+  # docs/deploy.md.
+  alert_email = { recipients = var.alert_emails }
 }

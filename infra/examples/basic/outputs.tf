@@ -37,3 +37,13 @@ output "kms_key_crn" {
   description = "Root key protecting the bucket."
   value       = module.keyguard.kms_key_crn
 }
+
+output "object_roles" {
+  description = "Custom Object Storage roles (for a runner agent on a Db2 host)."
+  value       = module.keyguard.object_roles
+}
+
+output "archive_bucket_name" {
+  description = "Archive bucket under Object Lock (null without one)."
+  value       = module.keyguard.archive_bucket_name
+}

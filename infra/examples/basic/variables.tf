@@ -43,8 +43,8 @@ variable "bucket_cross_region_location" {
   default     = null
 }
 
-variable "object_lock_days" {
-  description = "Default Object Lock retention in days (0: off)."
+variable "archive_lock_days" {
+  description = "Object Lock retention in days of the archive bucket that keeps a copy of every image and catalog entry (0: no archive)."
   type        = number
   default     = 0
 }
@@ -89,4 +89,9 @@ variable "cloud_logs_instance_crn" {
   description = "Cloud Logs instance whose key-rotation alerts reach the rotation function; null for none."
   type        = string
   default     = null
+}
+
+variable "alert_emails" {
+  description = "Addresses that receive keyguard's critical and warning alerts by email."
+  type        = list(string)
 }

@@ -1,5 +1,6 @@
 # Cloud Object Storage: one bucket for state/, catalog/, images/ and config/, always encrypted
-# with the Key Protect root key, versioned, optionally under Object Lock.
+# with the Key Protect root key and versioned; optionally an archive bucket under Object Lock
+# that receives a copy of every image and catalog entry.
 
 resource "ibm_resource_instance" "cos" {
   name              = "${var.prefix}-cos"
@@ -17,7 +18,6 @@ resource "ibm_cos_bucket" "state" {
   cross_region_location = var.bucket_cross_region_location
   storage_class         = var.bucket_storage_class
   kms_key_crn           = local.kms_key_crn
-  object_lock           = var.object_lock_days > 0
   force_delete          = false
 
   object_versioning {
@@ -25,7 +25,14 @@ resource "ibm_cos_bucket" "state" {
   }
 
   # COS must be allowed to use the key before the bucket can be created with it.
-  depends_on = [ibm_iam_authorization_policy.cos_kms]
+  depends_on = [time_sleep.cos_kms]
+
+  lifecycle {
+    precondition {
+      condition     = local.kms_key_fits_bucket
+      error_message = local.kms_key_misfit
+    }
+  }
 }
 
 # Every compare-and-swap write of a state object leaves a noncurrent version behind.
@@ -43,23 +50,6 @@ resource "ibm_cos_bucket_lifecycle_configuration" "state" {
 
     noncurrent_version_expiration {
       noncurrent_days = var.noncurrent_version_days
-    }
-  }
-}
-
-resource "ibm_cos_bucket_object_lock_configuration" "state" {
-  count           = var.object_lock_days > 0 ? 1 : 0
-  bucket_crn      = ibm_cos_bucket.state.crn
-  bucket_location = local.bucket_location
-
-  object_lock_configuration {
-    object_lock_enabled = "Enabled"
-
-    object_lock_rule {
-      default_retention {
-        mode = var.object_lock_mode
-        days = var.object_lock_days
-      }
     }
   }
 }
@@ -85,5 +75,174 @@ resource "ibm_cos_bucket" "failed_events" {
   kms_key_crn           = local.kms_key_crn
   force_delete          = false
 
-  depends_on = [ibm_iam_authorization_policy.cos_kms]
+  depends_on = [time_sleep.cos_kms]
+
+  lifecycle {
+    precondition {
+      condition     = local.kms_key_fits_bucket
+      error_message = local.kms_key_misfit
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Archive under Object Lock
+#
+# Object Lock applies to a whole bucket: its default retention has no prefix filter, so it
+# cannot lock images/ and catalog/ while state/ stays rewritable (every compare-and-swap write
+# of a state object would leave a locked version behind, and deleting a database's state would
+# be impossible). Replication rules do filter by prefix: the keyguard bucket copies each new
+# image and catalog entry into an archive bucket whose default retention locks it, and never
+# copies deletions. The functions hold no access to the archive at all, so nothing they do, or
+# anyone holding their credentials does, can shorten its protection; in COMPLIANCE mode no one
+# can (ibm-cloud-docs/cloud-object-storage object-lock.md and replication.md).
+# ---------------------------------------------------------------------------------------------
+
+resource "ibm_cos_bucket" "archive" {
+  count                 = local.archive ? 1 : 0
+  bucket_name           = "${var.bucket_name}-archive"
+  resource_instance_id  = ibm_resource_instance.cos.id
+  region_location       = var.bucket_cross_region_location == null ? var.region : null
+  cross_region_location = var.bucket_cross_region_location
+  storage_class         = var.archive_storage_class
+  kms_key_crn           = local.kms_key_crn
+  object_lock           = true
+  force_delete          = false
+
+  object_versioning {
+    enable = true
+  }
+
+  depends_on = [time_sleep.cos_kms]
+
+  lifecycle {
+    precondition {
+      condition     = local.kms_key_fits_bucket
+      error_message = local.kms_key_misfit
+    }
+  }
+}
+
+resource "ibm_cos_bucket_object_lock_configuration" "archive" {
+  count           = local.archive ? 1 : 0
+  bucket_crn      = ibm_cos_bucket.archive[0].crn
+  bucket_location = local.bucket_location
+
+  object_lock_configuration {
+    object_lock_enabled = "Enabled"
+
+    object_lock_rule {
+      default_retention {
+        mode = var.archive_lock_mode
+        days = var.archive_lock_days
+      }
+    }
+  }
+}
+
+# Replicas are kept archive_expire_days (at least the lock), then removed; 0 keeps them.
+resource "ibm_cos_bucket_lifecycle_configuration" "archive" {
+  count           = local.archive && var.archive_expire_days > 0 ? 1 : 0
+  bucket_crn      = ibm_cos_bucket.archive[0].crn
+  bucket_location = local.bucket_location
+
+  lifecycle_rule {
+    rule_id = "expire-replicas"
+    status  = "enable"
+
+    filter {
+      prefix = ""
+    }
+
+    expiration {
+      days = var.archive_expire_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.archive_expire_days >= var.archive_lock_days
+      error_message = "archive_expire_days (${var.archive_expire_days}) must not be shorter than archive_lock_days (${var.archive_lock_days}): locked replicas cannot expire before their retention ends."
+    }
+  }
+}
+
+# The keyguard bucket may write replicas into the archive bucket, and nothing else.
+resource "ibm_iam_authorization_policy" "cos_replication" {
+  count       = local.archive ? 1 : 0
+  roles       = [local.roles.cos_object_writer]
+  description = "${var.prefix}: the keyguard bucket replicates images and catalog entries to its archive"
+
+  subject_attributes {
+    name  = "accountId"
+    value = ibm_resource_instance.cos.account_id
+  }
+  subject_attributes {
+    name  = "serviceName"
+    value = "cloud-object-storage"
+  }
+  subject_attributes {
+    name  = "serviceInstance"
+    value = ibm_resource_instance.cos.guid
+  }
+  subject_attributes {
+    name  = "resourceType"
+    value = "bucket"
+  }
+  subject_attributes {
+    name  = "resource"
+    value = ibm_cos_bucket.state.bucket_name
+  }
+
+  resource_attributes {
+    name  = "accountId"
+    value = ibm_resource_instance.cos.account_id
+  }
+  resource_attributes {
+    name  = "serviceName"
+    value = "cloud-object-storage"
+  }
+  resource_attributes {
+    name  = "serviceInstance"
+    value = ibm_resource_instance.cos.guid
+  }
+  resource_attributes {
+    name  = "resourceType"
+    value = "bucket"
+  }
+  resource_attributes {
+    name  = "resource"
+    value = ibm_cos_bucket.archive[0].bucket_name
+  }
+}
+
+resource "time_sleep" "cos_replication" {
+  count           = local.archive ? 1 : 0
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.cos_replication[0].id }
+}
+
+# One rule per protected prefix; deletions (retention) stay in the keyguard bucket.
+resource "ibm_cos_bucket_replication_rule" "archive" {
+  count           = local.archive ? 1 : 0
+  bucket_crn      = ibm_cos_bucket.state.crn
+  bucket_location = local.bucket_location
+
+  dynamic "replication_rule" {
+    for_each = local.archive_prefixes
+    content {
+      rule_id                         = replication_rule.key
+      enable                          = true
+      prefix                          = replication_rule.value.prefix
+      priority                        = replication_rule.value.priority
+      deletemarker_replication_status = false
+      destination_bucket_crn          = ibm_cos_bucket.archive[0].crn
+    }
+  }
+
+  depends_on = [time_sleep.cos_replication, ibm_cos_bucket_object_lock_configuration.archive]
 }

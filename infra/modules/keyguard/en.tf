@@ -12,10 +12,11 @@ resource "ibm_resource_instance" "en" {
 
 # keyguard publishes its own events (key.rotated, backup.completed, ...) under this source.
 resource "ibm_en_source" "keyguard" {
-  instance_guid = ibm_resource_instance.en.guid
-  name          = "${var.prefix}-events"
-  description   = "keyguard's own events"
-  enabled       = true
+  instance_guid       = ibm_resource_instance.en.guid
+  name                = "${var.prefix}-events"
+  description         = "keyguard's own events"
+  enabled             = true
+  store_notifications = var.en_store_notifications
 }
 
 # The periodic-timer source is predefined in the instance (read-only in Terraform).
@@ -94,7 +95,7 @@ resource "ibm_logs_outgoing_webhook" "en" {
     region_id                       = var.region
   }
 
-  depends_on = [ibm_iam_authorization_policy.logs_en]
+  depends_on = [time_sleep.logs_en]
 }
 
 # Failed deliveries go to their own bucket (Event Notifications standard plan).
@@ -109,7 +110,7 @@ resource "ibm_en_integration_cos" "failed_events" {
     bucket_name = ibm_cos_bucket.failed_events[0].bucket_name
   }
 
-  depends_on = [ibm_iam_authorization_policy.en_cos_failed_events]
+  depends_on = [time_sleep.en_cos_failed_events]
 }
 
 # Apps are reached over HTTPS with the shared secret as a sensitive header.
@@ -134,7 +135,7 @@ resource "ibm_en_destination_ce" "app" {
     }
   }
 
-  depends_on = [ibm_iam_authorization_policy.en_codeengine, ibm_en_integration_cos.failed_events]
+  depends_on = [time_sleep.en_codeengine, ibm_en_integration_cos.failed_events]
 }
 
 # Jobs get a job run with the notification in the ibmendata environment variable.
@@ -155,7 +156,7 @@ resource "ibm_en_destination_ce" "job" {
     }
   }
 
-  depends_on = [ibm_iam_authorization_policy.en_codeengine, ibm_en_integration_cos.failed_events]
+  depends_on = [time_sleep.en_codeengine, ibm_en_integration_cos.failed_events]
 }
 
 resource "ibm_en_subscription_ce" "app" {

@@ -1,9 +1,16 @@
-# IAM. Service-to-service authorizations between instances, and one trusted profile that the
-# Code Engine apps and jobs assume, with the least roles each function set needs. No policy
-# names a role above Writer/Operator, and every policy names its instance (and the bucket).
+# IAM. Service-to-service authorizations between instances, each followed by a wait; a trusted
+# profile per function holding only what that function's code calls; custom Object Storage
+# roles. No policy names a role above Writer/Operator, and every policy names its instance
+# (and the bucket, or the key).
 
 # ---------------------------------------------------------------------------------------------
 # Service-to-service authorizations
+#
+# IAM takes a while to propagate a new authorization: a resource created right after the
+# authorization it needs fails now and then (IBM-Cloud/terraform-provider-ibm issue #4478).
+# Every authorization that a later resource needs is followed by a time_sleep, and that
+# resource depends on the wait, never on the authorization itself (as IBM's own modules do).
+# The wait is replaced, and waited again, whenever its authorization is.
 # ---------------------------------------------------------------------------------------------
 
 resource "ibm_iam_authorization_policy" "cos_kms" {
@@ -11,8 +18,13 @@ resource "ibm_iam_authorization_policy" "cos_kms" {
   source_resource_instance_id = ibm_resource_instance.cos.guid
   target_service_name         = "kms"
   target_resource_instance_id = local.kms_instance_guid
-  roles                       = ["Reader"]
+  roles                       = [local.roles.kms_reader]
   description                 = "${var.prefix}: COS encrypts the bucket with the root key"
+}
+
+resource "time_sleep" "cos_kms" {
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.cos_kms.id }
 }
 
 resource "ibm_iam_authorization_policy" "db2_kms" {
@@ -22,7 +34,7 @@ resource "ibm_iam_authorization_policy" "db2_kms" {
   source_resource_instance_id = each.key
   target_service_name         = "kms"
   target_resource_instance_id = local.kms_instance_guid
-  roles                       = ["Reader"]
+  roles                       = [local.roles.kms_reader]
   description                 = "${var.prefix}: Db2 instance ${each.key} uses the root key"
 }
 
@@ -32,8 +44,13 @@ resource "ibm_iam_authorization_policy" "en_codeengine" {
   source_resource_instance_id = ibm_resource_instance.en.guid
   target_service_name         = "codeengine"
   target_resource_instance_id = ibm_code_engine_project.keyguard.project_id
-  roles                       = ["Viewer", "Writer"]
+  roles                       = [local.roles.ce_viewer, local.roles.ce_writer]
   description                 = "${var.prefix}: Event Notifications delivers to Code Engine"
+}
+
+resource "time_sleep" "en_codeengine" {
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.en_codeengine.id }
 }
 
 # Cloud Logs registers itself as a source of the Event Notifications instance (its documented
@@ -44,14 +61,22 @@ resource "ibm_iam_authorization_policy" "logs_en" {
   source_resource_instance_id = split(":", var.cloud_logs_instance_crn)[7]
   target_service_name         = "event-notifications"
   target_resource_instance_id = ibm_resource_instance.en.guid
-  roles                       = ["Event Source Manager"]
+  roles                       = [local.roles.en_source_manager]
   description                 = "${var.prefix}: Cloud Logs alerts reach Event Notifications"
 }
 
-# Event Notifications writes undelivered notifications to the failed-events bucket only.
+resource "time_sleep" "logs_en" {
+  count           = var.cloud_logs_instance_crn == null ? 0 : 1
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.logs_en[0].id }
+}
+
+# Event Notifications writes undelivered notifications to the failed-events bucket only. It
+# needs Reader as well as Object Writer: with one of the two the integration fails
+# (ibm-cloud-docs/event-notifications en-cfe-integrations.md).
 resource "ibm_iam_authorization_policy" "en_cos_failed_events" {
   count       = var.collect_failed_events ? 1 : 0
-  roles       = ["Object Writer"]
+  roles       = [local.roles.cos_reader, local.roles.cos_object_writer]
   description = "${var.prefix}: Event Notifications stores failed deliveries"
 
   subject_attributes {
@@ -89,19 +114,29 @@ resource "ibm_iam_authorization_policy" "en_cos_failed_events" {
   }
 }
 
+resource "time_sleep" "en_cos_failed_events" {
+  count           = var.collect_failed_events ? 1 : 0
+  create_duration = local.iam_propagation_wait
+  triggers        = { authorization = ibm_iam_authorization_policy.en_cos_failed_events[0].id }
+}
+
 # ---------------------------------------------------------------------------------------------
-# Trusted profile of the functions
+# One trusted profile per function, holding only what that function's code calls
+# (local.function_access; infra/check derives the same table from functions/*/main.go and
+# fails when the two differ).
 # ---------------------------------------------------------------------------------------------
 
-resource "ibm_iam_trusted_profile" "keyguard" {
-  name        = "${var.prefix}-functions"
-  description = "Identity of the keyguard Code Engine apps and jobs"
+resource "ibm_iam_trusted_profile" "fn" {
+  for_each = local.functions
+
+  name        = "${var.prefix}-${each.key}"
+  description = "Identity of the keyguard ${each.key} function (Code Engine ${contains(local.apps, each.key) ? "app" : "job"})"
 }
 
 resource "ibm_iam_trusted_profile_link" "app" {
   for_each = local.apps
 
-  profile_id = ibm_iam_trusted_profile.keyguard.id
+  profile_id = ibm_iam_trusted_profile.fn[each.key].id
   cr_type    = "CE"
   name       = local.names[each.key]
 
@@ -115,7 +150,7 @@ resource "ibm_iam_trusted_profile_link" "app" {
 resource "ibm_iam_trusted_profile_link" "job" {
   for_each = local.jobs
 
-  profile_id = ibm_iam_trusted_profile.keyguard.id
+  profile_id = ibm_iam_trusted_profile.fn[each.key].id
   cr_type    = "CE"
   name       = local.names[each.key]
 
@@ -126,67 +161,40 @@ resource "ibm_iam_trusted_profile_link" "job" {
   }
 }
 
-# Key metadata, versions and registrations; rotating the key only when keyguard manages rotation.
-resource "ibm_iam_trusted_profile_policy" "kms" {
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = var.managed_rotation ? ["Writer"] : ["Reader"]
-  description = "${var.prefix}: read (or rotate) the root keys"
-
-  resources {
-    service              = "kms"
-    resource_instance_id = local.kms_instance_guid
-  }
+# Custom Object Storage roles: the object operations keyguard's code performs and nothing
+# else. The built-in Writer would also let a function suspend versioning, change the Object
+# Lock configuration, bypass governance retention, delete object versions or the bucket.
+resource "ibm_iam_custom_role" "objects" {
+  name         = "${local.custom_role_prefix}Objects"
+  display_name = "${var.prefix} objects"
+  description  = "keyguard functions: read, list and write the objects of the keyguard bucket; no bucket configuration, no version deletion, no retention bypass"
+  service      = "cloud-object-storage"
+  actions      = local.cos_object_actions
 }
 
-# Objects of the one bucket: read, conditional write, delete (retention).
-resource "ibm_iam_trusted_profile_policy" "cos" {
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = ["Writer"]
-  description = "${var.prefix}: objects of the keyguard bucket"
-
-  resources {
-    service              = "cloud-object-storage"
-    resource_instance_id = ibm_resource_instance.cos.guid
-    resource_type        = "bucket"
-    resource             = ibm_cos_bucket.state.bucket_name
-  }
+resource "ibm_iam_custom_role" "object_delete" {
+  name         = "${local.custom_role_prefix}ObjectDelete"
+  display_name = "${var.prefix} object delete"
+  description  = "keyguard completion: delete objects retention no longer keeps (a delete marker; versions stay until they expire)"
+  service      = "cloud-object-storage"
+  actions      = local.cos_delete_actions
 }
 
-# Sending notifications and nothing else.
-resource "ibm_iam_trusted_profile_policy" "en" {
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = ["Event Notifications Publisher"]
-  description = "${var.prefix}: publish keyguard events"
+# Every grant of every function: the bucket's objects (and deleting them for completion),
+# publishing to the Event Notifications instance, the fleet's root keys (Writer on the keys
+# keyguard rotates itself), job runs in the project, Db2 on Cloud backups. Each names one
+# instance and, for objects and keys, one bucket or one key.
+resource "ibm_iam_trusted_profile_policy" "fn" {
+  for_each = local.grants
+
+  iam_id      = ibm_iam_trusted_profile.fn[each.value.function].iam_id
+  roles       = each.value.roles
+  description = "${var.prefix}: ${each.value.function}: ${each.value.why}"
 
   resources {
-    service              = "event-notifications"
-    resource_instance_id = ibm_resource_instance.en.guid
-  }
-}
-
-# Job runs of the runner in this project.
-resource "ibm_iam_trusted_profile_policy" "codeengine" {
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = ["Writer"]
-  description = "${var.prefix}: start runner job runs"
-
-  resources {
-    service              = "codeengine"
-    resource_instance_id = ibm_code_engine_project.keyguard.project_id
-  }
-}
-
-# Start and list backups of each Db2 on Cloud instance (Operator is the narrowest role with the
-# backup action).
-resource "ibm_iam_trusted_profile_policy" "db2" {
-  for_each = local.db2_instances
-
-  iam_id      = ibm_iam_trusted_profile.keyguard.iam_id
-  roles       = ["Operator"]
-  description = "${var.prefix}: back up Db2 instance ${each.key}"
-
-  resources {
-    service              = "dashdb-for-transactions"
-    resource_instance_id = each.key
+    service              = each.value.service
+    resource_instance_id = each.value.instance
+    resource_type        = each.value.resource_type
+    resource             = each.value.resource
   }
 }

@@ -28,6 +28,11 @@ output "cos_endpoint" {
   value       = local.cos_endpoint
 }
 
+output "archive_bucket_name" {
+  description = "Bucket under Object Lock with a copy of every image and catalog entry (null without an archive)."
+  value       = local.archive ? ibm_cos_bucket.archive[0].bucket_name : null
+}
+
 output "fleet_object_key" {
   description = "Object key of the fleet policy."
   value       = ibm_cos_bucket_object.fleet.key
@@ -53,6 +58,11 @@ output "en_topic_ids" {
   value       = local.topic_ids
 }
 
+output "alert_topic_ids" {
+  description = "Topic ID of the alerts of each severity (critical, warning, info), for subscriptions added outside this module."
+  value       = { for sev, t in ibm_en_topic.alerts : sev => t.topic_id }
+}
+
 output "kms_instance_id" {
   description = "GUID of the Key Protect instance."
   value       = local.kms_instance_guid
@@ -63,7 +73,15 @@ output "kms_key_crn" {
   value       = local.kms_key_crn
 }
 
-output "trusted_profile_id" {
-  description = "ID of the trusted profile of the functions."
-  value       = ibm_iam_trusted_profile.keyguard.id
+output "object_roles" {
+  description = "Display names of the custom Object Storage roles: objects (read, list, write) and delete. Grant objects, on the bucket, to a runner agent's service ID."
+  value = {
+    objects = ibm_iam_custom_role.objects.display_name
+    delete  = ibm_iam_custom_role.object_delete.display_name
+  }
+}
+
+output "trusted_profile_ids" {
+  description = "ID of each function's trusted profile."
+  value       = { for fn, p in ibm_iam_trusted_profile.fn : fn => p.id }
 }

@@ -269,7 +269,7 @@ variable "kms_private_endpoint" {
 }
 
 variable "managed_rotation" {
-  description = "keyguard rotates the root key itself, coordinated with backups: no Key Protect rotation policy is set and the functions get Key Protect Writer instead of Reader."
+  description = "keyguard rotates the root key this module creates itself, coordinated with backups: no Key Protect rotation policy is set on it. Which keys keyguard may rotate is the fleet policy's business: the scheduler gets Writer on each key listed there with managed_rotation, Reader on the others."
   type        = bool
   default     = false
 }
@@ -317,12 +317,12 @@ variable "cos_plan" {
 }
 
 variable "bucket_name" {
-  description = "Name of the bucket holding state/, catalog/, images/ and config/ (globally unique). The failed-events bucket is named <bucket_name>-failed-events."
+  description = "Name of the bucket holding state/, catalog/, images/ and config/ (globally unique). The failed-events bucket is named <bucket_name>-failed-events, the archive <bucket_name>-archive."
   type        = string
 
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,47}[a-z0-9]$", var.bucket_name))
-    error_message = "The bucket_name must be 3-49 lowercase letters, digits, '.' and '-' (room for the -failed-events suffix)."
+    error_message = "The bucket_name must be 3-49 lowercase letters, digits, '.' and '-' (room for the -failed-events and -archive suffixes)."
   }
 }
 
@@ -371,30 +371,47 @@ variable "noncurrent_version_days" {
   }
 }
 
-variable "object_lock_days" {
-  description = "Default Object Lock retention in days for every object version in the bucket; 0 disables Object Lock. Locked versions cannot be deleted before their retention ends, retention pruning included."
+variable "archive_lock_days" {
+  description = "Object Lock retention, in days, of the archive bucket (<bucket_name>-archive), which receives a copy of every image and catalog entry; 0: no archive. The keyguard bucket itself is never locked: its state objects are rewritten on every decision."
   type        = number
   default     = 0
 
   validation {
-    condition     = var.object_lock_days >= 0
-    error_message = "The object_lock_days must not be negative."
+    condition     = var.archive_lock_days >= 0 && var.archive_lock_days <= 36500
+    error_message = "The archive_lock_days must be between 0 and 36500."
   }
 }
 
-variable "object_lock_mode" {
-  description = "Object Lock mode: GOVERNANCE (users with bypass permission can delete) or COMPLIANCE (no one can)."
+variable "archive_lock_mode" {
+  description = "Object Lock mode of the archive: COMPLIANCE (no one can shorten or remove the retention) or GOVERNANCE (an account user with the bypass permission can). The functions have no access to the archive in either mode."
   type        = string
-  default     = "GOVERNANCE"
+  default     = "COMPLIANCE"
 
   validation {
-    condition     = contains(["GOVERNANCE", "COMPLIANCE"], var.object_lock_mode)
-    error_message = "The object_lock_mode must be GOVERNANCE or COMPLIANCE."
+    condition     = contains(["GOVERNANCE", "COMPLIANCE"], var.archive_lock_mode)
+    error_message = "The archive_lock_mode must be GOVERNANCE or COMPLIANCE."
   }
+}
+
+variable "archive_expire_days" {
+  description = "Days after which replicas in the archive expire (at least archive_lock_days, at most 3650); 0 keeps them."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.archive_expire_days >= 0 && var.archive_expire_days <= 3650
+    error_message = "The archive_expire_days must be between 0 and 3650."
+  }
+}
+
+variable "archive_storage_class" {
+  description = "Storage class of the archive bucket."
+  type        = string
+  default     = "smart"
 }
 
 variable "fleet_file" {
-  description = "Path of the fleet policy YAML uploaded to config/fleet.yaml in the bucket."
+  description = "Path of the fleet policy YAML uploaded to config/fleet.yaml in the bucket. Terraform also reads it: the scheduler's Key Protect access is scoped to the root keys it names."
   type        = string
 }
 
@@ -410,6 +427,12 @@ variable "en_plan" {
 
 variable "en_private_endpoint" {
   description = "Let the functions call Event Notifications on its private endpoint."
+  type        = bool
+  default     = false
+}
+
+variable "en_store_notifications" {
+  description = "Let Event Notifications keep the payloads of keyguard's notifications for troubleshooting (the source's store_notifications setting)."
   type        = bool
   default     = false
 }
@@ -435,4 +458,92 @@ variable "cloud_logs_notification_filter" {
   description = "Optional Event Notifications notification filter on Cloud Logs alerts, for example $.data.alert_definition.name == 'keyguard-key-rotated'."
   type        = string
   default     = ""
+}
+
+# ---------------------------------------------------------------------------------------------
+# Alert destinations (at least one): dev.keyguard.alert by severity (critical, warning, info)
+# ---------------------------------------------------------------------------------------------
+
+variable "alert_email" {
+  description = "Email alerts through Event Notifications' own email destination: the recipients (each confirms an invitation first) and the severities they get."
+  type = object({
+    recipients = list(string)
+    severities = optional(list(string), ["critical", "warning"])
+  })
+  default = null
+
+  validation {
+    condition = var.alert_email == null || (
+      length(try(var.alert_email.recipients, [])) > 0 &&
+      alltrue([for r in try(var.alert_email.recipients, []) : can(regex("^[^@ ]+@[^@ ]+$", r))]) &&
+      length(try(var.alert_email.severities, [])) > 0 &&
+      alltrue([for s in try(var.alert_email.severities, []) : contains(["critical", "warning", "info"], s)])
+    )
+    error_message = "The alert_email needs at least one recipient address and severities among critical, warning and info."
+  }
+}
+
+variable "alert_slack" {
+  description = "Slack alerts through an incoming webhook (its URL in alert_slack_webhook_url): the severities the channel gets."
+  type = object({
+    severities = optional(list(string), ["critical", "warning"])
+  })
+  default = null
+
+  validation {
+    condition     = var.alert_slack == null || (length(try(var.alert_slack.severities, [])) > 0 && alltrue([for s in try(var.alert_slack.severities, []) : contains(["critical", "warning", "info"], s)]))
+    error_message = "The alert_slack severities must be among critical, warning and info, at least one."
+  }
+}
+
+variable "alert_slack_webhook_url" {
+  description = "Slack incoming webhook URL (used with alert_slack)."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "alert_webhook" {
+  description = "Alerts posted to an HTTPS webhook (signed by Event Notifications; an Authorization header value may go in alert_webhook_authorization): its URL and the severities it gets."
+  type = object({
+    url        = string
+    severities = optional(list(string), ["critical", "warning", "info"])
+  })
+  default = null
+
+  validation {
+    condition = var.alert_webhook == null || (
+      can(regex("^https://", try(var.alert_webhook.url, ""))) &&
+      length(try(var.alert_webhook.severities, [])) > 0 &&
+      alltrue([for s in try(var.alert_webhook.severities, []) : contains(["critical", "warning", "info"], s)])
+    )
+    error_message = "The alert_webhook needs an https URL and severities among critical, warning and info."
+  }
+}
+
+variable "alert_webhook_authorization" {
+  description = "Value of an Authorization header sent to the alert webhook, as a sensitive header; empty sends none."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "alert_pagerduty" {
+  description = "PagerDuty alerts (the integration key in alert_pagerduty_routing_key): the severities that page."
+  type = object({
+    severities = optional(list(string), ["critical"])
+  })
+  default = null
+
+  validation {
+    condition     = var.alert_pagerduty == null || (length(try(var.alert_pagerduty.severities, [])) > 0 && alltrue([for s in try(var.alert_pagerduty.severities, []) : contains(["critical", "warning", "info"], s)]))
+    error_message = "The alert_pagerduty severities must be among critical, warning and info, at least one."
+  }
+}
+
+variable "alert_pagerduty_routing_key" {
+  description = "PagerDuty integration (routing) key of an Events API v2 integration (used with alert_pagerduty)."
+  type        = string
+  default     = ""
+  sensitive   = true
 }
