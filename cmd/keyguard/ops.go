@@ -38,6 +38,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/shared/outbox"
 	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
 	"github.com/keyguard-dev/keyguard/shared/state"
@@ -63,23 +64,12 @@ const opsUsage = `  status [-json] [db...]
   and KEYGUARD_FLEET_FILE or KEYGUARD_FLEET_KEY, like the runner job.
 `
 
-// fleetSource returns the current fleet policy (runtime.FleetSource, config.Static).
-type fleetSource interface {
-	Fleet(ctx context.Context) (*config.Fleet, error)
-}
-
-// sender publishes a keyguard event under an id; sending the same id again is a duplicate the
-// receivers ignore (*notify.Client).
-type sender interface {
-	Send(ctx context.Context, id string, p events.Payload) error
-}
-
 // ops carries what the operator commands use. Production builds it from the environment
 // (opsFromEnv); tests fill the fields.
 type ops struct {
 	objs   objstore.Store
-	fleet  fleetSource
-	sender sender
+	fleet  config.Source
+	sender outbox.Sender
 	out    io.Writer
 	now    func() time.Time
 	newID  func() string

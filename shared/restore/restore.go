@@ -20,22 +20,12 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/db2"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/shared/outbox"
 )
-
-// FleetSource returns the current fleet policy.
-type FleetSource interface {
-	Fleet(ctx context.Context) (*config.Fleet, error)
-}
 
 // Catalog lists a database's image entries (oldest first or in any order; PlanRestore sorts).
 type Catalog interface {
 	List(ctx context.Context, db string) ([]catalog.Entry, error)
-}
-
-// Sender publishes the outcome.
-type Sender interface {
-	// Send publishes p under id; the same id sent twice is one event downstream.
-	Send(ctx context.Context, id string, p events.Payload) error
 }
 
 // Marks records which restore events have been taken on. objstore.Store implements it.
@@ -51,11 +41,11 @@ const KeystoreDir = "keystore"
 
 // Restorer runs one restore per event.
 type Restorer struct {
-	Fleet    FleetSource
+	Fleet    config.Source
 	DB2      db2.Runner
 	Catalog  Catalog
 	Download Downloader
-	Send     Sender
+	Send     outbox.Sender
 	// Marks, when set, makes a restore run at most once per event (see Handle); nil runs every
 	// delivery.
 	Marks Marks

@@ -31,6 +31,10 @@ type Poller struct {
 	done map[string]bool
 }
 
+// maxDone bounds the runs an agent remembers having run; forgetting one costs a catalog lookup
+// (the run is recorded, so it is not run again).
+const maxDone = 1024
+
 // Poll makes one pass and returns how many runs it ran.
 func (p *Poller) Poll(ctx context.Context) (int, error) {
 	fleet, err := p.Runner.Fleet.Fleet(ctx)
@@ -70,6 +74,9 @@ func (p *Poller) Poll(ctx context.Context) (int, error) {
 		if _, err := p.Runner.Handle(ctx, e); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", r.ID, err))
 			continue // not marked done: the next pass tries to publish again
+		}
+		if len(p.done) >= maxDone { // a long-lived agent: forget old runs (each is recorded anyway)
+			clear(p.done)
 		}
 		p.done[r.ID] = true
 		n++
