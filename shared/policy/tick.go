@@ -88,8 +88,9 @@ type TickResult struct {
 //  5. a destroyed key names the backups it made unrestorable;
 //  6. the schedule: start (the run goes in flight), defer (a Hold or the backoff) or idle.
 //
-// The decision is recorded in the state only when it differs from the last one, so an idle
-// database costs no write.
+// The decision is recorded in the state only when it differs from the last one (and a start
+// stands while its run is in flight), so an idle database, or one whose run is under way, costs
+// no write.
 func Tick(st *state.State, db config.Database, in TickInput) TickResult {
 	var r TickResult
 	now := in.Now
@@ -137,7 +138,9 @@ func Tick(st *state.State, db config.Database, in TickInput) TickResult {
 		r.Start = &run
 		r.Changed = true
 	}
-	if last := st.LastDecision; last == nil || last.Action != string(d.Action) || last.Reason != d.Reason || last.Type != d.Type {
+	last := st.LastDecision
+	startKept := d.Action == Idle && st.Run != nil && last != nil && last.Action == string(Start) // the start stands while its run is in flight
+	if !startKept && (last == nil || last.Action != string(d.Action) || last.Reason != d.Reason || last.Type != d.Type) {
 		st.LastDecision = &state.Decision{At: now, Action: string(d.Action), Type: d.Type, Reason: d.Reason}
 		r.Changed = true
 	}
