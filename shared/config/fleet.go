@@ -17,8 +17,9 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 )
 
-// MaxFleetBytes bounds the fleet policy file.
-const MaxFleetBytes = 1 << 20
+// MaxFleetBytes bounds the fleet policy file: about 170,000 databases with Db2 on Cloud CRNs
+// (a 50,000-database policy is some 18 MB and loads in about a second).
+const MaxFleetBytes = 64 << 20
 
 // Executors a database can be backed up by in a deployment. Every database names one: there
 // is no default, and test executors (the local stack's simulated Db2) exist only where the
@@ -43,12 +44,45 @@ func (d Database) ExecutorKey() string {
 	return d.Executor
 }
 
-// Fleet is the whole policy.
+// Fleet is the whole policy. Treat a loaded Fleet as read-only: Load indexes it by database
+// and by key (a Fleet whose Databases were changed afterwards is searched without the index).
 type Fleet struct {
 	Version   int         `yaml:"version"`
 	Defaults  Defaults    `yaml:"defaults"`
 	Databases []Database  `yaml:"databases"`
 	Keys      []KeyPolicy `yaml:"keys"`
+
+	idx *fleetIndex
+}
+
+// fleetIndex finds databases by name and by key without a scan of the fleet.
+type fleetIndex struct {
+	n      int
+	byName map[string]int
+	byKey  map[string][]int
+	keys   []string // distinct key CRNs in first-use order
+}
+
+func (f *Fleet) index() {
+	ix := &fleetIndex{n: len(f.Databases), byName: make(map[string]int, len(f.Databases)), byKey: map[string][]int{}}
+	for i, d := range f.Databases {
+		if _, dup := ix.byName[d.Name]; !dup {
+			ix.byName[d.Name] = i
+		}
+		if _, seen := ix.byKey[d.KeyCRN]; !seen {
+			ix.keys = append(ix.keys, d.KeyCRN)
+		}
+		ix.byKey[d.KeyCRN] = append(ix.byKey[d.KeyCRN], i)
+	}
+	f.idx = ix
+}
+
+// indexed returns the index when it still describes f.Databases.
+func (f *Fleet) indexed() *fleetIndex {
+	if f.idx != nil && f.idx.n == len(f.Databases) {
+		return f.idx
+	}
+	return nil
 }
 
 // KeyPolicy holds per-key settings. Keys not listed are watched with defaults (no managed
@@ -163,6 +197,15 @@ func (d Database) MaxWindow() time.Duration {
 
 // Database returns the policy of the named database.
 func (f *Fleet) Database(name string) (Database, bool) {
+	if ix := f.indexed(); ix != nil {
+		i, ok := ix.byName[name]
+		if ok && f.Databases[i].Name == name {
+			return f.Databases[i], true
+		}
+		if !ok {
+			return Database{}, false
+		}
+	}
 	for _, d := range f.Databases {
 		if d.Name == name {
 			return d, true
@@ -174,6 +217,12 @@ func (f *Fleet) Database(name string) (Database, bool) {
 // ByKey returns the databases protected by the key CRN.
 func (f *Fleet) ByKey(keyCRN string) []Database {
 	var out []Database
+	if ix := f.indexed(); ix != nil {
+		for _, i := range ix.byKey[keyCRN] {
+			out = append(out, f.Databases[i])
+		}
+		return out
+	}
 	for _, d := range f.Databases {
 		if d.KeyCRN == keyCRN {
 			out = append(out, d)
@@ -184,6 +233,9 @@ func (f *Fleet) ByKey(keyCRN string) []Database {
 
 // KeyCRNs returns the distinct key CRNs in use, in first-use order.
 func (f *Fleet) KeyCRNs() []string {
+	if ix := f.indexed(); ix != nil {
+		return slices.Clone(ix.keys)
+	}
 	var out []string
 	for _, d := range f.Databases {
 		if !slices.Contains(out, d.KeyCRN) {
@@ -271,6 +323,7 @@ func Load(data []byte, opts ...LoadOption) (*Fleet, error) {
 	if err := f.validate(lo); err != nil {
 		return nil, err
 	}
+	f.index()
 	return f, nil
 }
 

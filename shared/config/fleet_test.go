@@ -2,9 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/keyguard-dev/keyguard/events"
 )
@@ -281,6 +284,64 @@ func TestSchedulesAreUTC(t *testing.T) {
 			}
 			if n := slots(s, utcDay.AddDate(0, 0, -3), utcDay.AddDate(0, 0, 4)); n != 1 {
 				t.Errorf("UTC schedule %q: %d slots in the week around the change, want 1", d.local, n)
+			}
+		})
+	}
+}
+
+// fleetOf returns a policy of n Db2 on Cloud databases over n/500 keys.
+func fleetOf(n int) []byte {
+	var b strings.Builder
+	b.WriteString("version: 1\ndefaults: {executor: db2saas}\ndatabases:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: db%06d\n    instance: \"crn:v1:bluemix:public:dashdb-for-transactions:us-south:a/0123456789abcdef0123456789abcdef:7a1b2c3d-0000-4000-8000-%012d::\"\n    key_crn: crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-%012d\n    schedules: {full: \"%d 2 * * *\"}\n", i, i, i/500, i%60)
+	}
+	return []byte(b.String())
+}
+
+func TestLargeFleetIsIndexed(t *testing.T) {
+	f, err := Load(fleetOf(5000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := f.Database("db004321"); !ok || d.Name != "db004321" {
+		t.Fatalf("Database = %+v %v", d, ok)
+	}
+	if _, ok := f.Database("nope"); ok {
+		t.Fatal("found a database that is not there")
+	}
+	if keys := f.KeyCRNs(); len(keys) != 10 || len(f.ByKey(keys[3])) != 500 || f.ByKey(keys[3])[0].Name != "db001500" {
+		t.Fatalf("%d keys, %d databases on the fourth", len(keys), len(f.ByKey(keys[3])))
+	}
+	// A fleet changed after Load is searched without the stale index.
+	f.Databases = append(f.Databases, f.Databases[0])
+	f.Databases[len(f.Databases)-1].Name = "added"
+	if _, ok := f.Database("added"); !ok {
+		t.Fatal("a database added after Load is not found")
+	}
+}
+
+// BenchmarkLoadFleet: parse and validate a 10,000- and a 50,000-database policy (Db2 on Cloud
+// CRNs, about 360 bytes a database), beside the floor of decoding the same YAML into untyped
+// nodes.
+func BenchmarkLoadFleet(b *testing.B) {
+	for _, n := range []int{10000, 50000} {
+		y := fleetOf(n)
+		b.Run(fmt.Sprintf("Load/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(y)))
+			for b.Loop() {
+				if _, err := Load(y); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("yaml.Node/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(y)))
+			for b.Loop() {
+				var node yaml.Node
+				if err := yaml.Unmarshal(y, &node); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
