@@ -25,6 +25,8 @@ const (
 	TypeAlert            = Prefix + "alert"
 	// TypeTick is the type keyguard's own ticker (local stack, tests) gives a scheduler tick.
 	TypeTick = Prefix + "tick"
+	// TypeTickShard asks the scheduler to tick one shard of a fleet too large for one delivery.
+	TypeTickShard = Prefix + "tick.shard"
 )
 
 // Platform event types keyguard accepts.
@@ -147,15 +149,23 @@ type Payload interface {
 
 // KeyRotated says a root key has a new version.
 type KeyRotated struct {
-	KeyCRN     string    `json:"key_crn"`
-	OldVersion string    `json:"old_version,omitempty"`
-	NewVersion string    `json:"new_version"`
+	KeyCRN     string `json:"key_crn"`
+	OldVersion string `json:"old_version,omitempty"`
+	// NewVersion is empty only for a rotation a Cloud Logs alert reported without one.
+	NewVersion string    `json:"new_version,omitempty"`
 	RotatedAt  time.Time `json:"rotated_at"`
 	// DetectedBy is poll, cloud-logs, managed, or keystore: a Db2 native-encryption master key
 	// rotation (ADMIN_ROTATE_MASTER_KEY) seen by the runner as a changed keystore; versions are
 	// then keystore digests.
 	DetectedBy string `json:"detected_by"`
+	// ResumeAfter marks a continuation (see ResumeAfter).
+	ResumeAfter ResumeAfter `json:"resume_after,omitempty"`
 }
+
+// ResumeAfter, on a key event, says the databases of the key up to and including this name (in
+// name order) already have the event applied: set on the continuation the rotation function
+// publishes when a key protects more databases than one delivery's budget reaches.
+type ResumeAfter = string
 
 // DetectedByKeystore marks a master-key rotation found in a self-managed database's keystore.
 const DetectedByKeystore = "keystore"
@@ -166,6 +176,20 @@ type KeyStateChanged struct {
 	State     KeyState  `json:"state"`
 	Previous  KeyState  `json:"previous,omitempty"`
 	ChangedAt time.Time `json:"changed_at"`
+	// ResumeAfter marks a continuation (see ResumeAfter).
+	ResumeAfter ResumeAfter `json:"resume_after,omitempty"`
+}
+
+// TickShard asks the scheduler to tick one shard of the fleet: the databases whose key hashes
+// to Shard of Shards (config.Fleet.Shard), so that every key is polled by one shard. A shard
+// that cannot finish within one delivery's budget publishes itself again with ResumeAfter, the
+// last database (in shard order) it decided.
+type TickShard struct {
+	// Tick is the time of the tick that split the fleet.
+	Tick        time.Time `json:"tick"`
+	Shard       int       `json:"shard"`
+	Shards      int       `json:"shards"`
+	ResumeAfter string    `json:"resume_after,omitempty"`
 }
 
 // RotationSettled says a database's rotation window closed.
@@ -283,6 +307,7 @@ func (BackupFailed) EventType() string     { return TypeBackupFailed }
 func (RestoreRequested) EventType() string { return TypeRestoreRequested }
 func (RestoreCompleted) EventType() string { return TypeRestoreCompleted }
 func (Alert) EventType() string            { return TypeAlert }
+func (TickShard) EventType() string        { return TypeTickShard }
 
 // problems collects validation messages.
 type problems []string
@@ -309,7 +334,7 @@ func text(s string) bool { return s != "" && len(s) <= maxField }
 func (e KeyRotated) Validate() error {
 	var p problems
 	p.need(text(e.KeyCRN), "key_crn is required")
-	p.need(text(e.NewVersion), "new_version is required")
+	p.need(text(e.NewVersion) || (e.NewVersion == "" && e.DetectedBy == "cloud-logs"), "new_version is required (only a Cloud Logs alert may lack it)")
 	p.need(e.OldVersion == "" || e.OldVersion != e.NewVersion, "old_version equals new_version")
 	p.need(!e.RotatedAt.IsZero(), "rotated_at is required")
 	p.need(e.DetectedBy == "poll" || e.DetectedBy == "cloud-logs" || e.DetectedBy == "managed" || e.DetectedBy == DetectedByKeystore,
@@ -410,6 +435,18 @@ func (e Alert) Validate() error {
 	return p.err(TypeAlert)
 }
 
+func (e TickShard) Validate() error {
+	var p problems
+	p.need(!e.Tick.IsZero(), "tick is required")
+	p.need(e.Shards >= 1 && e.Shards <= MaxShards, "shards must be 1-%d", MaxShards)
+	p.need(e.Shard >= 0 && e.Shard < e.Shards, "shard must be 0 to shards-1")
+	p.need(len(e.ResumeAfter) <= maxField, "resume_after is at most 1024 bytes")
+	return p.err(TypeTickShard)
+}
+
+// MaxShards bounds how many shards a tick may split a fleet into.
+const MaxShards = 4096
+
 func validImageTimestamp(s string) bool {
 	if len(s) != 14 {
 		return false
@@ -460,6 +497,8 @@ func newPayload(typ string) (Payload, bool) {
 		return &RestoreCompleted{}, true
 	case TypeAlert:
 		return &Alert{}, true
+	case TypeTickShard:
+		return &TickShard{}, true
 	}
 	return nil, false
 }
@@ -468,7 +507,7 @@ func newPayload(typ string) (Payload, bool) {
 func Types() []string {
 	return []string{TypeKeyRotated, TypeKeyStateChanged, TypeRotationSettled, TypeBackupRequested,
 		TypeBackupStarted, TypeBackupCompleted, TypeBackupFailed, TypeRestoreRequested,
-		TypeRestoreCompleted, TypeAlert}
+		TypeRestoreCompleted, TypeAlert, TypeTickShard}
 }
 
 // DecodeData parses the data of a keyguard event of type typ, rejecting unknown fields, and

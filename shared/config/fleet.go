@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"regexp"
 	"slices"
@@ -543,4 +544,28 @@ func Lookup(ctx context.Context, src Source, name string) (Database, error) {
 		return Database{}, fmt.Errorf("%w: %q", ErrUnknownDatabase, name)
 	}
 	return db, nil
+}
+
+// Shard says which of shards the databases of a key belong to (FNV-1a of the key CRN, modulo
+// shards): a key's databases are all in one shard, so each key is polled by one shard.
+func Shard(keyCRN string, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(keyCRN))
+	return int(h.Sum32() % uint32(shards))
+}
+
+// ShardDatabases returns the databases of shard (of shards), sorted by name: the order a tick
+// decides them in, which a continuation resumes.
+func (f *Fleet) ShardDatabases(shard, shards int) []Database {
+	out := make([]Database, 0, len(f.Databases)/max(shards, 1)+1)
+	for _, d := range f.Databases {
+		if Shard(d.KeyCRN, shards) == shard {
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(a, b Database) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -35,7 +35,7 @@ type Route struct {
 // Routes is the deployment's event routing.
 var Routes = []Route{
 	{Function: FnScheduler, Kind: "app", Path: PathTick, Periodic: true},
-	{Function: FnScheduler, Kind: "app", Path: PathEvents, Types: []string{events.TypeBackupRequested}},
+	{Function: FnScheduler, Kind: "app", Path: PathEvents, Types: []string{events.TypeBackupRequested, events.TypeTickShard}},
 	{Function: FnRotation, Kind: "app", Path: PathEvents, Types: []string{events.TypeKeyRotated, events.TypeKeyStateChanged}, CloudLogsAlerts: true},
 	{Function: FnCompletion, Kind: "app", Path: PathEvents, Types: []string{events.TypeBackupCompleted, events.TypeBackupFailed}},
 	{Function: FnRestore, Kind: "job", Types: []string{events.TypeRestoreRequested}},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -31,6 +33,26 @@ type Handler struct {
 	Catalog Catalog
 	Clock   clock.Clock
 	Log     *slog.Logger
+	// Workers bounds the databases updated at once (DefaultWorkers when 0; 1 updates them one
+	// after the other in the caller's goroutine).
+	Workers int
+	// Budget bounds one delivery's work (DefaultBudget when 0, and never past the context's
+	// deadline less a margin); a key's remaining databases continue in a published continuation.
+	Budget time.Duration
+}
+
+// Defaults of the fan-out over a key's databases.
+const (
+	DefaultWorkers = 32
+	DefaultBudget  = 6 * time.Second
+	reserve        = time.Second
+)
+
+func (h *Handler) budget() time.Duration {
+	if h.Budget > 0 {
+		return h.Budget
+	}
+	return DefaultBudget
 }
 
 // Handle dispatches by type. Other types are rejected (422).
@@ -61,9 +83,13 @@ func (h *Handler) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	return edge.Result{}, edge.Reject("rotation takes %s, %s and Cloud Logs alerts, not %q", events.TypeKeyRotated, events.TypeKeyStateChanged, e.Type)
 }
 
-// forKey runs apply on the state of every database protected by keyCRN, then flushes alerts.
-// apply returns what it did and whether it changed the state.
-func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, apply func(st *state.State, db config.Database, now time.Time) (string, bool)) (edge.Result, error) {
+// forKey runs apply on the state of every database protected by keyCRN, in name order after
+// resumeAfter, a few at a time, within the delivery's budget; then flushes alerts. apply returns
+// what it did and whether it changed the state. When the budget runs out first, next(last)
+// is published as the continuation (the same event, resuming after the last database applied),
+// and the delivery is answered 200: a redelivery never redoes the whole key.
+func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN, resumeAfter string, next func(last string) events.Payload,
+	apply func(ctx context.Context, st *state.State, db config.Database, now time.Time) (string, bool)) (edge.Result, error) {
 	fleet, err := h.Fleet.Fleet(ctx)
 	if err != nil {
 		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
@@ -72,11 +98,19 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, app
 	if len(dbs) == 0 {
 		return edge.Result{Outcome: "ignored", Detail: "no database in the fleet uses key " + keyCRN}, nil
 	}
-	now := clock.Or(h.Clock).Now()
+	slices.SortFunc(dbs, func(a, b config.Database) int { return strings.Compare(a.Name, b.Name) })
+	dbs = slices.DeleteFunc(dbs, func(d config.Database) bool { return resumeAfter != "" && d.Name <= resumeAfter })
+	clk := clock.Or(h.Clock)
+	now := clk.Now()
+	deadline := now.Add(h.budget())
+	if d, ok := ctx.Deadline(); ok && d.Add(-reserve).Before(deadline) {
+		deadline = d.Add(-reserve)
+	}
 	digest := e.Digest()
-	var notes []string
-	var errs []error
-	for _, db := range dbs {
+	notes := make([]string, len(dbs))
+	errs := make([]error, len(dbs))
+	one := func(i int) {
+		db := dbs[i]
 		var note string
 		st, err := state.Update(ctx, h.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) },
 			func(st *state.State) error {
@@ -85,60 +119,97 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, app
 					return state.ErrNoChange
 				}
 				var changed bool
-				if note, changed = apply(st, db, now); !changed {
+				if note, changed = apply(ctx, st, db, now); !changed {
 					return state.ErrNoChange
 				}
 				st.MarkSeen(digest)
 				return nil
 			})
 		if err != nil && !errors.Is(err, state.ErrNoChange) {
-			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
-			continue
+			errs[i] = fmt.Errorf("%s: %w", db.Name, err)
+			return
 		}
 		if _, err := outbox.Flush(ctx, h.Store, h.Send, st); err != nil {
-			errs = append(errs, err)
+			errs[i] = err
 		}
-		notes = append(notes, db.Name+": "+note)
-		h.log().Info("key event applied", "db", db.Name, "type", e.Type, "note", note)
+		notes[i] = db.Name + ": " + note
+		h.log().Info("key event applied", "database", db.Name, "type", e.Type, "note", note)
 	}
-	if err := errors.Join(errs...); err != nil {
+	started := 0
+	workers := h.Workers
+	if workers == 0 {
+		workers = DefaultWorkers
+	}
+	late := func() bool { return !clk.Now().Before(deadline.Add(-reserve)) || ctx.Err() != nil }
+	if workers <= 1 {
+		for i := range dbs {
+			if late() {
+				break
+			}
+			one(i)
+			started = i + 1
+		}
+	} else {
+		work := make(chan int)
+		var wg sync.WaitGroup
+		for range min(workers, len(dbs)) {
+			wg.Go(func() {
+				for i := range work {
+					one(i)
+				}
+			})
+		}
+		for i := range dbs {
+			if late() {
+				break
+			}
+			work <- i
+			started = i + 1
+		}
+		close(work)
+		wg.Wait()
+	}
+	if err := errors.Join(errs[:started]...); err != nil {
 		return edge.Result{}, err
 	}
-	return edge.Result{Outcome: "applied", Detail: strings.Join(notes, "; ")}, nil
+	detail := strings.Join(notes[:started], "; ")
+	if started < len(dbs) {
+		if started == 0 {
+			return edge.Result{}, fmt.Errorf("key %s: the budget ran out before the first database (%s)", keyCRN, dbs[0].Name)
+		}
+		last := dbs[started-1].Name
+		if err := h.Send.Send(ctx, e.ID+"/after/"+last, next(last)); err != nil {
+			return edge.Result{}, fmt.Errorf("publish the continuation after %s: %w", last, err)
+		}
+		return edge.Result{Outcome: "continued", Detail: fmt.Sprintf("%d database(s) applied, continues after %s", started, last)}, nil
+	}
+	return edge.Result{Outcome: "applied", Detail: detail}, nil
 }
 
 func (h *Handler) rotated(ctx context.Context, e events.Event, p events.KeyRotated) (edge.Result, error) {
-	return h.forKey(ctx, e, p.KeyCRN, func(st *state.State, db config.Database, now time.Time) (string, bool) {
+	next := func(last string) events.Payload { c := p; c.ResumeAfter = last; return c }
+	return h.forKey(ctx, e, p.KeyCRN, p.ResumeAfter, next, func(_ context.Context, st *state.State, db config.Database, now time.Time) (string, bool) {
 		return policy.Rotated(st, db, p, now)
 	})
 }
 
 // stateChanged applies a key state. A destroyed key also owes the alert naming the backups it
-// made unrestorable: the catalog is listed first, and the alert is decided inside the same
-// compare-and-swap (if the listing fails, the next scheduler tick lists and decides it).
+// made unrestorable: each database's catalog is listed first, and the alert is decided inside
+// the same compare-and-swap (if the listing fails, the next scheduler tick lists and decides it).
 func (h *Handler) stateChanged(ctx context.Context, e events.Event, p events.KeyStateChanged) (edge.Result, error) {
-	lost := map[string]*policy.UnrestorableImages{}
-	if p.State == events.KeyDestroyed && h.Catalog != nil {
-		fleet, err := h.Fleet.Fleet(ctx)
-		if err != nil {
-			return edge.Result{}, fmt.Errorf("load fleet: %w", err)
-		}
-		for _, db := range fleet.ByKey(p.KeyCRN) {
-			entries, err := h.Catalog.List(ctx, db.Name)
-			if err != nil {
-				h.log().Warn("listing the catalog for a destroyed key's alert failed; the scheduler tries again", "database", db.Name, "err", err)
-				continue
-			}
-			u := policy.UnrestorableOf(entries, p.KeyCRN)
-			lost[db.Name] = &u
-		}
-	}
-	return h.forKey(ctx, e, p.KeyCRN, func(st *state.State, db config.Database, now time.Time) (string, bool) {
+	next := func(last string) events.Payload { c := p; c.ResumeAfter = last; return c }
+	return h.forKey(ctx, e, p.KeyCRN, p.ResumeAfter, next, func(ctx context.Context, st *state.State, db config.Database, _ time.Time) (string, bool) {
 		note, changed := policy.KeyState(st, db, p.State, p.ChangedAt)
-		if u := lost[db.Name]; u != nil {
-			if more, ok := policy.Unrestorable(st, db, *u); ok {
-				note, changed = note+"; "+more, true
-			}
+		if p.State != events.KeyDestroyed || h.Catalog == nil || !policy.NeedsUnrestorable(st) {
+			return note, changed
+		}
+		entries, err := h.Catalog.List(ctx, db.Name)
+		if err != nil {
+			h.log().Warn("listing the catalog for a destroyed key's alert failed; the scheduler tries again", "database", db.Name, "err", err)
+			return note, changed
+		}
+		if more, ok := policy.Unrestorable(st, db, policy.UnrestorableOf(entries, p.KeyCRN)); ok {
+			note, changed = note+"; "+more, true
 		}
 		return note, changed
 	})

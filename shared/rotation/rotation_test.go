@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +202,60 @@ func TestStaleKeyStateChangesNothing(t *testing.T) {
 	}
 	if n := len(send.OfType(events.TypeAlert)); n != 0 {
 		t.Fatalf("%d alerts for a stale state", n)
+	}
+}
+
+// slowStore makes each state read take virtual time.
+type slowStore struct {
+	state.Store
+	clk  *clock.Fake
+	cost time.Duration
+}
+
+func (s slowStore) Get(ctx context.Context, db string) (*state.State, string, error) {
+	s.clk.Advance(s.cost)
+	return s.Store.Get(ctx, db)
+}
+
+// A rotation of a key that protects more databases than one delivery reaches continues where
+// its work stands: every database gets its window, each once.
+func TestRotationOverManyDatabasesContinues(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\ndefaults: {executor: db2cli}\ndatabases:\n")
+	for i := range 30 {
+		fmt.Fprintf(&b, "  - name: db%03d\n    instance: i%d\n    key_crn: %s\n    schedules: {full: \"@daily\"}\n", i, i, testkit.KeyA)
+	}
+	f, err := config.Load([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(now)
+	send := &testkit.Sender{}
+	h := &Handler{Store: slowStore{Store: state.NewMemoryStore(), clk: clk, cost: 300 * time.Millisecond}, Fleet: config.Static{F: f},
+		Send: send, Clock: clk, Workers: 1, Budget: 3 * time.Second}
+	ctx := context.Background()
+	res, err := h.Handle(ctx, testkit.Event(t, "rot-1", events.KeyRotated{KeyCRN: testkit.KeyA, NewVersion: "2", RotatedAt: now, DetectedBy: "poll"}))
+	if err != nil || res.Outcome != "continued" {
+		t.Fatalf("first delivery = %+v, %v; want a continuation", res, err)
+	}
+	for done := 0; done < len(send.OfType(events.TypeKeyRotated)); done++ {
+		c := send.OfType(events.TypeKeyRotated)[done]
+		if _, err := h.Handle(ctx, testkit.Event(t, c.ID, c.Payload)); err != nil {
+			t.Fatalf("continuation %s: %v", c.ID, err)
+		}
+	}
+	opened := map[string]time.Time{}
+	for _, d := range f.Databases {
+		st, _, err := h.Store.Get(ctx, d.Name)
+		if err != nil || st.Window == nil || st.Window.ToVersion != "2" {
+			t.Fatalf("%s: window %+v (%v)", d.Name, st, err)
+		}
+		opened[d.Name] = st.Window.OpenedAt
+		if st.Revision != 1 {
+			t.Fatalf("%s written %d times, want once", d.Name, st.Revision)
+		}
+	}
+	if n := len(send.OfType(events.TypeKeyRotated)); n < 2 {
+		t.Fatalf("%d continuations", n)
 	}
 }

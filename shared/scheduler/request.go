@@ -19,10 +19,14 @@ import (
 // changes. The same request delivered twice starts one run.
 type Requests struct{ *Scheduler }
 
-// Handle starts the requested backup or says why not.
+// Handle starts the requested backup or says why not; a tick.shard event on this route is
+// handed to the tick handler.
 func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
+	if e.Type == events.TypeTickShard {
+		return r.Scheduler.Handle(ctx, e)
+	}
 	if e.Type != events.TypeBackupRequested {
-		return edge.Result{}, edge.Reject("the scheduler's events route takes %s, not %q", events.TypeBackupRequested, e.Type)
+		return edge.Result{}, edge.Reject("the scheduler's events route takes %s and %s, not %q", events.TypeBackupRequested, events.TypeTickShard, e.Type)
 	}
 	p, err := events.DecodeData(e.Type, e.Data)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -87,7 +89,29 @@ type Scheduler struct {
 	Catalog Catalog
 	Clock   clock.Clock
 	Log     *slog.Logger
+	// Workers bounds the databases decided at once (DefaultWorkers when 0; 1 decides them one
+	// after the other in the caller's goroutine, as the simulator does).
+	Workers int
+	// Budget bounds one delivery's work (DefaultBudget when 0, and never past the context's
+	// deadline less a margin): what is not decided by then continues in a tick.shard event.
+	Budget time.Duration
+	// ShardSize is the most databases one delivery decides: a larger fleet is split into
+	// tick.shard events, which Event Notifications delivers to scheduler instances that Code
+	// Engine scales out (DefaultShardSize when 0; negative never splits).
+	ShardSize int
 }
+
+// Defaults of the scheduler's fan-out.
+const (
+	DefaultWorkers   = 32
+	DefaultBudget    = 6 * time.Second
+	DefaultShardSize = 5000
+	// keyWorkers bounds the Key Protect calls of one delivery made at once.
+	keyWorkers = 8
+	// reserve is kept of the budget for the databases in progress to finish and the
+	// continuation to be published.
+	reserve = time.Second
+)
 
 // DBReport is what one tick did for one database.
 type DBReport struct {
@@ -99,45 +123,222 @@ type DBReport struct {
 	Notes    []string // reconciliation done on this tick (lease expired, window closed)
 }
 
-// Handle treats any authenticated, well-formed event that reaches the tick route as a tick.
+// Handle treats any authenticated, well-formed event that reaches the tick route as a tick. A
+// fleet larger than ShardSize is split into tick.shard events (published through Event
+// Notifications back to the scheduler); otherwise every database is decided here, and what the
+// budget does not reach continues in a tick.shard event. Failures of single databases are
+// logged and answered 200 (the next interval decides them again: a redelivery would redo the
+// whole fleet); a fleet that cannot be loaded, or a delivery in which every database failed, is
+// answered 5xx.
 func (s *Scheduler) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
+	if e.Type == events.TypeTickShard {
+		p, err := events.DecodeData(e.Type, e.Data)
+		if err != nil {
+			return edge.Result{}, err
+		}
+		return s.HandleShard(ctx, *p.(*events.TickShard))
+	}
 	if e.Type != events.TypeTick && e.Type != events.TypeKnativePing {
 		s.log().Info("tick route got a non-standard type; treating it as a tick", "type", e.Type, "id", e.ID)
 	}
-	reports, err := s.Tick(ctx)
+	fleet, err := s.Fleet.Fleet(ctx)
 	if err != nil {
-		return edge.Result{}, err
+		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
 	}
+	now := clock.Or(s.Clock).Now()
+	if shards := s.shards(len(fleet.Databases)); shards > 1 {
+		var errs []error
+		for i := range shards {
+			sh := events.TickShard{Tick: now, Shard: i, Shards: shards}
+			if err := s.Send.Send(ctx, shardID(sh), sh); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return edge.Result{}, fmt.Errorf("publish tick shards: %w", err)
+		}
+		return edge.Result{Outcome: "split", Detail: fmt.Sprintf("%d database(s) in %d shards", len(fleet.Databases), shards)}, nil
+	}
+	return s.handleRun(ctx, fleet, events.TickShard{Tick: now, Shard: 0, Shards: 1})
+}
+
+// HandleShard decides the databases of one shard, from where a continuation resumes.
+func (s *Scheduler) HandleShard(ctx context.Context, sh events.TickShard) (edge.Result, error) {
+	fleet, err := s.Fleet.Fleet(ctx)
+	if err != nil {
+		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
+	}
+	return s.handleRun(ctx, fleet, sh)
+}
+
+func (s *Scheduler) handleRun(ctx context.Context, fleet *config.Fleet, sh events.TickShard) (edge.Result, error) {
+	reports, rest, err := s.run(ctx, fleet, sh)
 	counts := map[policy.Action]int{}
 	for _, r := range reports {
 		counts[r.Action]++
 	}
-	return edge.Result{Outcome: "ticked", Detail: fmt.Sprintf("%d database(s): %d started, %d deferred, %d idle",
-		len(reports), counts[policy.Start], counts[policy.Defer], counts[policy.Idle])}, nil
+	failed := countErrs(err)
+	if err != nil && failed >= len(reports) {
+		return edge.Result{}, err
+	}
+	if err != nil {
+		s.log().Warn("tick: some databases failed; the next interval decides them again", "failed", failed, "err", err)
+	}
+	detail := fmt.Sprintf("shard %d/%d: %d database(s): %d started, %d deferred, %d idle, %d failed",
+		sh.Shard, sh.Shards, len(reports), counts[policy.Start], counts[policy.Defer], counts[policy.Idle], failed)
+	if rest != nil {
+		if err := s.Send.Send(ctx, shardID(*rest), *rest); err != nil {
+			return edge.Result{}, fmt.Errorf("publish the continuation after %s: %w", rest.ResumeAfter, err)
+		}
+		return edge.Result{Outcome: "continued", Detail: detail + "; continues after " + rest.ResumeAfter}, nil
+	}
+	return edge.Result{Outcome: "ticked", Detail: detail}, nil
 }
 
-// Tick reconciles and decides for every database. Errors for one database do not stop the
+func shardID(sh events.TickShard) string {
+	return fmt.Sprintf("tick-%d/shard-%d-of-%d/%s", sh.Tick.Unix(), sh.Shard, sh.Shards, sh.ResumeAfter)
+}
+
+func countErrs(err error) int {
+	if err == nil {
+		return 0
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return len(j.Unwrap())
+	}
+	return 1
+}
+
+// shards is how many shards a fleet of n databases is split into.
+func (s *Scheduler) shards(n int) int {
+	size := s.ShardSize
+	if size == 0 {
+		size = DefaultShardSize
+	}
+	if size < 0 || n <= size {
+		return 1
+	}
+	return min((n+size-1)/size, events.MaxShards)
+}
+
+// Tick decides every database of the fleet in one call, whatever its size and the budget (for
+// tests, the simulator and the local stack's ticker). Errors for one database do not stop the
 // others; they are joined in the returned error.
 func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 	fleet, err := s.Fleet.Fleet(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load fleet: %w", err)
 	}
-	var errs []error
-	var out []DBReport
-	keys := map[string]*keyPoll{}
-	for _, crn := range fleet.KeyCRNs() {
-		keys[crn] = s.pollKey(ctx, crn)
+	sorted := fleet.ShardDatabases(0, 1)
+	keys := s.pollKeys(ctx, keysOf(sorted))
+	reports, _, err := s.decide(ctx, fleet, sorted, keys, time.Time{})
+	return reports, errors.Join(err, s.managed(ctx, fleet, keysOf(sorted), keys))
+}
+
+// run decides the databases of a shard (after ResumeAfter) within the budget, then, when all
+// are decided, runs managed rotation for the shard's keys. rest is the continuation when the
+// budget ran out first.
+func (s *Scheduler) run(ctx context.Context, fleet *config.Fleet, sh events.TickShard) ([]DBReport, *events.TickShard, error) {
+	deadline := clock.Or(s.Clock).Now().Add(s.budget())
+	if d, ok := ctx.Deadline(); ok && d.Add(-reserve).Before(deadline) {
+		deadline = d.Add(-reserve)
 	}
-	for _, db := range fleet.Databases {
-		r, err := s.tickOne(ctx, fleet, db, keys[db.KeyCRN])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
+	dbs := fleet.ShardDatabases(sh.Shard, sh.Shards)
+	if sh.ResumeAfter != "" {
+		i, _ := slices.BinarySearchFunc(dbs, sh.ResumeAfter, func(d config.Database, name string) int { return strings.Compare(d.Name, name) })
+		for i < len(dbs) && dbs[i].Name <= sh.ResumeAfter {
+			i++
 		}
-		out = append(out, r)
+		dbs = dbs[i:]
 	}
-	for _, crn := range fleet.KeyCRNs() {
-		note, err := s.managedRotation(ctx, fleet, crn, keys[crn])
+	keys := s.pollKeys(ctx, keysOf(dbs))
+	reports, done, err := s.decide(ctx, fleet, dbs, keys, deadline)
+	if done < len(dbs) {
+		if done == 0 { // not one database within the budget: let Event Notifications try again
+			return reports, nil, errors.Join(err, fmt.Errorf("shard %d/%d: the budget ran out before the first database (%s)", sh.Shard, sh.Shards, dbs[0].Name))
+		}
+		rest := sh
+		rest.ResumeAfter = dbs[done-1].Name
+		return reports, &rest, err
+	}
+	return reports, nil, errors.Join(err, s.managed(ctx, fleet, keysOf(dbs), keys))
+}
+
+func (s *Scheduler) budget() time.Duration {
+	if s.Budget > 0 {
+		return s.Budget
+	}
+	return DefaultBudget
+}
+
+// keysOf lists the distinct keys of dbs in first-use order.
+func keysOf(dbs []config.Database) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range dbs {
+		if !seen[d.KeyCRN] {
+			seen[d.KeyCRN] = true
+			out = append(out, d.KeyCRN)
+		}
+	}
+	return out
+}
+
+// decide runs tickOne for dbs with a bounded worker pool, in order, starting no database after
+// deadline (zero: no deadline) - reserve. done is the length of the prefix of dbs that was
+// decided (every database before it has its report).
+func (s *Scheduler) decide(ctx context.Context, fleet *config.Fleet, dbs []config.Database, keys map[string]*keyPoll, deadline time.Time) ([]DBReport, int, error) {
+	clk := clock.Or(s.Clock)
+	late := func() bool { return !deadline.IsZero() && !clk.Now().Before(deadline.Add(-reserve)) }
+	reports := make([]DBReport, len(dbs))
+	errs := make([]error, len(dbs))
+	workers := s.Workers
+	if workers == 0 {
+		workers = DefaultWorkers
+	}
+	started := 0
+	if workers <= 1 {
+		for i, db := range dbs {
+			if late() {
+				break
+			}
+			reports[i], errs[i] = s.tickOne(ctx, fleet, db, keys[db.KeyCRN])
+			started = i + 1
+		}
+	} else {
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for range min(workers, len(dbs)) {
+			wg.Go(func() {
+				for i := range next {
+					reports[i], errs[i] = s.tickOne(ctx, fleet, dbs[i], keys[dbs[i].KeyCRN])
+				}
+			})
+		}
+		for i := range dbs {
+			if late() || ctx.Err() != nil {
+				break
+			}
+			next <- i
+			started = i + 1
+		}
+		close(next)
+		wg.Wait()
+	}
+	var joined []error
+	for i := range started {
+		if errs[i] != nil {
+			joined = append(joined, fmt.Errorf("%s: %w", dbs[i].Name, errs[i]))
+		}
+	}
+	return reports[:started], started, errors.Join(joined...)
+}
+
+// managed runs managed rotation for keys (once their databases are all decided).
+func (s *Scheduler) managed(ctx context.Context, fleet *config.Fleet, keys []string, polls map[string]*keyPoll) error {
+	var errs []error
+	for _, crn := range keys {
+		note, err := s.managedRotation(ctx, fleet, crn, polls[crn])
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -145,7 +346,7 @@ func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 			s.log().Info("managed rotation", "key", crn, "note", note)
 		}
 	}
-	return out, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // tickOne observes one database (one state read, plus what its state calls for), decides once
@@ -284,11 +485,8 @@ func (s *Scheduler) act(ctx context.Context, db config.Database, eff policy.Effe
 		}
 	}
 	for _, o := range eff.Send {
-		if kp != nil && o.Payload.EventType() == events.TypeKeyRotated {
-			if slices.Contains(kp.announced, o.ID) {
-				continue // one announcement per key per tick
-			}
-			kp.announced = append(kp.announced, o.ID)
+		if kp != nil && o.Payload.EventType() == events.TypeKeyRotated && !kp.announce(o.ID) {
+			continue // one announcement per key per delivery
 		}
 		if err := s.Send.Send(ctx, o.ID, o.Payload); err != nil {
 			// Informational events: the state and the catalog already hold the truth.
@@ -348,21 +546,64 @@ func (s *Scheduler) cancel(ctx context.Context, db config.Database, run state.Ru
 	}
 }
 
-// keyPoll is one tick's view of one key.
+// keyPoll is one delivery's view of one key, shared by the workers deciding its databases.
 type keyPoll struct {
-	status    KeyStatus
-	err       error
-	regs      []Registration
-	regsErr   error
-	regsDone  bool
-	announced []string
+	status   KeyStatus
+	err      error
+	regsOnce sync.Once
+	regs     []Registration
+	regsErr  error
+
+	mu        sync.Mutex
+	announced map[string]bool
 }
 
-// pollKey makes the tick's one metadata call for a key.
-func (s *Scheduler) pollKey(ctx context.Context, crn string) *keyPoll {
+// announce reports whether id is announced for the first time in this delivery.
+func (kp *keyPoll) announce(id string) bool {
+	kp.mu.Lock()
+	defer kp.mu.Unlock()
+	if kp.announced[id] {
+		return false
+	}
+	if kp.announced == nil {
+		kp.announced = map[string]bool{}
+	}
+	kp.announced[id] = true
+	return true
+}
+
+// pollKeys makes the delivery's one metadata call per key, a few at a time (nil map when Key
+// Protect is not configured).
+func (s *Scheduler) pollKeys(ctx context.Context, crns []string) map[string]*keyPoll {
 	if s.Keys == nil {
 		return nil
 	}
+	out := make(map[string]*keyPoll, len(crns))
+	polls := make([]*keyPoll, len(crns))
+	if s.Workers == 1 {
+		for i, crn := range crns {
+			polls[i] = s.pollKey(ctx, crn)
+		}
+	} else {
+		sem := make(chan struct{}, keyWorkers)
+		var wg sync.WaitGroup
+		for i, crn := range crns {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				polls[i] = s.pollKey(ctx, crn)
+			})
+		}
+		wg.Wait()
+	}
+	for i, crn := range crns {
+		out[crn] = polls[i]
+	}
+	return out
+}
+
+// pollKey makes one metadata call for a key.
+func (s *Scheduler) pollKey(ctx context.Context, crn string) *keyPoll {
 	st, err := s.Keys.Key(ctx, crn)
 	if err != nil {
 		s.log().Warn("Key Protect poll failed; rotation detection waits for the next tick", "key", crn, "err", err)
@@ -374,8 +615,7 @@ func (s *Scheduler) pollKey(ctx context.Context, crn string) *keyPoll {
 // key's registrations at most once per tick; ok is false when they could not be listed.
 // Resources registered to the key that the fleet does not know are logged.
 func (s *Scheduler) registrations(ctx context.Context, fleet *config.Fleet, db config.Database, kp *keyPoll) ([]string, bool) {
-	if !kp.regsDone {
-		kp.regsDone = true
+	kp.regsOnce.Do(func() {
 		kp.regs, kp.regsErr = s.Keys.Registrations(ctx, db.KeyCRN)
 		if kp.regsErr != nil {
 			s.log().Warn("listing key registrations failed; window stays open", "key", db.KeyCRN, "err", kp.regsErr)
@@ -389,7 +629,7 @@ func (s *Scheduler) registrations(ctx context.Context, fleet *config.Fleet, db c
 				s.log().Warn("resource registered to the key is not in the fleet policy", "key", db.KeyCRN, "resource", r.ResourceCRN, "key_version", r.KeyVersion)
 			}
 		}
-	}
+	})
 	if kp.regsErr != nil {
 		return nil, false
 	}

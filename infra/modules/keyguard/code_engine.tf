@@ -39,7 +39,8 @@ resource "ibm_code_engine_app" "fn" {
   run_compute_resource_token_enabled = !local.use_api_key
 
   scale_min_instances   = var.app_min_instances
-  scale_max_instances   = var.app_max_instances
+  scale_max_instances   = each.key == "scheduler" ? var.scheduler_max_instances : var.app_max_instances
+  scale_concurrency     = var.app_concurrency
   scale_request_timeout = var.app_request_timeout_seconds
   scale_cpu_limit       = var.app_cpu
   scale_memory_limit    = var.app_memory

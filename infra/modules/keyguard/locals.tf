@@ -76,7 +76,7 @@ locals {
       kind       = "app"
       path       = "/events"
       cloud_logs = false
-      types      = ["dev.keyguard.backup.requested"]
+      types      = ["dev.keyguard.backup.requested", "dev.keyguard.tick.shard"]
     }
     "rotation-events" = {
       function   = "rotation"

@@ -161,6 +161,18 @@ variable "app_max_instances" {
   default     = 3
 }
 
+variable "scheduler_max_instances" {
+  description = "Upper bound of scheduler instances: a fleet above 5,000 databases is ticked in shards of 5,000 (tick.shard events), each delivered to an instance Code Engine scales out to."
+  type        = number
+  default     = 10
+}
+
+variable "app_concurrency" {
+  description = "Requests one app instance handles at once before Code Engine adds an instance (each tick shard keeps one instance busy for up to 6 s)."
+  type        = number
+  default     = 4
+}
+
 variable "app_request_timeout_seconds" {
   description = "Time a function app may take to answer one request."
   type        = number
