@@ -38,7 +38,9 @@ type Handler struct {
 	Workers int
 	// Budget bounds one delivery's work (DefaultBudget when 0, and never past the context's
 	// deadline less a margin); a key's remaining databases continue in a published continuation.
+	// It is measured on Timer, the wall clock when nil (not Clock, which may be simulated).
 	Budget time.Duration
+	Timer  clock.Clock
 }
 
 // Defaults of the fan-out over a key's databases.
@@ -100,10 +102,10 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN, resumeAfte
 	}
 	slices.SortFunc(dbs, func(a, b config.Database) int { return strings.Compare(a.Name, b.Name) })
 	dbs = slices.DeleteFunc(dbs, func(d config.Database) bool { return resumeAfter != "" && d.Name <= resumeAfter })
-	clk := clock.Or(h.Clock)
-	now := clk.Now()
-	deadline := now.Add(h.budget())
-	if d, ok := ctx.Deadline(); ok && d.Add(-reserve).Before(deadline) {
+	now := clock.Or(h.Clock).Now()
+	timer := clock.Or(h.Timer)
+	deadline := timer.Now().Add(h.budget())
+	if d, ok := ctx.Deadline(); ok && h.Timer == nil && d.Add(-reserve).Before(deadline) {
 		deadline = d.Add(-reserve)
 	}
 	digest := e.Digest()
@@ -140,7 +142,7 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN, resumeAfte
 	if workers == 0 {
 		workers = DefaultWorkers
 	}
-	late := func() bool { return !clk.Now().Before(deadline.Add(-reserve)) || ctx.Err() != nil }
+	late := func() bool { return !timer.Now().Before(deadline.Add(-reserve)) || ctx.Err() != nil }
 	if workers <= 1 {
 		for i := range dbs {
 			if late() {

@@ -232,7 +232,7 @@ func TestRotationOverManyDatabasesContinues(t *testing.T) {
 	clk := clock.NewFake(now)
 	send := &testkit.Sender{}
 	h := &Handler{Store: slowStore{Store: state.NewMemoryStore(), clk: clk, cost: 300 * time.Millisecond}, Fleet: config.Static{F: f},
-		Send: send, Clock: clk, Workers: 1, Budget: 3 * time.Second}
+		Send: send, Clock: clk, Timer: clk, Workers: 1, Budget: 3 * time.Second}
 	ctx := context.Background()
 	res, err := h.Handle(ctx, testkit.Event(t, "rot-1", events.KeyRotated{KeyCRN: testkit.KeyA, NewVersion: "2", RotatedAt: now, DetectedBy: "poll"}))
 	if err != nil || res.Outcome != "continued" {

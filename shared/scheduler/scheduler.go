@@ -94,7 +94,9 @@ type Scheduler struct {
 	Workers int
 	// Budget bounds one delivery's work (DefaultBudget when 0, and never past the context's
 	// deadline less a margin): what is not decided by then continues in a tick.shard event.
+	// It is measured on Timer, the wall clock when nil (not Clock, which may be simulated).
 	Budget time.Duration
+	Timer  clock.Clock
 	// ShardSize is the most databases one delivery decides: a larger fleet is split into
 	// tick.shard events, which Event Notifications delivers to scheduler instances that Code
 	// Engine scales out (DefaultShardSize when 0; negative never splits).
@@ -239,8 +241,9 @@ func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 // are decided, runs managed rotation for the shard's keys. rest is the continuation when the
 // budget ran out first.
 func (s *Scheduler) run(ctx context.Context, fleet *config.Fleet, sh events.TickShard) ([]DBReport, *events.TickShard, error) {
-	deadline := clock.Or(s.Clock).Now().Add(s.budget())
-	if d, ok := ctx.Deadline(); ok && d.Add(-reserve).Before(deadline) {
+	timer := clock.Or(s.Timer)
+	deadline := timer.Now().Add(s.budget())
+	if d, ok := ctx.Deadline(); ok && s.Timer == nil && d.Add(-reserve).Before(deadline) {
 		deadline = d.Add(-reserve)
 	}
 	dbs := fleet.ShardDatabases(sh.Shard, sh.Shards)
@@ -288,8 +291,8 @@ func keysOf(dbs []config.Database) []string {
 // deadline (zero: no deadline) - reserve. done is the length of the prefix of dbs that was
 // decided (every database before it has its report).
 func (s *Scheduler) decide(ctx context.Context, fleet *config.Fleet, dbs []config.Database, keys map[string]*keyPoll, deadline time.Time) ([]DBReport, int, error) {
-	clk := clock.Or(s.Clock)
-	late := func() bool { return !deadline.IsZero() && !clk.Now().Before(deadline.Add(-reserve)) }
+	timer := clock.Or(s.Timer)
+	late := func() bool { return !deadline.IsZero() && !timer.Now().Before(deadline.Add(-reserve)) }
 	reports := make([]DBReport, len(dbs))
 	errs := make([]error, len(dbs))
 	workers := s.Workers

@@ -66,7 +66,7 @@ func shardRig(t *testing.T, f *config.Fleet) (*Scheduler, *countingStore, *testk
 		keys.status[k] = KeyStatus{Version: "1", State: events.KeyActive}
 	}
 	s := &Scheduler{Store: store, Fleet: config.Static{F: f}, Execs: map[string]Executor{config.ExecDb2CLI: &fakeExec{}}, Send: send,
-		Keys: keys, Catalog: catalog.New(objstore.NewMemory()), Clock: clk, Log: slog.New(slog.DiscardHandler), ShardSize: 40}
+		Keys: keys, Catalog: catalog.New(objstore.NewMemory()), Clock: clk, Timer: clk, Log: slog.New(slog.DiscardHandler), ShardSize: 40}
 	return s, store, send, keys
 }
 

@@ -59,6 +59,8 @@ type Options struct {
 	Db2CLI *Db2CLI
 	// ENFault, when set, decides the fate of each Event Notifications delivery (enemu.Options.Fault).
 	ENFault func(enemu.Notification, enemu.Subscription) enemu.Fault
+	// WrapObjects, when set, wraps the functions' object store (to count or slow its calls).
+	WrapObjects func(objstore.Store) objstore.Store
 }
 
 // Db2CLI says how the stack backs up db2cli databases: with the real runner against the fake
@@ -140,11 +142,14 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		return nil, err
 	}
 	s.Objects = objstore.NewCOS(cos, srv.Bucket, "keyguard/")
+	if o.WrapObjects != nil {
+		s.Objects = o.WrapObjects(s.Objects)
+	}
 	s.States = state.NewObjectStore(s.Objects)
 
 	// Event Notifications (with IAM), on its own listener.
 	apiKey := randomHex(16)
-	s.EN = enemu.New(enemu.Options{APIKey: apiKey, InstanceID: enInstance, RetryWait: 5 * time.Millisecond, AttemptTimeout: 5 * time.Second, Logger: log, Fault: o.ENFault})
+	s.EN = enemu.New(enemu.Options{APIKey: apiKey, InstanceID: enInstance, RetryWait: 5 * time.Millisecond, AttemptTimeout: 10 * time.Second, Logger: log, Fault: o.ENFault})
 	s.closers = append(s.closers, func() error { s.EN.Close(); return nil })
 	enURL, err := s.serve(s.EN)
 	if err != nil {
