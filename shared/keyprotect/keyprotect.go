@@ -214,16 +214,16 @@ func (c *Client) keyID(op, ref string) (string, error) {
 	if strings.HasPrefix(ref, "crn:") {
 		inst, id, err := KeyIDFromCRN(ref)
 		if err != nil {
-			return "", &Error{Op: op, Kind: Permanent, Err: err}
+			return "", &Error{Op: op, Class: Invalid, Err: err}
 		}
 		if inst != c.instanceID {
-			return "", &Error{Op: op, KeyID: id, Kind: Permanent,
+			return "", &Error{Op: op, KeyID: id, Class: Configuration,
 				Err: fmt.Errorf("key CRN names instance %s, the client serves %s", inst, c.instanceID)}
 		}
 		return id, nil
 	}
 	if !ValidID(ref) {
-		return "", &Error{Op: op, Kind: Permanent, Err: fmt.Errorf("invalid key id %q", ref)}
+		return "", &Error{Op: op, Class: Invalid, Err: fmt.Errorf("invalid key id %q", ref)}
 	}
 	return ref, nil
 }
@@ -252,11 +252,11 @@ func (c *Client) Key(ctx context.Context, ref string) (KeyInfo, error) {
 		return KeyInfo{}, err
 	}
 	if k == nil {
-		return KeyInfo{}, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("empty answer")}
+		return KeyInfo{}, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("empty answer")}
 	}
 	state, ok := StateFromCode(k.State)
 	if !ok {
-		return KeyInfo{}, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("unknown key state %d", k.State)}
+		return KeyInfo{}, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("unknown key state %d", k.State)}
 	}
 	info := KeyInfo{
 		ID: cmp.Or(k.ID, id), CRN: k.CRN, Name: k.Name, State: state, StateCode: k.State,
@@ -300,7 +300,7 @@ func (c *Client) Versions(ctx context.Context, ref string) ([]Version, error) {
 			return out, nil
 		}
 	}
-	return nil, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("more than %d versions", PageSize*maxPages)}
+	return nil, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("more than %d versions", PageSize*maxPages)}
 }
 
 // RotationPolicy returns the rotation policy of the key ref; the zero Policy when it has none.
@@ -365,7 +365,7 @@ func (c *Client) Registrations(ctx context.Context, ref string) ([]Registration,
 			return out, nil
 		}
 	}
-	return nil, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("more than %d registrations", PageSize*maxPages)}
+	return nil, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("more than %d registrations", PageSize*maxPages)}
 }
 
 // Rotate asks Key Protect to rotate the key ref now (a new version becomes current). Key Protect

@@ -21,7 +21,7 @@ func (c *Client) call(ctx context.Context, op, keyID string, f func(context.Cont
 		}
 		e := classify(op, keyID, err)
 		e.Attempts = attempt
-		if e.Kind != Transient || attempt > c.retries || ctx.Err() != nil {
+		if e.Class != Transient || attempt > c.retries || ctx.Err() != nil {
 			return e
 		}
 		wait := min(c.retryWait<<(attempt-1), MaxRetryWait)
