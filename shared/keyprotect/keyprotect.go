@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/retry"
 )
 
 // Defaults of Options.
@@ -28,6 +29,9 @@ const (
 	DefaultRetryWait      = 100 * time.Millisecond
 	// MaxRetryWait caps the doubling wait between retries.
 	MaxRetryWait = time.Second
+	// RetryJitter is the largest share of a wait between retries taken away at random, so that
+	// instances throttled together do not retry together.
+	RetryJitter = 0.5
 	// NoRetries, as Options.Retries, makes the first failure final.
 	NoRetries = -1
 	// PageSize is how many versions or registrations one list request asks for.
@@ -64,11 +68,12 @@ type Options struct {
 	// Retries is how many times a transient failure is retried within Timeout (default 3;
 	// NoRetries for none).
 	Retries int
-	// RetryWait is the first wait between attempts, doubled each time up to MaxRetryWait
-	// (default 100 ms).
+	// RetryWait is the first wait between attempts, doubled each time up to MaxRetryWait, each
+	// wait shortened at random by up to RetryJitter of it (default 100 ms).
 	RetryWait time.Duration
-	// Clock times the waits between attempts (wall clock when nil). The budget is always wall
-	// time: with a fake clock that is not advanced, a retry wait ends when the budget does.
+	// Clock times the waits between attempts and, from the call's start, what is left of the
+	// budget for them (wall clock when nil). The budget's end is wall time: with a fake clock
+	// that is not advanced, a retry wait ends when the budget does.
 	Clock clock.Clock
 	// Logger gets a debug line per retried attempt (slog.Default when nil).
 	Logger *slog.Logger
@@ -81,9 +86,7 @@ type Client struct {
 	authURL    string
 	instanceID string
 	timeout    time.Duration
-	retries    int
-	retryWait  time.Duration
-	clock      clock.Clock
+	retry      retry.Policy
 	log        *slog.Logger
 }
 
@@ -199,10 +202,9 @@ func New(o Options) (*Client, error) {
 		authURL:    base + "/api/v2/",
 		instanceID: o.InstanceID,
 		timeout:    o.Timeout,
-		retries:    o.Retries,
-		retryWait:  o.RetryWait,
-		clock:      clock.Or(o.Clock),
-		log:        log,
+		retry: retry.Policy{Attempts: o.Retries + 1, FirstWait: o.RetryWait, MaxWait: MaxRetryWait,
+			Jitter: RetryJitter, Clock: o.Clock},
+		log: log,
 	}, nil
 }
 

@@ -9,31 +9,33 @@ import (
 	"time"
 
 	kp "github.com/IBM/keyprotect-go-client"
+
+	"github.com/keyguard-dev/keyguard/shared/retry"
 )
 
 // call runs f until it succeeds, fails for good, runs out of retries or the budget (ctx's
-// deadline) would be passed by the next wait. Each attempt gets a fresh token in its context.
+// deadline) would be passed by the next wait (shared/retry). Each attempt gets a fresh token in
+// its context. The error is the last attempt's, as an *Error counting the attempts.
 func (c *Client) call(ctx context.Context, op, keyID string, f func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
+	p := c.retry
+	p.OnRetry = func(attempt int, err error, wait time.Duration) {
+		var e *Error
+		if errors.As(err, &e) {
+			c.log.Debug("retrying Key Protect call", "op", op, "key_id", keyID, "attempt", attempt,
+				"status", e.StatusCode, "reason", e.Reason, "wait", wait, "error", e.Err)
+		}
+	}
+	attempts := 0
+	return retry.Do(ctx, p, func(ctx context.Context) error {
+		attempts++
 		err := c.attempt(ctx, f)
 		if err == nil {
 			return nil
 		}
 		e := classify(op, keyID, err)
-		e.Attempts = attempt
-		if e.Class != Transient || attempt > c.retries || ctx.Err() != nil {
-			return e
-		}
-		wait := min(c.retryWait<<(attempt-1), MaxRetryWait)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			return e
-		}
-		c.log.Debug("retrying Key Protect call", "op", op, "key_id", keyID, "attempt", attempt,
-			"status", e.StatusCode, "reason", e.Reason, "wait", wait, "error", err)
-		if c.sleep(ctx, wait) != nil {
-			return e
-		}
-	}
+		e.Attempts = attempts
+		return e
+	})
 }
 
 // attempt makes one try of f with a bearer token from the authenticator. A panic inside the SDK
@@ -80,19 +82,6 @@ func (c *Client) token(ctx context.Context) (string, error) {
 		return r.header, nil
 	case <-ctx.Done():
 		return "", fmt.Errorf("%w: %w", errTokenWait, ctx.Err())
-	}
-}
-
-// sleep waits d on the client's clock, or until ctx ends.
-func (c *Client) sleep(ctx context.Context, d time.Duration) error {
-	fired := make(chan struct{})
-	t := c.clock.AfterFunc(d, func() { close(fired) })
-	select {
-	case <-fired:
-		return nil
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
 	}
 }
 
