@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/shared/clock"
@@ -156,4 +159,28 @@ func sleep(ctx context.Context, clk clock.Clock, d time.Duration) bool {
 		t.Stop()
 		return false
 	}
+}
+
+// maxRetryAfter bounds what ParseRetryAfter returns.
+const maxRetryAfter = 24 * time.Hour
+
+// ParseRetryAfter reads an HTTP Retry-After header value: a number of seconds, or an HTTP date
+// taken relative to now. An empty, malformed or negative value, or a date not after now, gives 0;
+// anything beyond a day gives a day.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	t, err := http.ParseTime(v)
+	if err != nil || !t.After(now) {
+		return 0
+	}
+	return min(t.Sub(now), maxRetryAfter)
 }

@@ -272,3 +272,24 @@ func TestDoOnTheWallClock(t *testing.T) {
 		t.Fatalf("three waits of 1, 2 and 2 ms took %v", took)
 	}
 }
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":                               0,
+		"0":                              0,
+		"-3":                             0,
+		" 2 ":                            2 * time.Second,
+		"120":                            2 * time.Minute,
+		"99999999999999":                 24 * time.Hour,
+		"1.5":                            0,
+		"soon":                           0,
+		"Mon, 02 Mar 2026 10:00:30 GMT":  30 * time.Second,
+		"Mon, 02 Mar 2026 09:59:00 GMT":  0,
+		"Monday, 02-Mar-26 10:01:00 GMT": time.Minute,
+	} {
+		if got := retry.ParseRetryAfter(v, now); got != want {
+			t.Errorf("ParseRetryAfter(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
