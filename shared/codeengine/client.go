@@ -350,7 +350,7 @@ func (c *Client) once(ctx context.Context, method, path string, params map[strin
 	var retryAfter time.Duration
 	if resp != nil {
 		code = resp.StatusCode
-		retryAfter = parseRetryAfter(resp.Headers.Get("Retry-After"))
+		retryAfter = retry.ParseRetryAfter(resp.Headers.Get("Retry-After"), time.Now())
 	}
 	if err == nil {
 		return code, nil
@@ -359,15 +359,6 @@ func (c *Client) once(ctx context.Context, method, path string, params map[strin
 		return 0, &Error{Transient: true, Err: err} // no answer: network failure or timeout
 	}
 	return code, &Error{StatusCode: code, Transient: TransientStatus(code), Err: err, retryAfter: retryAfter}
-}
-
-// parseRetryAfter reads a Retry-After header given in seconds; anything else gives 0.
-func parseRetryAfter(v string) time.Duration {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -287,14 +286,10 @@ func classify(op string, resp *core.DetailedResponse, err error, auth bool) *Err
 	return &Error{Op: op, StatusCode: code, Class: statusClass(code), Err: err}
 }
 
-// retryAfter reads a Retry-After header given in seconds.
+// retryAfter reads a Retry-After header (seconds or an HTTP date).
 func retryAfter(resp *core.DetailedResponse) time.Duration {
 	if resp == nil || resp.Headers == nil {
 		return 0
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(resp.Headers.Get("Retry-After")))
-	if err != nil || n <= 0 {
-		return 0
-	}
-	return time.Duration(min(n, 3600)) * time.Second
+	return retry.ParseRetryAfter(resp.Headers.Get("Retry-After"), time.Now())
 }
