@@ -23,7 +23,8 @@
 // HTTP attempt is bounded by Options.AttemptTimeout (2 s). Transient failures (HTTP 408, 429, 5xx
 // except 501, network errors, timeouts, and the same from IAM's token endpoint) are retried up to
 // Options.Retries times with a doubling wait (100 ms, capped at 1 s, each shortened at random by
-// up to half) while the budget allows (shared/retry); the last error is returned when it does not. The SDK's own retry loop (kp.RetryMax: 4 retries with
+// up to half; a longer Retry-After from Key Protect replaces it) while the budget allows
+// (shared/retry); the last error is returned when it does not. The SDK's own retry loop (kp.RetryMax: 4 retries with
 // waits up to 30 s) is switched off process-wide by New (kp.RetryMax = 0), because it cannot be
 // bounded per call; this package is the only user of the SDK in keyguard.
 //

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/IBM/go-sdk-core/v5/core"
 	kp "github.com/IBM/keyprotect-go-client"
@@ -72,6 +73,8 @@ type Error struct {
 	// Attempts is how many attempts were made.
 	Attempts int
 	Err      error
+
+	retryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -109,6 +112,9 @@ func (e *Error) Kind() errkind.Kind {
 	}
 	return errkind.Permanent
 }
+
+// RetryAfter is how long Key Protect asked to wait before trying again (its Retry-After), or 0.
+func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 
 // IsTransient reports whether err is (or wraps) an *Error that may succeed if tried again later.
 func IsTransient(err error) bool { return classOf(err) == Transient }

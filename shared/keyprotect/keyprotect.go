@@ -190,7 +190,7 @@ func New(o Options) (*Client, error) {
 		InstanceID: o.InstanceID,
 		Timeout:    o.AttemptTimeout.Seconds(),
 		Verbose:    kp.VerboseNone,
-	}, pagingTransport{next: transport}, kp.NewLogger(func(args ...any) {
+	}, pagingTransport{next: hintTransport{next: transport}}, kp.NewLogger(func(args ...any) {
 		log.Debug("keyprotect-go-client", "message", fmt.Sprint(args...))
 	}))
 	if err != nil {

@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -638,6 +641,69 @@ func TestErrorKinds(t *testing.T) {
 			err := tc.call()
 			if got := errkind.Of(fmt.Errorf("in a handler: %w", err)); got != tc.want {
 				t.Fatalf("errkind.Of(%v) = %q, want %q", err, got, tc.want)
+			}
+		})
+	}
+}
+
+// stepClock is a fake clock whose waits end at once (each AfterFunc moves the time to the wait's
+// end); it records the waits asked for.
+type stepClock struct {
+	*clock.Fake
+	waits []time.Duration
+}
+
+func (c *stepClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	c.waits = append(c.waits, d)
+	t := c.Fake.AfterFunc(d, f)
+	c.Advance(d)
+	return t
+}
+
+func TestRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryAfter string
+		ok         bool
+		requests   int
+		waits      []time.Duration
+	}{
+		{"a longer Retry-After replaces the wait", "2", true, 2, []time.Duration{2 * time.Second}},
+		{"a Retry-After past the budget ends the call", "30", false, 1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := kpemu.Start(t, kpemu.Options{})
+			id, _ := e.AddKey("k")
+			target, err := url.Parse(e.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			var requests atomic.Int32
+			throttler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if requests.Add(1) == 1 {
+					w.Header().Set("Retry-After", tc.retryAfter)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusTooManyRequests)
+					fmt.Fprint(w, `{"metadata":{"collectionType":"application/vnd.ibm.kms.error+json","collectionTotal":1},"resources":[{"errorMsg":"Too Many Requests"}]}`)
+					return
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(throttler.Close)
+			clk := &stepClock{Fake: clock.NewFake(t0)}
+			c := newClient(t, e, func(o *keyprotect.Options) { o.URL, o.Clock = throttler.URL, clk })
+			_, err = c.Key(context.Background(), id)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if !tc.ok {
+				if ke := asError(t, err); ke.Class != keyprotect.Transient || ke.StatusCode != 429 || ke.Attempts != 1 || ke.RetryAfter() != 30*time.Second {
+					t.Fatalf("err = %+v, want a transient 429 after one attempt, asking for 30 s", ke)
+				}
+			}
+			if n := int(requests.Load()); n != tc.requests || !slices.Equal(clk.waits, tc.waits) {
+				t.Fatalf("%d requests, waits %v; want %d and %v", n, clk.waits, tc.requests, tc.waits)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	kp "github.com/IBM/keyprotect-go-client"
@@ -28,12 +29,14 @@ func (c *Client) call(ctx context.Context, op, keyID string, f func(context.Cont
 	attempts := 0
 	return retry.Do(ctx, p, func(ctx context.Context) error {
 		attempts++
-		err := c.attempt(ctx, f)
+		hint := new(retryHint)
+		err := c.attempt(context.WithValue(ctx, hintKey{}, hint), f)
 		if err == nil {
 			return nil
 		}
 		e := classify(op, keyID, err)
 		e.Attempts = attempts
+		e.retryAfter = time.Duration(hint.Load())
 		return e
 	})
 }
@@ -110,4 +113,22 @@ func (t pagingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	q.Set("offset", strconv.Itoa(p.offset))
 	r2.URL.RawQuery = q.Encode()
 	return t.next.RoundTrip(r2)
+}
+
+// hintKey carries an attempt's *retryHint from call down to hintTransport.
+type hintKey struct{}
+
+// retryHint receives the Retry-After of an attempt's last answer (keyprotect-go-client does not
+// expose the headers of an error answer).
+type retryHint struct{ atomic.Int64 }
+
+// hintTransport records the Retry-After of answers whose request context carries a *retryHint.
+type hintTransport struct{ next http.RoundTripper }
+
+func (t hintTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if h, ok := r.Context().Value(hintKey{}).(*retryHint); ok && resp != nil {
+		h.Store(int64(retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())))
+	}
+	return resp, err
 }
