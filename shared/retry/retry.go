@@ -20,8 +20,8 @@ const (
 )
 
 // Policy says how Do retries. The zero Policy retries transient errors with no limit on the
-// number of attempts, waiting 100 ms, 200 ms, 400 ms, then 1 s each time, until the context's
-// deadline would be passed.
+// number of attempts, waiting 100, 200, 400 and 800 ms, then 1 s each time, until the next wait
+// would pass the context's deadline.
 type Policy struct {
 	// Attempts is the most attempts Do makes, the first included. 0 or less means no limit: the
 	// context's deadline then bounds Do, so give it one.
