@@ -17,15 +17,18 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/jobevent"
+	"github.com/keyguard-dev/keyguard/shared/retry"
 )
 
 // DefaultTimeout is the total budget of one Start or Status call, retries included.
 const DefaultTimeout = 5 * time.Second
 
-// Backoff between attempts: the first wait, doubled each time up to the maximum.
+// Backoff between attempts: the first wait, doubled each time up to the maximum, each shortened
+// at random by up to retryJitter of it; a longer Retry-After replaces it.
 const (
-	firstWait = 100 * time.Millisecond
-	maxWait   = time.Second
+	firstWait   = 100 * time.Millisecond
+	maxWait     = time.Second
+	retryJitter = 0.5
 )
 
 // RegionURL returns the Code Engine API v2 endpoint of a region, e.g. us-south.
@@ -51,8 +54,9 @@ type Options struct {
 	Version string
 	// Origin names the source of the event in ibmendata (jobevent defaults when zero).
 	Origin jobevent.Origin
-	// Clock times the waits between attempts (wall clock when nil). The budget itself is a
-	// context deadline, so it is measured in wall time.
+	// Clock times the waits between attempts and, from the call's start, what is left of the
+	// budget for them (wall clock when nil). The budget's end is a context deadline, in wall
+	// time: with a fake clock that is not advanced, a wait ends when the budget does.
 	Clock clock.Clock
 	// Log receives a line per created job run (slog.Default when nil).
 	Log *slog.Logger
@@ -281,39 +285,37 @@ func (c *Client) call(ctx context.Context, op, name, method, path string, params
 	}
 }
 
+// retry makes the request until it succeeds, fails for good or the next wait would pass the
+// budget (shared/retry), and returns the last status.
 func (c *Client) retry(ctx context.Context, op, name, method, path string, params map[string]string, body, result any) (int, error) {
-	wait := firstWait
-	for n := 1; ; n++ {
-		code, retryAfter, err := c.once(ctx, method, path, params, body, result)
-		if err == nil {
-			return code, nil
+	p := retry.Policy{FirstWait: firstWait, MaxWait: maxWait, Jitter: retryJitter, Clock: c.clock,
+		OnRetry: func(attempt int, err error, wait time.Duration) {
+			c.log.Debug("retrying Code Engine call", "op", op, "name", name, "attempt", attempt, "wait", wait, "err", err)
+		}}
+	code, attempts := 0, 0
+	err := retry.Do(ctx, p, func(ctx context.Context) error {
+		attempts++
+		var e *Error
+		code, e = c.once(ctx, method, path, params, body, result)
+		if e == nil {
+			return nil
 		}
-		err.Op, err.Name, err.Attempts = op, name, n
-		if !err.Transient || ctx.Err() != nil {
-			return code, err
-		}
-		if retryAfter > wait {
-			wait = retryAfter
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return code, err // the next attempt would not fit in the budget
-		}
-		if !c.sleep(ctx, wait) {
-			return code, err
-		}
-		wait = min(2*wait, maxWait)
-	}
+		e.Op, e.Name, e.Attempts = op, name, attempts
+		return e
+	})
+	return code, err
 }
 
-// once makes one request. The *Error it returns has StatusCode, Auth, Transient and Err set.
-func (c *Client) once(ctx context.Context, method, path string, params map[string]string, body, result any) (int, time.Duration, *Error) {
+// once makes one request. The *Error it returns has StatusCode, Auth, Transient, Err and the
+// Retry-After set.
+func (c *Client) once(ctx context.Context, method, path string, params map[string]string, body, result any) (int, *Error) {
 	b := core.NewRequestBuilder(method).WithContext(ctx)
 	pp := map[string]string{"project_id": c.projectID}
 	for k, v := range params {
 		pp[k] = v
 	}
 	if _, err := b.ResolveRequestURL(c.svc.Options.URL, path, pp); err != nil {
-		return 0, 0, &Error{Err: fmt.Errorf("build request: %w", err)}
+		return 0, &Error{Err: fmt.Errorf("build request: %w", err)}
 	}
 	b.AddHeader("Accept", "application/json")
 	if c.version != "" {
@@ -322,12 +324,12 @@ func (c *Client) once(ctx context.Context, method, path string, params map[strin
 	if body != nil {
 		b.AddHeader("Content-Type", "application/json")
 		if _, err := b.SetBodyContentJSON(body); err != nil {
-			return 0, 0, &Error{Err: fmt.Errorf("build request: %w", err)}
+			return 0, &Error{Err: fmt.Errorf("build request: %w", err)}
 		}
 	}
 	req, err := b.Build()
 	if err != nil {
-		return 0, 0, &Error{Err: fmt.Errorf("build request: %w", err)}
+		return 0, &Error{Err: fmt.Errorf("build request: %w", err)}
 	}
 	// Authenticate first, on its own, so an IAM failure is told apart from an API answer (an IAM
 	// 404 must not read as "no such job run"). The token is cached: Request reuses it.
@@ -341,44 +343,22 @@ func (c *Client) once(ctx context.Context, method, path string, params map[strin
 		if code == http.StatusNotFound {
 			code = 0 // keep the API's 404 meaning; the message says what IAM answered
 		}
-		return code, 0, &Error{StatusCode: code, Auth: true, Transient: transient, Err: err}
+		return code, &Error{StatusCode: code, Auth: true, Transient: transient, Err: err}
 	}
 	resp, err := c.svc.Request(req, result)
 	code := 0
 	var retryAfter time.Duration
 	if resp != nil {
 		code = resp.StatusCode
-		retryAfter = parseRetryAfter(resp.Headers.Get("Retry-After"))
+		retryAfter = retry.ParseRetryAfter(resp.Headers.Get("Retry-After"), time.Now())
 	}
 	if err == nil {
-		return code, 0, nil
+		return code, nil
 	}
 	if code == 0 {
-		return 0, 0, &Error{Transient: true, Err: err} // no answer: network failure or timeout
+		return 0, &Error{Transient: true, Err: err} // no answer: network failure or timeout
 	}
-	return code, retryAfter, &Error{StatusCode: code, Transient: TransientStatus(code), Err: err}
-}
-
-// sleep waits d on the client's clock; it reports false when ctx ended first.
-func (c *Client) sleep(ctx context.Context, d time.Duration) bool {
-	ch := make(chan struct{})
-	t := c.clock.AfterFunc(d, func() { close(ch) })
-	select {
-	case <-ch:
-		return true
-	case <-ctx.Done():
-		t.Stop()
-		return false
-	}
-}
-
-// parseRetryAfter reads a Retry-After header given in seconds; anything else gives 0.
-func parseRetryAfter(v string) time.Duration {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
+	return code, &Error{StatusCode: code, Transient: TransientStatus(code), Err: err, retryAfter: retryAfter}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -3,19 +3,25 @@ package codeengine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/go-sdk-core/v5/core"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/codeengine"
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 	"github.com/keyguard-dev/keyguard/shared/jobevent"
 	"github.com/keyguard-dev/keyguard/shared/scheduler"
 	"github.com/keyguard-dev/keyguard/test/ceemu"
@@ -427,5 +433,116 @@ func TestCancelDeletesTheJobRun(t *testing.T) {
 	}
 	if st, err := s.client.Status(ctx(t), run.RunID); err != nil || st.Known {
 		t.Fatalf("after cancel: %+v %v", st, err)
+	}
+}
+
+// Every error answers errkind.Of, so the scheduler and the edge decide without knowing this package.
+func TestErrorKinds(t *testing.T) {
+	invalid := sampleRun("run-kinds")
+	invalid.KeyCRN = ""
+	for _, tc := range []struct {
+		name string
+		mod  func(*codeengine.Options)
+		fail int // injected status, or 0
+		run  events.BackupStarted
+		want errkind.Kind
+	}{
+		{name: "503 past the budget", mod: func(o *codeengine.Options) { o.Timeout = 200 * time.Millisecond }, fail: http.StatusServiceUnavailable, want: errkind.Transient},
+		{name: "400", fail: http.StatusBadRequest, want: errkind.Permanent},
+		{name: "unknown job", mod: func(o *codeengine.Options) { o.JobName = "no-such-job" }, want: errkind.Permanent},
+		{name: "api key refused by IAM", mod: func(o *codeengine.Options) {
+			o.Authenticator = &core.IamAuthenticator{ApiKey: "wrong-key", URL: strings.TrimSuffix(o.URL, ceemu.APIPrefix)}
+		}, want: errkind.Configuration},
+		{name: "403", fail: http.StatusForbidden, want: errkind.Configuration},
+		{name: "invalid run", run: invalid, want: errkind.Invalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, tc.mod)
+			if tc.fail != 0 {
+				s.emu.FailNext(1000, tc.fail)
+			}
+			run := tc.run
+			if run.RunID == "" {
+				run = sampleRun("run-kinds")
+			}
+			err := s.client.Start(ctx(t), run)
+			if got := errkind.Of(fmt.Errorf("start: %w", err)); got != tc.want {
+				t.Fatalf("errkind.Of(%v) = %q, want %q", err, got, tc.want)
+			}
+		})
+	}
+}
+
+// stepClock is a fake clock whose waits end at once (each AfterFunc moves the time to the wait's
+// end); it records the waits asked for.
+type stepClock struct {
+	*clock.Fake
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (c *stepClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	c.mu.Lock()
+	c.waits = append(c.waits, d)
+	c.mu.Unlock()
+	t := c.Fake.AfterFunc(d, f)
+	c.Advance(d)
+	return t
+}
+
+func (c *stepClock) Waits() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.waits)
+}
+
+func TestRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryAfter string
+		ok         bool
+		requests   int
+		waits      []time.Duration
+	}{
+		{"a longer Retry-After replaces the wait", "2", true, 2, []time.Duration{2 * time.Second}},
+		{"a Retry-After past the budget ends the call", "30", false, 1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iam := iamemu.New(apiKey)
+			var requests atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == iamemu.TokenPath {
+					iam.ServeHTTP(w, r)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				if requests.Add(1) == 1 {
+					w.Header().Set("Retry-After", tc.retryAfter)
+					w.WriteHeader(http.StatusTooManyRequests)
+					_, _ = w.Write([]byte(`{"errors":[{"code":"too_many_requests"}]}`))
+					return
+				}
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write([]byte(`{"id":"jr-1"}`))
+			}))
+			t.Cleanup(srv.Close)
+			clk := &stepClock{Fake: clock.NewFake(time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC))}
+			c, err := codeengine.New(codeengine.Options{URL: srv.URL + "/v2", ProjectID: project, JobName: job,
+				Authenticator: &core.IamAuthenticator{ApiKey: apiKey, URL: srv.URL}, Clock: clk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Start(ctx(t), sampleRun("run-throttled"))
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v", err)
+			}
+			var ce *codeengine.Error
+			if !tc.ok && (!errors.As(err, &ce) || !ce.Transient || ce.StatusCode != http.StatusTooManyRequests || ce.Attempts != 1) {
+				t.Fatalf("err = %v, want a transient 429 after one attempt", err)
+			}
+			if n := int(requests.Load()); n != tc.requests || !slices.Equal(clk.Waits(), tc.waits) {
+				t.Fatalf("%d requests, waits %v; want %d and %v", n, clk.Waits(), tc.requests, tc.waits)
+			}
+		})
 	}
 }

@@ -20,8 +20,11 @@
 // runner must be idempotent by run id too.) Status answers Known false for a job run that does not
 // exist (404). Every error is an *Error; IsTransient tells 408, 429, 5xx except 501, network
 // failures and timeouts (worth trying again later) from everything else (bad input, 400, 401,
-// 403, 404 on create, an IAM refusal of the API key). Transient failures are retried with
-// backoff, honouring Retry-After, within one total budget per call (Options.Timeout, 5 s by
-// default, under the 10 s Event Notifications gives a handler). A Client is safe for concurrent
-// use. Nothing secret is logged: the environment values are never logged.
+// 403, 404 on create, an IAM refusal of the API key). Its Kind method says the same in keyguard's
+// vocabulary (shared/errkind): transient; configuration for refused credentials (IAM, 401, 403);
+// invalid for a run refused before sending; permanent for the rest. Transient failures are
+// retried (shared/retry) with a jittered doubling backoff, a longer Retry-After replacing the
+// wait, within one total budget per call (Options.Timeout, 5 s by default, under the 10 s Event
+// Notifications gives a handler). A Client is safe for concurrent use. Nothing secret is logged:
+// the environment values are never logged.
 package codeengine

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
+	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/errkind"
 )
 
@@ -24,6 +26,8 @@ type Error struct {
 	// Attempts is how many requests were made (0 when unknown: the budget ran out mid-request).
 	Attempts int
 	Err      error
+
+	retryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -59,14 +63,20 @@ func TransientStatus(code int) bool {
 		(code >= 500 && code <= 599 && code != http.StatusNotImplemented)
 }
 
-// Kind is the error's kind in keyguard's vocabulary: transient, configuration (IAM refused the
-// credentials) or permanent.
+// Kind is the error's kind in keyguard's vocabulary: transient; configuration when the
+// credentials were refused (by IAM, or 401 / 403 from the API: an operator must act); invalid
+// for a run refused before sending (it wraps events.ErrInvalid); permanent otherwise.
 func (e *Error) Kind() errkind.Kind {
 	switch {
 	case e.Transient:
 		return errkind.Transient
-	case e.Auth:
+	case e.Auth, e.StatusCode == http.StatusUnauthorized, e.StatusCode == http.StatusForbidden:
 		return errkind.Configuration
+	case errors.Is(e.Err, events.ErrInvalid):
+		return errkind.Invalid
 	}
 	return errkind.Permanent
 }
+
+// RetryAfter is how long the API asked to wait before trying again (its Retry-After), or 0.
+func (e *Error) RetryAfter() time.Duration { return e.retryAfter }

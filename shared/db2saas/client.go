@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/retry"
 )
 
 // Service paths, relative to the service URL (which ends in /dbapi/v4).
@@ -37,6 +37,9 @@ const (
 	DefaultMaxRetryWait   = time.Second
 	// NoRetries, as Options.MaxRetries, disables retries.
 	NoRetries = -1
+	// RetryJitter is the largest share of a wait between retries taken away at random, so that
+	// instances throttled together do not retry together.
+	RetryJitter = 0.5
 )
 
 // Options configure a Client. Authenticator is required.
@@ -55,11 +58,13 @@ type Options struct {
 	// MaxRetries is how many times a transient failure is retried (default 2; NoRetries for none).
 	MaxRetries int
 	// RetryWait is the first wait between attempts, doubled each time up to MaxRetryWait
-	// (defaults 100 ms and 1 s). A Retry-After answer replaces the wait, capped by MaxRetryWait;
-	// a wait that does not fit in what is left of Timeout ends the call with the last error.
+	// (defaults 100 ms and 1 s), each wait shortened at random by up to RetryJitter of it. A
+	// longer Retry-After answer replaces the wait, capped by MaxRetryWait; a wait that does not
+	// fit in what is left of Timeout ends the call with the last error.
 	RetryWait    time.Duration
 	MaxRetryWait time.Duration
-	// Clock times the waits between attempts (wall clock when nil).
+	// Clock times the waits between attempts and, from the call's start, what is left of
+	// Timeout for them (wall clock when nil).
 	Clock clock.Clock
 	// Logger gets a debug line per retry (slog.Default when nil).
 	Logger *slog.Logger
@@ -67,13 +72,10 @@ type Options struct {
 
 // Client calls the backup operations of the Db2 on Cloud API. It is safe for concurrent use.
 type Client struct {
-	svc          *core.BaseService
-	timeout      time.Duration
-	maxRetries   int
-	retryWait    time.Duration
-	maxRetryWait time.Duration
-	clock        clock.Clock
-	log          *slog.Logger
+	svc     *core.BaseService
+	timeout time.Duration
+	retry   retry.Policy
+	log     *slog.Logger
 }
 
 // New validates o and returns a Client. It contacts neither IAM nor the service.
@@ -118,13 +120,11 @@ func New(o Options) (*Client, error) {
 	hc.Timeout = o.AttemptTimeout
 	svc.SetHTTPClient(&hc)
 	return &Client{
-		svc:          svc,
-		timeout:      o.Timeout,
-		maxRetries:   o.MaxRetries,
-		retryWait:    o.RetryWait,
-		maxRetryWait: o.MaxRetryWait,
-		clock:        clock.Or(o.Clock),
-		log:          o.Logger.With("component", "db2saas"),
+		svc:     svc,
+		timeout: o.Timeout,
+		retry: retry.Policy{Attempts: o.MaxRetries + 1, FirstWait: o.RetryWait, MaxWait: o.MaxRetryWait,
+			MaxRetryAfter: o.MaxRetryWait, Jitter: RetryJitter, Clock: o.Clock},
+		log: o.Logger.With("component", "db2saas"),
 	}, nil
 }
 
@@ -180,55 +180,61 @@ func (c *Client) call(ctx context.Context, op, method, path, instanceCRN string,
 	op = op + " " + instanceCRN
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	wait := c.retryWait
-	for attempt := 0; ; attempt++ {
-		body, retryAfter, err := c.attempt(ctx, op, method, path, instanceCRN)
-		if err == nil {
-			if perr := parse(body); perr != nil {
-				return newError(op, events.Permanent, perr)
-			}
-			return nil
-		}
-		if err.Class != events.Transient || errors.Is(err, ErrBackupInProgress) || attempt >= c.maxRetries {
-			return err
-		}
-		d := wait
-		if retryAfter > 0 {
-			d = retryAfter
-		}
-		d = min(d, c.maxRetryWait)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d { // deadlines are wall-clock
-			return err
-		}
-		c.log.Debug("retrying", "op", op, "attempt", attempt+1, "wait", d, "err", err)
-		if sleep(ctx, c.clock, d) != nil {
-			return err
-		}
-		wait = min(2*wait, c.maxRetryWait)
+	p := c.retry
+	p.OnRetry = func(attempt int, err error, wait time.Duration) {
+		c.log.Debug("retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
 	}
+	return retry.Do(ctx, p, func(ctx context.Context) error {
+		body, err := c.attempt(ctx, op, method, path, instanceCRN)
+		switch {
+		case errors.Is(err, ErrBackupInProgress):
+			// Transient, but the running backup takes minutes: not worth a retry within the call.
+			return retry.Final(err)
+		case err != nil:
+			return err
+		}
+		if perr := parse(body); perr != nil {
+			return newError(op, events.Permanent, perr)
+		}
+		return nil
+	})
 }
 
-// attempt makes one HTTP request. It returns the success body, or an *Error and any Retry-After.
-func (c *Client) attempt(ctx context.Context, op, method, path, instanceCRN string) ([]byte, time.Duration, *Error) {
+// attempt makes one HTTP request. It returns the success body, or an *Error carrying any
+// Retry-After.
+func (c *Client) attempt(ctx context.Context, op, method, path, instanceCRN string) ([]byte, error) {
 	b := core.NewRequestBuilder(method).WithContext(ctx)
 	if _, err := b.ResolveRequestURL(c.svc.GetServiceURL(), path, nil); err != nil {
-		return nil, 0, newError(op, events.Configuration, fmt.Errorf("service URL: %w", err))
+		return nil, newError(op, events.Configuration, fmt.Errorf("service URL: %w", err))
 	}
 	b.AddHeader("Accept", "application/json")
 	b.AddHeader(HeaderProfile, EncodeProfile(instanceCRN))
 	req, err := b.Build()
 	if err != nil {
-		return nil, 0, newError(op, events.Permanent, fmt.Errorf("build request: %w", err))
+		return nil, newError(op, events.Permanent, fmt.Errorf("build request: %w", err))
 	}
 	type result struct {
 		resp *core.DetailedResponse
 		body []byte
 		err  error
+		auth bool // err is IAM's (resp, when set, is IAM's answer)
 	}
 	done := make(chan result, 1)
 	// The request runs aside so that an IAM token fetch, which go-sdk-core runs without a
 	// context, cannot hold the call past its budget.
 	go func() {
+		// Authenticate first, on its own, so that an IAM refusal is told apart from the service's
+		// answers (an IAM 404 or 409 must not read as an unknown instance or a running backup).
+		// The token is cached: Request reuses it.
+		if err := c.svc.Options.Authenticator.Authenticate(req); err != nil {
+			var ae *core.AuthenticationError
+			var resp *core.DetailedResponse
+			if errors.As(err, &ae) {
+				resp = ae.Response
+			}
+			done <- result{resp: resp, err: err, auth: true}
+			return
+		}
 		var rc io.ReadCloser
 		resp, err := c.svc.Request(req, &rc)
 		var body []byte
@@ -240,66 +246,50 @@ func (c *Client) attempt(ctx context.Context, op, method, path, instanceCRN stri
 				resp = nil
 			}
 		}
-		done <- result{resp, body, err}
+		done <- result{resp: resp, body: body, err: err}
 	}()
 	var r result
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		return nil, 0, newError(op, events.Transient, fmt.Errorf("no answer in time: %w", ctx.Err()))
+		return nil, newError(op, events.Transient, fmt.Errorf("no answer in time: %w", ctx.Err()))
 	}
 	if r.err == nil {
-		return r.body, 0, nil
+		return r.body, nil
 	}
 	if errors.Is(r.err, ErrMalformedResponse) {
-		return nil, 0, newError(op, events.Permanent, r.err)
+		return nil, newError(op, events.Permanent, r.err)
 	}
-	return nil, retryAfter(r.resp), classify(op, r.resp, r.err)
+	e := classify(op, r.resp, r.err, r.auth)
+	e.retryAfter = retryAfter(r.resp)
+	return nil, e
 }
 
-// classify turns an SDK failure into an *Error: by HTTP status when there was an answer (from
-// the service, or from IAM when the token request failed), else transient.
-func classify(op string, resp *core.DetailedResponse, err error) *Error {
+// classify turns an SDK failure into an *Error: by HTTP status when there was an answer, else
+// transient. An answer from IAM (auth) is transient or, when IAM refused the credentials,
+// configuration.
+func classify(op string, resp *core.DetailedResponse, err error, auth bool) *Error {
 	code := 0
 	if resp != nil {
 		code = resp.StatusCode
 	}
-	if code == 0 {
-		var authErr *core.AuthenticationError
-		if errors.As(err, &authErr) && authErr.Response != nil {
-			code = authErr.Response.StatusCode
-		}
-	}
-	if code == 0 {
+	switch {
+	case code == 0:
 		return &Error{Op: op, Class: events.Transient, Err: err}
-	}
-	if code == http.StatusConflict {
+	case auth && TransientStatus(code):
+		return &Error{Op: op, StatusCode: code, Class: events.Transient, Err: err}
+	case auth:
+		return &Error{Op: op, StatusCode: code, Class: events.Configuration, Err: err}
+	case code == http.StatusConflict:
 		err = fmt.Errorf("%w: %v", ErrBackupInProgress, err)
 	}
 	return &Error{Op: op, StatusCode: code, Class: statusClass(code), Err: err}
 }
 
-// retryAfter reads a Retry-After header given in seconds.
+// retryAfter reads a Retry-After header (seconds or an HTTP date).
 func retryAfter(resp *core.DetailedResponse) time.Duration {
 	if resp == nil || resp.Headers == nil {
 		return 0
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(resp.Headers.Get("Retry-After")))
-	if err != nil || n <= 0 {
-		return 0
-	}
-	return time.Duration(min(n, 3600)) * time.Second
-}
-
-// sleep waits d on clk, or until ctx ends.
-func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
-	done := make(chan struct{})
-	t := clk.AfterFunc(d, func() { close(done) })
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
-	}
+	return retry.ParseRetryAfter(resp.Headers.Get("Retry-After"), time.Now())
 }

@@ -3,9 +3,11 @@ package db2saas_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/db2saas"
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 	"github.com/keyguard-dev/keyguard/test/db2saasemu"
 )
 
@@ -138,11 +141,11 @@ func TestClientPermanentFailures(t *testing.T) {
 		status   int
 		requests int // API requests that reached the emulator
 	}{
-		{name: "wrong API key", class: events.Permanent, status: http.StatusBadRequest, requests: 0, crn: crnA,
+		{name: "wrong API key", class: events.Configuration, status: http.StatusBadRequest, requests: 0, crn: crnA,
 			setup: func(t *testing.T, s *stack) *db2saas.Client {
 				return newClient(t, s.emu.ServiceURL(), s.emu.URL(), "not-the-key")
 			}},
-		{name: "revoked token", class: events.Permanent, status: http.StatusUnauthorized, requests: 2, crn: crnA,
+		{name: "revoked token", class: events.Configuration, status: http.StatusUnauthorized, requests: 2, crn: crnA,
 			setup: func(t *testing.T, s *stack) *db2saas.Client {
 				if _, err := s.client.ListBackups(context.Background(), crnA); err != nil {
 					t.Fatal(err)
@@ -315,5 +318,98 @@ func TestNewNeedsAuthenticator(t *testing.T) {
 	}
 	if _, err := db2saas.NewIAMAuthenticator("", ""); err == nil {
 		t.Fatal("an empty API key was accepted")
+	}
+}
+
+// Every error answers errkind.Of, so the scheduler and the edge decide without knowing this package.
+func TestErrorKinds(t *testing.T) {
+	invalid := newRun(t0)
+	invalid.RunID = ""
+	for _, tc := range []struct {
+		name string
+		call func(t *testing.T, s *stack) error
+		want errkind.Kind
+	}{
+		{"503", func(_ *testing.T, s *stack) error {
+			s.emu.FailNext(10, http.StatusServiceUnavailable)
+			_, err := s.client.ListBackups(context.Background(), crnA)
+			return err
+		}, errkind.Transient},
+		{"a backup in progress", func(_ *testing.T, s *stack) error {
+			s.emu.FailNext(1, http.StatusConflict)
+			_, err := s.client.CreateBackup(context.Background(), crnA)
+			return err
+		}, errkind.Transient},
+		{"unknown instance", func(_ *testing.T, s *stack) error {
+			_, err := s.client.ListBackups(context.Background(), crnB)
+			return err
+		}, errkind.Permanent},
+		{"incremental backup", func(t *testing.T, s *stack) error {
+			x, _ := newExecutor(t, s)
+			run := newRun(t0)
+			run.Type = events.Incremental
+			return x.Start(context.Background(), run)
+		}, errkind.Permanent},
+		{"api key refused by IAM", func(t *testing.T, s *stack) error {
+			_, err := newClient(t, s.emu.ServiceURL(), s.emu.URL(), "not-the-key").ListBackups(context.Background(), crnA)
+			return err
+		}, errkind.Configuration},
+		{"403", func(_ *testing.T, s *stack) error {
+			s.emu.FailNext(1, http.StatusForbidden)
+			_, err := s.client.ListBackups(context.Background(), crnA)
+			return err
+		}, errkind.Configuration},
+		{"instance is not a CRN", func(_ *testing.T, s *stack) error {
+			_, err := s.client.ListBackups(context.Background(), "db1")
+			return err
+		}, errkind.Configuration},
+		{"invalid run", func(t *testing.T, s *stack) error {
+			x, _ := newExecutor(t, s)
+			return x.Start(context.Background(), invalid)
+		}, errkind.Invalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call(t, newStack(t))
+			if got := errkind.Of(fmt.Errorf("handler: %w", err)); got != tc.want {
+				t.Fatalf("errkind.Of(%v) = %q, want %q", err, got, tc.want)
+			}
+		})
+	}
+}
+
+// stepClock is a fake clock whose waits end at once (each AfterFunc moves the time to the wait's
+// end); it records the waits asked for.
+type stepClock struct {
+	*clock.Fake
+	waits []time.Duration
+}
+
+func (c *stepClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	c.waits = append(c.waits, d)
+	t := c.Fake.AfterFunc(d, f)
+	c.Advance(d)
+	return t
+}
+
+func TestClientRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		maxWait time.Duration
+		want    time.Duration
+	}{
+		{"a longer Retry-After replaces the wait", 2 * time.Second, time.Second}, // the emulator's 429 says 1 s
+		{"capped by MaxRetryWait", 500 * time.Millisecond, 500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &stepClock{Fake: clock.NewFake(t0)}
+			s := newStack(t, func(o *db2saas.Options) { o.Clock, o.RetryWait, o.MaxRetryWait = clk, 100*time.Millisecond, tc.maxWait })
+			s.emu.FailNext(1, http.StatusTooManyRequests)
+			if _, err := s.client.ListBackups(context.Background(), crnA); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(clk.waits, []time.Duration{tc.want}) || len(s.emu.Requests()) != 2 {
+				t.Fatalf("waits %v after %d requests, want [%v] and 2", clk.waits, len(s.emu.Requests()), tc.want)
+			}
+		})
 	}
 }

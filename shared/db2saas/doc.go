@@ -22,11 +22,14 @@
 // Every call is bounded: one attempt by Options.AttemptTimeout, the whole call, retries included,
 // by Options.Timeout (3 s by default), so that an Event Notifications handler, which has 10 s,
 // can list and create and still answer. Transient failures (HTTP 408, 429, 5xx except 501,
-// network errors, timeouts) are retried up to Options.MaxRetries times with a short backoff that
-// honours Retry-After when it fits the budget. Every error is an *Error carrying a failure class
-// (events.Transient, events.Configuration or events.Permanent): IsTransient and ClassOf read it.
-// A create is retried too: if the first attempt did start a backup, the retry is refused with
-// ErrBackupInProgress and Executor.Start then finds the backup by listing.
+// network errors, timeouts) are retried (shared/retry) up to Options.MaxRetries times with a
+// short jittered backoff that honours Retry-After when it fits the budget. Every error is an
+// *Error carrying a failure class (events.Transient, events.Configuration for a missing instance
+// or credentials refused by IAM or the service (401, 403), events.Permanent otherwise):
+// IsTransient and ClassOf read it, and its Kind method says it in keyguard's vocabulary
+// (shared/errkind; an invalid run is of kind invalid). A create is retried too: if the first
+// attempt did start a backup, the retry is refused with ErrBackupInProgress (transient, but not
+// retried within the call) and Executor.Start then finds the backup by listing.
 //
 // Executor runs keyguard backups on Db2 on Cloud: Start creates the backup of a run at most once
 // (idempotent by run, see Executor for the matching rule, since the service keeps no id of ours),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/errkind"
@@ -31,9 +32,12 @@ type Error struct {
 	// when there was none.
 	StatusCode int
 	// Class is events.Transient (try again later), events.Configuration (an operator must fix
-	// the setup) or events.Permanent (trying again will not help).
+	// the setup: a missing instance, refused credentials) or events.Permanent (trying again will
+	// not help).
 	Class events.FailureClass
 	Err   error
+
+	retryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -67,11 +71,15 @@ func TransientStatus(code int) bool {
 		(code >= 500 && code <= 599 && code != http.StatusNotImplemented)
 }
 
-// statusClass classifies an HTTP error status. 409 is transient (a backup is in progress);
-// every other 4xx, authentication and authorization included, is permanent.
+// statusClass classifies an HTTP error status. 409 is transient (a backup is in progress); 401
+// and 403 are configuration (the credentials or their access are refused); every other 4xx is
+// permanent.
 func statusClass(code int) events.FailureClass {
-	if TransientStatus(code) || code == http.StatusConflict {
+	switch {
+	case TransientStatus(code) || code == http.StatusConflict:
 		return events.Transient
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return events.Configuration
 	}
 	return events.Permanent
 }
@@ -80,13 +88,20 @@ func newError(op string, class events.FailureClass, err error) *Error {
 	return &Error{Op: op, Class: class, Err: err}
 }
 
-// Kind is the error's kind in keyguard's vocabulary, from its class.
+// Kind is the error's kind in keyguard's vocabulary, from its class; a permanent error about an
+// invalid run (wrapping events.ErrInvalid) is of kind invalid.
 func (e *Error) Kind() errkind.Kind {
-	switch e.Class {
-	case events.Transient, events.Rotation:
+	switch {
+	case e.Class == events.Transient, e.Class == events.Rotation:
 		return errkind.Transient
-	case events.Configuration:
+	case e.Class == events.Configuration:
 		return errkind.Configuration
+	case errors.Is(e.Err, events.ErrInvalid):
+		return errkind.Invalid
 	}
 	return errkind.Permanent
 }
+
+// RetryAfter is how long the service (or IAM) asked to wait before trying again (its
+// Retry-After), or 0.
+func (e *Error) RetryAfter() time.Duration { return e.retryAfter }

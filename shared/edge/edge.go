@@ -12,13 +12,14 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 	"github.com/keyguard-dev/keyguard/shared/secret"
 )
 
 // Handler handles one inbound event. It must be idempotent: the same event (source + id) may
 // arrive twice, late, or out of order. Errors wrapping ErrRejected (or events.ErrInvalid,
-// ErrUnknownType, ErrTooLarge) are the caller's fault and not retried; any other error is
-// treated as transient.
+// ErrUnknownType, ErrTooLarge), and errors whose kind (shared/errkind) is permanent,
+// configuration or invalid, are not retried; any other error is treated as transient. See Status.
 type Handler interface {
 	Handle(ctx context.Context, e events.Event) (Result, error)
 }
@@ -55,7 +56,16 @@ type Options struct {
 	Name string
 }
 
-// Status maps a handler or decoder error to an HTTP status.
+// Status maps a handler or decoder error to an HTTP status. A 5xx makes Event Notifications
+// deliver the event again; a 4xx ends its delivery, so it is kept for errors that a redelivery
+// would meet again (no poison loops). In order:
+//
+//   - the event sentinels: events.ErrTooLarge 413, events.ErrInvalid 400, events.ErrUnknownType,
+//     ErrRejected and config.ErrUnknownDatabase 422;
+//   - context.DeadlineExceeded: 504 (the work may finish on the next delivery);
+//   - the error's kind (errkind.Of): invalid 400; permanent and configuration 422 (the reason
+//     says what an operator must fix); transient 503;
+//   - anything else: 503, since an error that does not say its kind may pass.
 func Status(err error) int {
 	switch {
 	case err == nil:
@@ -68,9 +78,14 @@ func Status(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	default:
-		return http.StatusServiceUnavailable
 	}
+	switch errkind.Of(err) {
+	case errkind.Invalid:
+		return http.StatusBadRequest
+	case errkind.Permanent, errkind.Configuration:
+		return http.StatusUnprocessableEntity
+	}
+	return http.StatusServiceUnavailable
 }
 
 // Mux serves routes (path -> handler) plus an unauthenticated GET /healthz.
@@ -116,7 +131,7 @@ func Serve(o Options, h Handler) http.Handler {
 		attrs := []any{"fn", o.Name, "type", e.Type, "id", e.ID, "source", e.Source, "shape", e.Shape, "ms", time.Since(start).Milliseconds()}
 		if err != nil {
 			code := Status(err)
-			log.Error("event failed", append(attrs, "status", code, "err", err)...)
+			log.Error("event failed", append(attrs, "status", code, "kind", errkind.Of(err), "err", err)...)
 			reply(w, code, Result{Outcome: "error", Detail: err.Error()})
 			return
 		}

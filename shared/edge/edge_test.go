@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,12 @@ import (
 	"testing"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/codeengine"
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/db2saas"
+	"github.com/keyguard-dev/keyguard/shared/errkind"
+	"github.com/keyguard-dev/keyguard/shared/keyprotect"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/secret"
 )
 
@@ -48,6 +55,10 @@ func TestServeMapsOutcomesToStatus(t *testing.T) {
 		{"unknown type", "Bearer " + token, enBody, events.ErrUnknownType, 422, "", true},
 		{"transient", "Bearer " + token, enBody, errors.New("cos: 503"), 503, "cos: 503", true},
 		{"deadline", "Bearer " + token, enBody, context.DeadlineExceeded, 504, "", true},
+		{"kind transient", "Bearer " + token, enBody, errkind.With(errkind.Transient, errors.New("key protect: 429")), 503, "key protect: 429", true},
+		{"kind permanent", "Bearer " + token, enBody, errkind.With(errkind.Permanent, errors.New("no such key")), 422, "no such key", true},
+		{"kind configuration", "Bearer " + token, enBody, errkind.With(errkind.Configuration, errors.New("api key refused")), 422, "api key refused", true},
+		{"kind invalid", "Bearer " + token, enBody, errkind.With(errkind.Invalid, errors.New("bad key id")), 400, "bad key id", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,5 +129,48 @@ func TestRunJob(t *testing.T) {
 	failing := HandlerFunc(func(context.Context, events.Event) (Result, error) { return Result{}, errors.New("boom") })
 	if err := RunJob(context.Background(), "test", failing, getenv, nil, 0); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	base := errors.New("boom")
+	wrap := func(err error) error { return fmt.Errorf("handle event n1: %w", err) }
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"success", nil, http.StatusOK},
+		// The event sentinels keep their statuses, whatever kind wraps them.
+		{"too large", wrap(events.ErrTooLarge), http.StatusRequestEntityTooLarge},
+		{"malformed", wrap(fmt.Errorf("%w: no id", events.ErrInvalid)), http.StatusBadRequest},
+		{"unknown type", wrap(events.ErrUnknownType), http.StatusUnprocessableEntity},
+		{"rejected", wrap(Reject("not for me")), http.StatusUnprocessableEntity},
+		{"unknown database", wrap(config.ErrUnknownDatabase), http.StatusUnprocessableEntity},
+		{"deadline", wrap(context.DeadlineExceeded), http.StatusGatewayTimeout},
+		{"transient kind over a deadline", errkind.With(errkind.Transient, context.DeadlineExceeded), http.StatusGatewayTimeout},
+		{"malformed marked transient", errkind.With(errkind.Transient, events.ErrInvalid), http.StatusBadRequest},
+		// The kinds.
+		{"transient", wrap(errkind.With(errkind.Transient, base)), http.StatusServiceUnavailable},
+		{"permanent", wrap(errkind.With(errkind.Permanent, base)), http.StatusUnprocessableEntity},
+		{"configuration", wrap(errkind.With(errkind.Configuration, base)), http.StatusUnprocessableEntity},
+		{"invalid", wrap(errkind.With(errkind.Invalid, base)), http.StatusBadRequest},
+		{"no kind", wrap(base), http.StatusServiceUnavailable},
+		{"the outermost kind wins", errkind.With(errkind.Permanent, wrap(errkind.With(errkind.Transient, base))), http.StatusUnprocessableEntity},
+		// The adapters' errors, as they say their kinds.
+		{"key protect throttled", wrap(&keyprotect.Error{Class: keyprotect.Transient, StatusCode: 429, Err: base}), http.StatusServiceUnavailable},
+		{"key protect: no such key", wrap(&keyprotect.Error{Class: keyprotect.NotFound, StatusCode: 404, Err: base}), http.StatusUnprocessableEntity},
+		{"key protect: access refused", wrap(&keyprotect.Error{Class: keyprotect.Configuration, StatusCode: 403, Err: base}), http.StatusUnprocessableEntity},
+		{"key protect: malformed key id", wrap(&keyprotect.Error{Class: keyprotect.Invalid, Err: base}), http.StatusBadRequest},
+		{"code engine unavailable", wrap(&codeengine.Error{Transient: true, StatusCode: 503, Err: base}), http.StatusServiceUnavailable},
+		{"code engine: IAM refused the key", wrap(&codeengine.Error{Auth: true, StatusCode: 400, Err: base}), http.StatusUnprocessableEntity},
+		{"db2 on cloud: backup in progress", wrap(&db2saas.Error{Class: events.Transient, StatusCode: 409, Err: db2saas.ErrBackupInProgress}), http.StatusServiceUnavailable},
+		{"db2 on cloud: unsupported", wrap(&db2saas.Error{Class: events.Permanent, Err: db2saas.ErrUnsupported}), http.StatusUnprocessableEntity},
+		{"object storage unavailable", wrap(objstore.MarkTransient(base)), http.StatusServiceUnavailable},
+	}
+	for _, tc := range tests {
+		if got := Status(tc.err); got != tc.want {
+			t.Errorf("%s: Status(%v) = %d, want %d", tc.name, tc.err, got, tc.want)
+		}
 	}
 }

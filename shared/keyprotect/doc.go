@@ -22,8 +22,9 @@
 // so a handler can call Key Protect and still answer Event Notifications within its 10 s. Each
 // HTTP attempt is bounded by Options.AttemptTimeout (2 s). Transient failures (HTTP 408, 429, 5xx
 // except 501, network errors, timeouts, and the same from IAM's token endpoint) are retried up to
-// Options.Retries times with a doubling wait (100 ms, capped at 1 s) while the budget allows; the
-// last error is returned when it does not. The SDK's own retry loop (kp.RetryMax: 4 retries with
+// Options.Retries times with a doubling wait (100 ms, capped at 1 s, each shortened at random by
+// up to half; a longer Retry-After from Key Protect replaces it) while the budget allows
+// (shared/retry); the last error is returned when it does not. The SDK's own retry loop (kp.RetryMax: 4 retries with
 // waits up to 30 s) is switched off process-wide by New (kp.RetryMax = 0), because it cannot be
 // bounded per call; this package is the only user of the SDK in keyguard.
 //
@@ -35,11 +36,15 @@
 // profile). The token fetch runs under the same budget: the caller stops waiting when the budget
 // ends. Tokens and API keys are never logged.
 //
-// Errors: every failure is an *Error carrying the operation, the key id, the HTTP status and Key
-// Protect's reason code. IsTransient says trying again later may succeed; IsNotFound that the key
-// does not exist (404) or is gone (410); IsRotationTooSoon that Key Protect refused a rotation
-// because the key was rotated less than an hour ago (409 KEY_ROTATION_NOT_PERMITTED). Everything
-// else (401, 403, other 4xx, a 400 from IAM for a wrong API key, malformed answers) is permanent.
+// Errors: every failure is an *Error carrying the operation, the key id, the HTTP status, Key
+// Protect's reason code and a Class; its Kind method says the class in keyguard's vocabulary
+// (shared/errkind), so errkind.Of, shared/retry and the edge understand it. IsTransient says trying
+// again later may succeed; IsNotFound that the key does not exist (404) or is gone (410);
+// IsRotationTooSoon that Key Protect refused a rotation because the key was rotated less than an
+// hour ago (409 KEY_ROTATION_NOT_PERMITTED). Refused credentials (IAM refusing the API key or
+// profile, 401, 403) and a key CRN of another instance are class Configuration; a malformed key
+// reference or data key, refused before anything is sent, is Invalid. Everything else (other 4xx,
+// malformed answers) is Permanent. Only Transient errors are retried.
 //
 // A Client is safe for concurrent use.
 package keyprotect

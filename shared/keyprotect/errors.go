@@ -7,30 +7,45 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/IBM/go-sdk-core/v5/core"
 	kp "github.com/IBM/keyprotect-go-client"
+
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 )
 
-// Kind classifies an Error.
-type Kind int
+// Class classifies an Error. Error.Kind says the same in keyguard's error vocabulary
+// (shared/errkind).
+type Class int
 
-// Error kinds.
+// Error classes.
 const (
 	// Permanent errors will fail again the same way; do not retry.
-	Permanent Kind = iota
+	Permanent Class = iota
 	// Transient errors may succeed later: throttling, server errors, network, timeouts.
 	Transient
-	// NotFound means the key does not exist (404) or was deleted (410).
+	// NotFound means the key does not exist (404) or was deleted (410). It is permanent.
 	NotFound
+	// Configuration means the credentials or the setup were refused: IAM refused the API key or
+	// trusted profile, Key Protect answered 401 or 403, or a key CRN names another instance. An
+	// operator must act; retrying does not help.
+	Configuration
+	// Invalid means the request was refused before anything was sent: a malformed key
+	// reference, a data key of the wrong size, no wrapped key.
+	Invalid
 )
 
-func (k Kind) String() string {
-	switch k {
+func (c Class) String() string {
+	switch c {
 	case Transient:
 		return "transient"
 	case NotFound:
 		return "not found"
+	case Configuration:
+		return "configuration"
+	case Invalid:
+		return "invalid input"
 	}
 	return "permanent"
 }
@@ -53,11 +68,13 @@ type Error struct {
 	StatusCode int
 	// Reason is Key Protect's first reason code, e.g. KEY_ROTATION_NOT_PERMITTED.
 	Reason string
-	// Kind classifies the error.
-	Kind Kind
+	// Class classifies the error (Kind says it in errkind's terms).
+	Class Class
 	// Attempts is how many attempts were made.
 	Attempts int
 	Err      error
+
+	retryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -66,7 +83,7 @@ func (e *Error) Error() string {
 	if e.KeyID != "" {
 		fmt.Fprintf(&b, " %s", e.KeyID)
 	}
-	fmt.Fprintf(&b, ": %s error", e.Kind)
+	fmt.Fprintf(&b, ": %s error", e.Class)
 	if e.StatusCode != 0 {
 		fmt.Fprintf(&b, ", status %d", e.StatusCode)
 	}
@@ -82,12 +99,29 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Kind is the error's kind in keyguard's vocabulary (shared/errkind): transient, configuration,
+// invalid, or permanent (NotFound included).
+func (e *Error) Kind() errkind.Kind {
+	switch e.Class {
+	case Transient:
+		return errkind.Transient
+	case Configuration:
+		return errkind.Configuration
+	case Invalid:
+		return errkind.Invalid
+	}
+	return errkind.Permanent
+}
+
+// RetryAfter is how long Key Protect asked to wait before trying again (its Retry-After), or 0.
+func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
+
 // IsTransient reports whether err is (or wraps) an *Error that may succeed if tried again later.
-func IsTransient(err error) bool { return kindOf(err) == Transient }
+func IsTransient(err error) bool { return classOf(err) == Transient }
 
 // IsNotFound reports whether err is (or wraps) an *Error saying the key does not exist or was
 // deleted.
-func IsNotFound(err error) bool { return kindOf(err) == NotFound }
+func IsNotFound(err error) bool { return classOf(err) == NotFound }
 
 // IsRotationTooSoon reports whether err is Key Protect refusing a rotation because the key was
 // rotated less than an hour ago. It is a permanent error: rotating again within the hour fails
@@ -98,10 +132,10 @@ func IsRotationTooSoon(err error) bool {
 	return errors.As(err, &e) && e.Reason == ReasonRotationNotPermitted
 }
 
-func kindOf(err error) Kind {
+func classOf(err error) Class {
 	var e *Error
 	if errors.As(err, &e) {
-		return e.Kind
+		return e.Class
 	}
 	return -1
 }
@@ -112,12 +146,14 @@ func TransientStatus(code int) bool {
 		(code >= 500 && code <= 599 && code != http.StatusNotImplemented)
 }
 
-func kindOfStatus(code int) Kind {
+func classOfStatus(code int) Class {
 	switch {
 	case TransientStatus(code):
 		return Transient
 	case code == http.StatusNotFound || code == http.StatusGone:
 		return NotFound
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return Configuration
 	}
 	return Permanent
 }
@@ -131,7 +167,7 @@ var errTokenWait = errors.New("waiting for an IAM token")
 
 // classify turns a failure of one attempt into an *Error.
 func classify(op, keyID string, err error) *Error {
-	e := &Error{Op: op, KeyID: keyID, Kind: Permanent, Err: err}
+	e := &Error{Op: op, KeyID: keyID, Class: Permanent, Err: err}
 	var kpErr *kp.Error
 	var urlErr *kp.URLError
 	var authErr *core.AuthenticationError
@@ -145,22 +181,22 @@ func classify(op, keyID string, err error) *Error {
 				break
 			}
 		}
-		e.Kind = kindOfStatus(e.StatusCode)
+		e.Class = classOfStatus(e.StatusCode)
 	case errors.As(err, &urlErr):
 		// No HTTP answer: connection refused or reset, attempt timeout, budget spent.
-		e.Kind = Transient
+		e.Class = Transient
 	case errors.As(err, &authErr):
+		// IAM answered (a refused API key is a 400) or could not be reached.
+		e.Class = Transient
 		if authErr.Response != nil && authErr.Response.StatusCode != 0 {
 			e.StatusCode = authErr.Response.StatusCode
-			if TransientStatus(e.StatusCode) {
-				e.Kind = Transient
+			if !TransientStatus(e.StatusCode) {
+				e.Class = Configuration
 			}
-		} else {
-			e.Kind = Transient
 		}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, errTokenWait), errors.As(err, &netErr):
-		e.Kind = Transient
+		e.Class = Transient
 	}
 	return e
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/retry"
 )
 
 // Defaults of Options.
@@ -28,6 +29,9 @@ const (
 	DefaultRetryWait      = 100 * time.Millisecond
 	// MaxRetryWait caps the doubling wait between retries.
 	MaxRetryWait = time.Second
+	// RetryJitter is the largest share of a wait between retries taken away at random, so that
+	// instances throttled together do not retry together.
+	RetryJitter = 0.5
 	// NoRetries, as Options.Retries, makes the first failure final.
 	NoRetries = -1
 	// PageSize is how many versions or registrations one list request asks for.
@@ -64,11 +68,12 @@ type Options struct {
 	// Retries is how many times a transient failure is retried within Timeout (default 3;
 	// NoRetries for none).
 	Retries int
-	// RetryWait is the first wait between attempts, doubled each time up to MaxRetryWait
-	// (default 100 ms).
+	// RetryWait is the first wait between attempts, doubled each time up to MaxRetryWait, each
+	// wait shortened at random by up to RetryJitter of it (default 100 ms).
 	RetryWait time.Duration
-	// Clock times the waits between attempts (wall clock when nil). The budget is always wall
-	// time: with a fake clock that is not advanced, a retry wait ends when the budget does.
+	// Clock times the waits between attempts and, from the call's start, what is left of the
+	// budget for them (wall clock when nil). The budget's end is wall time: with a fake clock
+	// that is not advanced, a retry wait ends when the budget does.
 	Clock clock.Clock
 	// Logger gets a debug line per retried attempt (slog.Default when nil).
 	Logger *slog.Logger
@@ -81,9 +86,7 @@ type Client struct {
 	authURL    string
 	instanceID string
 	timeout    time.Duration
-	retries    int
-	retryWait  time.Duration
-	clock      clock.Clock
+	retry      retry.Policy
 	log        *slog.Logger
 }
 
@@ -187,7 +190,7 @@ func New(o Options) (*Client, error) {
 		InstanceID: o.InstanceID,
 		Timeout:    o.AttemptTimeout.Seconds(),
 		Verbose:    kp.VerboseNone,
-	}, pagingTransport{next: transport}, kp.NewLogger(func(args ...any) {
+	}, pagingTransport{next: hintTransport{next: transport}}, kp.NewLogger(func(args ...any) {
 		log.Debug("keyprotect-go-client", "message", fmt.Sprint(args...))
 	}))
 	if err != nil {
@@ -199,10 +202,9 @@ func New(o Options) (*Client, error) {
 		authURL:    base + "/api/v2/",
 		instanceID: o.InstanceID,
 		timeout:    o.Timeout,
-		retries:    o.Retries,
-		retryWait:  o.RetryWait,
-		clock:      clock.Or(o.Clock),
-		log:        log,
+		retry: retry.Policy{Attempts: o.Retries + 1, FirstWait: o.RetryWait, MaxWait: MaxRetryWait,
+			Jitter: RetryJitter, Clock: o.Clock},
+		log: log,
 	}, nil
 }
 
@@ -214,16 +216,16 @@ func (c *Client) keyID(op, ref string) (string, error) {
 	if strings.HasPrefix(ref, "crn:") {
 		inst, id, err := KeyIDFromCRN(ref)
 		if err != nil {
-			return "", &Error{Op: op, Kind: Permanent, Err: err}
+			return "", &Error{Op: op, Class: Invalid, Err: err}
 		}
 		if inst != c.instanceID {
-			return "", &Error{Op: op, KeyID: id, Kind: Permanent,
+			return "", &Error{Op: op, KeyID: id, Class: Configuration,
 				Err: fmt.Errorf("key CRN names instance %s, the client serves %s", inst, c.instanceID)}
 		}
 		return id, nil
 	}
 	if !ValidID(ref) {
-		return "", &Error{Op: op, Kind: Permanent, Err: fmt.Errorf("invalid key id %q", ref)}
+		return "", &Error{Op: op, Class: Invalid, Err: fmt.Errorf("invalid key id %q", ref)}
 	}
 	return ref, nil
 }
@@ -252,11 +254,11 @@ func (c *Client) Key(ctx context.Context, ref string) (KeyInfo, error) {
 		return KeyInfo{}, err
 	}
 	if k == nil {
-		return KeyInfo{}, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("empty answer")}
+		return KeyInfo{}, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("empty answer")}
 	}
 	state, ok := StateFromCode(k.State)
 	if !ok {
-		return KeyInfo{}, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("unknown key state %d", k.State)}
+		return KeyInfo{}, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("unknown key state %d", k.State)}
 	}
 	info := KeyInfo{
 		ID: cmp.Or(k.ID, id), CRN: k.CRN, Name: k.Name, State: state, StateCode: k.State,
@@ -300,7 +302,7 @@ func (c *Client) Versions(ctx context.Context, ref string) ([]Version, error) {
 			return out, nil
 		}
 	}
-	return nil, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("more than %d versions", PageSize*maxPages)}
+	return nil, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("more than %d versions", PageSize*maxPages)}
 }
 
 // RotationPolicy returns the rotation policy of the key ref; the zero Policy when it has none.
@@ -365,7 +367,7 @@ func (c *Client) Registrations(ctx context.Context, ref string) ([]Registration,
 			return out, nil
 		}
 	}
-	return nil, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("more than %d registrations", PageSize*maxPages)}
+	return nil, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("more than %d registrations", PageSize*maxPages)}
 }
 
 // Rotate asks Key Protect to rotate the key ref now (a new version becomes current). Key Protect

@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
+	"github.com/keyguard-dev/keyguard/shared/errkind"
 	"github.com/keyguard-dev/keyguard/shared/keyprotect"
 	"github.com/keyguard-dev/keyguard/test/iamemu"
 	"github.com/keyguard-dev/keyguard/test/kpemu"
@@ -93,14 +97,14 @@ func TestKeyMetadata(t *testing.T) {
 	}
 
 	e.ResetCalls()
-	for _, ref := range []string{
-		"crn:v1:bluemix:public:kms:us-south:a/acc:11111111-2222-3333-4444-555555555555:key:" + id, // other instance
-		"crn:v1:bluemix:public:kms:us-south:a/acc:" + e.InstanceID() + ":bucket:" + id,            // not a key
-		"../../other", "", "id with space",
+	for ref, class := range map[string]keyprotect.Class{
+		"crn:v1:bluemix:public:kms:us-south:a/acc:11111111-2222-3333-4444-555555555555:key:" + id: keyprotect.Configuration, // other instance
+		"crn:v1:bluemix:public:kms:us-south:a/acc:" + e.InstanceID() + ":bucket:" + id:            keyprotect.Invalid,       // not a key
+		"../../other": keyprotect.Invalid, "": keyprotect.Invalid, "id with space": keyprotect.Invalid,
 	} {
 		_, err := c.Key(ctx, ref)
-		if ke := asError(t, err); ke.Kind != keyprotect.Permanent {
-			t.Errorf("Key(%q): %v, want a permanent error", ref, err)
+		if ke := asError(t, err); ke.Class != class || !errkind.IsPermanent(err) {
+			t.Errorf("Key(%q): %v, want a %s error", ref, err, class)
 		}
 	}
 	if n := e.Requests(); n != 0 {
@@ -260,7 +264,7 @@ func TestRotate(t *testing.T) {
 	err = c.Rotate(ctx, id)
 	ke := asError(t, err)
 	if !keyprotect.IsRotationTooSoon(err) || keyprotect.IsTransient(err) || keyprotect.IsNotFound(err) ||
-		ke.Kind != keyprotect.Permanent || ke.StatusCode != http.StatusConflict || ke.Attempts != 1 || ke.KeyID != id {
+		ke.Class != keyprotect.Permanent || ke.StatusCode != http.StatusConflict || ke.Attempts != 1 || ke.KeyID != id {
 		t.Fatalf("second rotation: %+v", ke)
 	}
 	if n := e.Calls(kpemu.RouteRotate); n != 1 {
@@ -291,7 +295,7 @@ func TestDisableEnable(t *testing.T) {
 		t.Fatalf("disable: %v", err)
 	}
 	for name, err := range map[string]error{"disable again": c.Disable(ctx, id), "rotate disabled": c.Rotate(ctx, id)} {
-		if ke := asError(t, err); ke.Kind != keyprotect.Permanent || ke.StatusCode != 409 || ke.Reason != keyprotect.ReasonInvalidState {
+		if ke := asError(t, err); ke.Class != keyprotect.Permanent || ke.StatusCode != 409 || ke.Reason != keyprotect.ReasonInvalidState {
 			t.Errorf("%s: %+v", name, ke)
 		}
 	}
@@ -404,13 +408,16 @@ func TestTransientRetriedWithinBudget(t *testing.T) {
 }
 
 func TestPermanentStatusNotRetried(t *testing.T) {
-	for _, status := range []int{400, 401, 403, 409, 422, 501} {
+	for status, class := range map[int]keyprotect.Class{
+		400: keyprotect.Permanent, 401: keyprotect.Configuration, 403: keyprotect.Configuration,
+		409: keyprotect.Permanent, 422: keyprotect.Permanent, 501: keyprotect.Permanent,
+	} {
 		e := kpemu.Start(t, kpemu.Options{})
 		id, _ := e.AddKey("k")
 		c := newClient(t, e, nil)
 		e.FailNext(1, status)
 		_, err := c.Key(context.Background(), id)
-		if ke := asError(t, err); ke.Kind != keyprotect.Permanent || ke.StatusCode != status || ke.Attempts != 1 ||
+		if ke := asError(t, err); ke.Class != class || !errkind.IsPermanent(err) || ke.StatusCode != status || ke.Attempts != 1 ||
 			e.Calls(kpemu.RouteMetadata) != 1 {
 			t.Errorf("%d: %+v after %d calls", status, ke, e.Calls(kpemu.RouteMetadata))
 		}
@@ -469,7 +476,7 @@ func TestUnreachableIsTransient(t *testing.T) {
 		c := newClient(t, e, edit)
 		start := time.Now()
 		_, err := c.Key(context.Background(), id)
-		if ke := asError(t, err); ke.Kind != keyprotect.Transient || ke.StatusCode != 0 || ke.Attempts != keyprotect.DefaultRetries+1 {
+		if ke := asError(t, err); ke.Class != keyprotect.Transient || ke.StatusCode != 0 || ke.Attempts != keyprotect.DefaultRetries+1 {
 			t.Errorf("%s unreachable: %+v", name, ke)
 		}
 		if d := time.Since(start); d > keyprotect.DefaultTimeout {
@@ -498,7 +505,7 @@ func TestWrongAPIKeyIsPermanent(t *testing.T) {
 	start := time.Now()
 	_, err := c.Key(context.Background(), id)
 	ke := asError(t, err)
-	if ke.Kind != keyprotect.Permanent || ke.StatusCode != http.StatusBadRequest || ke.Attempts != 1 {
+	if ke.Class != keyprotect.Configuration || !errkind.IsPermanent(err) || ke.StatusCode != http.StatusBadRequest || ke.Attempts != 1 {
 		t.Fatalf("wrong api key: %+v", ke)
 	}
 	if time.Since(start) > time.Second || e.IAM().TokenRequests() != 1 || e.Requests() != 0 {
@@ -511,7 +518,7 @@ func TestWrongInstanceIsPermanent(t *testing.T) {
 	id, _ := e.AddKey("k")
 	c := newClient(t, e, func(o *keyprotect.Options) { o.InstanceID = "11111111-2222-3333-4444-555555555555" })
 	_, err := c.Key(context.Background(), id)
-	if ke := asError(t, err); ke.Kind != keyprotect.Permanent || ke.StatusCode != 401 {
+	if ke := asError(t, err); ke.Class != keyprotect.Configuration || !errkind.IsPermanent(err) || ke.StatusCode != 401 {
 		t.Fatalf("other instance: %+v", ke)
 	}
 }
@@ -543,8 +550,8 @@ func TestRetryWaitFollowsTheClock(t *testing.T) {
 	e.FailNext(1, 503)
 	done := make(chan error, 1)
 	go func() { _, err := c.Key(context.Background(), id); done <- err }()
-	// The wait before the retry (an hour asked, capped at MaxRetryWait) ends only when the fake
-	// clock passes it.
+	// The wait before the retry (an hour asked, capped at MaxRetryWait, less its jitter) ends only
+	// when the fake clock passes it.
 	deadline := time.After(3 * time.Second)
 	for {
 		select {
@@ -552,7 +559,7 @@ func TestRetryWaitFollowsTheClock(t *testing.T) {
 			if err != nil {
 				t.Fatalf("after one injected failure: %v", err)
 			}
-			if clk.Now().Sub(t0) < keyprotect.MaxRetryWait {
+			if clk.Now().Sub(t0) < time.Duration(float64(keyprotect.MaxRetryWait)*(1-keyprotect.RetryJitter)) {
 				t.Fatalf("the retry did not wait on the clock (advanced %v)", clk.Now().Sub(t0))
 			}
 			return
@@ -581,7 +588,7 @@ func TestSDKPanicBecomesError(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Key(context.Background(), "some-key")
-	if ke := asError(t, err); ke.Kind != keyprotect.Permanent {
+	if ke := asError(t, err); ke.Class != keyprotect.Permanent {
 		t.Fatalf("empty answer: %+v", ke)
 	}
 }
@@ -605,5 +612,99 @@ func TestNewValidates(t *testing.T) {
 	c, err := keyprotect.New(keyprotect.Options{URL: "https://us-south.kms.cloud.ibm.com/", InstanceID: "i", APIKey: "k"})
 	if err != nil || c.InstanceID() != "i" {
 		t.Fatalf("valid options: %v", err)
+	}
+}
+
+// Every error answers errkind.Of, so retry and the edge decide without knowing this package.
+func TestErrorKinds(t *testing.T) {
+	e := kpemu.Start(t, kpemu.Options{})
+	id, _ := e.AddKey("k")
+	ctx := context.Background()
+	fast := func(o *keyprotect.Options) { o.Retries = keyprotect.NoRetries }
+	c := newClient(t, e, fast)
+	wrongKey := newClient(t, e, func(o *keyprotect.Options) { fast(o); o.APIKey = "not-the-key" })
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want errkind.Kind
+	}{
+		{"503", func() error { e.FailNext(1, 503); _, err := c.Key(ctx, id); return err }, errkind.Transient},
+		{"429", func() error { e.FailNext(1, 429); _, err := c.Key(ctx, id); return err }, errkind.Transient},
+		{"no such key", func() error { _, err := c.Key(ctx, "0badc0de-0000-4000-8000-000000000000"); return err }, errkind.Permanent},
+		{"conflict", func() error { e.FailNext(1, 409); return c.Rotate(ctx, id) }, errkind.Permanent},
+		{"api key refused by IAM", func() error { _, err := wrongKey.Key(ctx, id); return err }, errkind.Configuration},
+		{"403", func() error { e.FailNext(1, 403); _, err := c.Key(ctx, id); return err }, errkind.Configuration},
+		{"malformed key id", func() error { _, err := c.Key(ctx, "id with space"); return err }, errkind.Invalid},
+		{"empty data key", func() error { _, _, err := c.Wrap(ctx, id, nil, nil); return err }, errkind.Invalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if got := errkind.Of(fmt.Errorf("in a handler: %w", err)); got != tc.want {
+				t.Fatalf("errkind.Of(%v) = %q, want %q", err, got, tc.want)
+			}
+		})
+	}
+}
+
+// stepClock is a fake clock whose waits end at once (each AfterFunc moves the time to the wait's
+// end); it records the waits asked for.
+type stepClock struct {
+	*clock.Fake
+	waits []time.Duration
+}
+
+func (c *stepClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	c.waits = append(c.waits, d)
+	t := c.Fake.AfterFunc(d, f)
+	c.Advance(d)
+	return t
+}
+
+func TestRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryAfter string
+		ok         bool
+		requests   int
+		waits      []time.Duration
+	}{
+		{"a longer Retry-After replaces the wait", "2", true, 2, []time.Duration{2 * time.Second}},
+		{"a Retry-After past the budget ends the call", "30", false, 1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := kpemu.Start(t, kpemu.Options{})
+			id, _ := e.AddKey("k")
+			target, err := url.Parse(e.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := httputil.NewSingleHostReverseProxy(target)
+			var requests atomic.Int32
+			throttler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if requests.Add(1) == 1 {
+					w.Header().Set("Retry-After", tc.retryAfter)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusTooManyRequests)
+					fmt.Fprint(w, `{"metadata":{"collectionType":"application/vnd.ibm.kms.error+json","collectionTotal":1},"resources":[{"errorMsg":"Too Many Requests"}]}`)
+					return
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(throttler.Close)
+			clk := &stepClock{Fake: clock.NewFake(t0)}
+			c := newClient(t, e, func(o *keyprotect.Options) { o.URL, o.Clock = throttler.URL, clk })
+			_, err = c.Key(context.Background(), id)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if !tc.ok {
+				if ke := asError(t, err); ke.Class != keyprotect.Transient || ke.StatusCode != 429 || ke.Attempts != 1 || ke.RetryAfter() != 30*time.Second {
+					t.Fatalf("err = %+v, want a transient 429 after one attempt, asking for 30 s", ke)
+				}
+			}
+			if n := int(requests.Load()); n != tc.requests || !slices.Equal(clk.waits, tc.waits) {
+				t.Fatalf("%d requests, waits %v; want %d and %v", n, clk.waits, tc.requests, tc.waits)
+			}
+		})
 	}
 }

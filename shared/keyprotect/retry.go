@@ -6,34 +6,39 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	kp "github.com/IBM/keyprotect-go-client"
+
+	"github.com/keyguard-dev/keyguard/shared/retry"
 )
 
 // call runs f until it succeeds, fails for good, runs out of retries or the budget (ctx's
-// deadline) would be passed by the next wait. Each attempt gets a fresh token in its context.
+// deadline) would be passed by the next wait (shared/retry). Each attempt gets a fresh token in
+// its context. The error is the last attempt's, as an *Error counting the attempts.
 func (c *Client) call(ctx context.Context, op, keyID string, f func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
-		err := c.attempt(ctx, f)
+	p := c.retry
+	p.OnRetry = func(attempt int, err error, wait time.Duration) {
+		var e *Error
+		if errors.As(err, &e) {
+			c.log.Debug("retrying Key Protect call", "op", op, "key_id", keyID, "attempt", attempt,
+				"status", e.StatusCode, "reason", e.Reason, "wait", wait, "error", e.Err)
+		}
+	}
+	attempts := 0
+	return retry.Do(ctx, p, func(ctx context.Context) error {
+		attempts++
+		hint := new(retryHint)
+		err := c.attempt(context.WithValue(ctx, hintKey{}, hint), f)
 		if err == nil {
 			return nil
 		}
 		e := classify(op, keyID, err)
-		e.Attempts = attempt
-		if e.Kind != Transient || attempt > c.retries || ctx.Err() != nil {
-			return e
-		}
-		wait := min(c.retryWait<<(attempt-1), MaxRetryWait)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			return e
-		}
-		c.log.Debug("retrying Key Protect call", "op", op, "key_id", keyID, "attempt", attempt,
-			"status", e.StatusCode, "reason", e.Reason, "wait", wait, "error", err)
-		if c.sleep(ctx, wait) != nil {
-			return e
-		}
-	}
+		e.Attempts = attempts
+		e.retryAfter = time.Duration(hint.Load())
+		return e
+	})
 }
 
 // attempt makes one try of f with a bearer token from the authenticator. A panic inside the SDK
@@ -83,19 +88,6 @@ func (c *Client) token(ctx context.Context) (string, error) {
 	}
 }
 
-// sleep waits d on the client's clock, or until ctx ends.
-func (c *Client) sleep(ctx context.Context, d time.Duration) error {
-	fired := make(chan struct{})
-	t := c.clock.AfterFunc(d, func() { close(fired) })
-	select {
-	case <-fired:
-		return nil
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
-	}
-}
-
 // pageKey carries a page request from a method down to pagingTransport.
 type pageKey struct{}
 
@@ -121,4 +113,22 @@ func (t pagingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	q.Set("offset", strconv.Itoa(p.offset))
 	r2.URL.RawQuery = q.Encode()
 	return t.next.RoundTrip(r2)
+}
+
+// hintKey carries an attempt's *retryHint from call down to hintTransport.
+type hintKey struct{}
+
+// retryHint receives the Retry-After of an attempt's last answer (keyprotect-go-client does not
+// expose the headers of an error answer).
+type retryHint struct{ atomic.Int64 }
+
+// hintTransport records the Retry-After of answers whose request context carries a *retryHint.
+type hintTransport struct{ next http.RoundTripper }
+
+func (t hintTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if h, ok := r.Context().Value(hintKey{}).(*retryHint); ok && resp != nil {
+		h.Store(int64(retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())))
+	}
+	return resp, err
 }

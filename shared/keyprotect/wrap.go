@@ -25,7 +25,7 @@ func (c *Client) Wrap(ctx context.Context, ref string, key []byte, aad []string)
 		return nil, "", err
 	}
 	if len(key) == 0 || len(key) > MaxWrapKey {
-		return nil, "", &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("a data key has 1 to %d bytes, not %d", MaxWrapKey, len(key))}
+		return nil, "", &Error{Op: op, KeyID: id, Class: Invalid, Err: fmt.Errorf("a data key has 1 to %d bytes, not %d", MaxWrapKey, len(key))}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -40,7 +40,7 @@ func (c *Client) Wrap(ctx context.Context, ref string, key []byte, aad []string)
 		return nil, "", err
 	}
 	if res == nil || res.CipherText == "" || res.KeyVersion == nil || res.KeyVersion.ID == "" {
-		return nil, "", &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("the answer has no ciphertext or no key version")}
+		return nil, "", &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("the answer has no ciphertext or no key version")}
 	}
 	return []byte(res.CipherText), res.KeyVersion.ID, nil
 }
@@ -57,7 +57,7 @@ func (c *Client) Unwrap(ctx context.Context, ref string, wrapped []byte, aad []s
 		return nil, err
 	}
 	if len(wrapped) == 0 {
-		return nil, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("no wrapped key")}
+		return nil, &Error{Op: op, KeyID: id, Class: Invalid, Err: fmt.Errorf("no wrapped key")}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -72,7 +72,7 @@ func (c *Client) Unwrap(ctx context.Context, ref string, wrapped []byte, aad []s
 	}
 	key, err := base64.StdEncoding.DecodeString(string(plain))
 	if err != nil || len(key) == 0 {
-		return nil, &Error{Op: op, KeyID: id, Kind: Permanent, Err: fmt.Errorf("the answer's plaintext is not a base64 key")}
+		return nil, &Error{Op: op, KeyID: id, Class: Permanent, Err: fmt.Errorf("the answer's plaintext is not a base64 key")}
 	}
 	return key, nil
 }

@@ -63,14 +63,14 @@ func TestWrapUnwrap(t *testing.T) {
 
 	// Wrong AAD or a changed wrapped key: permanent, not retried.
 	_, err = c.Unwrap(ctx, id, wrapped, aad[:2])
-	if ke := asError(t, err); ke.Kind != keyprotect.Permanent || ke.StatusCode != 422 || ke.Attempts != 1 {
+	if ke := asError(t, err); ke.Class != keyprotect.Permanent || ke.StatusCode != 422 || ke.Attempts != 1 {
 		t.Fatalf("Unwrap with other AAD: %v", err)
 	}
 	// Bad input never reaches the service.
-	if _, _, err := c.Wrap(ctx, id, nil, aad); asError(t, err).Kind != keyprotect.Permanent {
+	if _, _, err := c.Wrap(ctx, id, nil, aad); asError(t, err).Class != keyprotect.Invalid {
 		t.Fatalf("Wrap of nothing: %v", err)
 	}
-	if _, err := c.Unwrap(ctx, id, nil, aad); asError(t, err).Kind != keyprotect.Permanent {
+	if _, err := c.Unwrap(ctx, id, nil, aad); asError(t, err).Class != keyprotect.Invalid {
 		t.Fatalf("Unwrap of nothing: %v", err)
 	}
 	if n := e.Requests(); n != 1 {
@@ -89,7 +89,7 @@ func TestWrapUnwrapKeyStates(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		state  kpemu.State
-		kind   keyprotect.Kind
+		class  keyprotect.Class
 		status int
 	}{
 		{kpemu.StateSuspended, keyprotect.Permanent, 409},
@@ -102,8 +102,8 @@ func TestWrapUnwrapKeyStates(t *testing.T) {
 		_, _, werr := c.Wrap(ctx, id, make([]byte, 32), nil)
 		_, uerr := c.Unwrap(ctx, id, wrapped, nil)
 		for what, err := range map[string]error{"wrap": werr, "unwrap": uerr} {
-			if ke := asError(t, err); ke.Kind != tc.kind || ke.StatusCode != tc.status {
-				t.Errorf("%s in state %d: %v, want %s %d", what, tc.state, err, tc.kind, tc.status)
+			if ke := asError(t, err); ke.Class != tc.class || ke.StatusCode != tc.status {
+				t.Errorf("%s in state %d: %v, want %s %d", what, tc.state, err, tc.class, tc.status)
 			}
 		}
 	}

@@ -104,8 +104,8 @@ func (k *keysFunc) Unwrap(context.Context, string, []byte, []string) ([]byte, er
 }
 
 func TestObserveKeys(t *testing.T) {
-	down := &keyprotect.Error{Op: "get key metadata", Kind: keyprotect.Transient, StatusCode: 503, Err: errors.New("down")}
-	gone := &keyprotect.Error{Op: "get key metadata", Kind: keyprotect.NotFound, StatusCode: 404, Err: errors.New("no key")}
+	down := &keyprotect.Error{Op: "get key metadata", Class: keyprotect.Transient, StatusCode: 503, Err: errors.New("down")}
+	gone := &keyprotect.Error{Op: "get key metadata", Class: keyprotect.NotFound, StatusCode: 404, Err: errors.New("no key")}
 	k := &keysFunc{calls: map[string]int{},
 		key: func(ref string) (keyprotect.KeyInfo, error) {
 			switch ref {

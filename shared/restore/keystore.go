@@ -129,7 +129,7 @@ func keyClass(err error) (events.FailureClass, bool) {
 	var ke *keyprotect.Error
 	switch {
 	case errors.As(err, &ke):
-		if ke.Kind == keyprotect.Transient {
+		if ke.Class == keyprotect.Transient {
 			return events.Transient, true
 		}
 		return events.Permanent, true

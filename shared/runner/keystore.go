@@ -70,7 +70,7 @@ func keystoreClass(err error) events.FailureClass {
 	case errors.Is(err, keystore.ErrNoKeyProtect), errors.Is(err, keystore.ErrTooLarge):
 		return events.Configuration
 	case errors.As(err, &ke):
-		if ke.Kind == keyprotect.Transient {
+		if ke.Class == keyprotect.Transient {
 			return events.Transient
 		}
 		return events.Configuration
