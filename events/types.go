@@ -27,6 +27,9 @@ const (
 	TypeTick = Prefix + "tick"
 	// TypeTickShard asks the scheduler to tick one shard of a fleet too large for one delivery.
 	TypeTickShard = Prefix + "tick.shard"
+	// TypePreflight proves a deployment's event routes: every function that receives it records
+	// its receipt (see Preflight).
+	TypePreflight = Prefix + "preflight"
 )
 
 // Platform event types keyguard accepts.
@@ -192,6 +195,39 @@ type TickShard struct {
 	ResumeAfter string    `json:"resume_after,omitempty"`
 }
 
+// Preflight is a deployment preflight's probe. Every function it reaches (through any of its
+// routes) records its receipt as preflight/<run_id>/<function>.json, create-only, and answers
+// at once, so the preflight that published it learns which routes deliver. With Mode "run", the
+// scheduler also runs the preflight's checks itself and logs the report (on demand, e.g. from
+// an operator with only Event Notifications at hand); the probes that run publishes are of mode
+// "probe", so a run never starts another.
+type Preflight struct {
+	// RunID names the preflight run: 1-64 of [A-Za-z0-9._-], since it is part of object keys.
+	RunID       string `json:"run_id"`
+	RequestedBy string `json:"requested_by"`
+	// Mode is "probe" (default when empty) or "run".
+	Mode string `json:"mode,omitempty"`
+}
+
+// Preflight modes.
+const (
+	PreflightProbe = "probe"
+	PreflightRun   = "run"
+)
+
+// ValidRunID reports whether s can name a preflight run (and so be part of an object key).
+func ValidRunID(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // RotationSettled says a database's rotation window closed.
 type RotationSettled struct {
 	Database   string    `json:"database"`
@@ -308,6 +344,7 @@ func (RestoreRequested) EventType() string { return TypeRestoreRequested }
 func (RestoreCompleted) EventType() string { return TypeRestoreCompleted }
 func (Alert) EventType() string            { return TypeAlert }
 func (TickShard) EventType() string        { return TypeTickShard }
+func (Preflight) EventType() string        { return TypePreflight }
 
 // problems collects validation messages.
 type problems []string
@@ -444,6 +481,14 @@ func (e TickShard) Validate() error {
 	return p.err(TypeTickShard)
 }
 
+func (e Preflight) Validate() error {
+	var p problems
+	p.need(ValidRunID(e.RunID), "run_id must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+	p.need(text(e.RequestedBy), "requested_by is required")
+	p.need(e.Mode == "" || e.Mode == PreflightProbe || e.Mode == PreflightRun, "mode must be probe or run")
+	return p.err(TypePreflight)
+}
+
 // MaxShards bounds how many shards a tick may split a fleet into.
 const MaxShards = 4096
 
@@ -499,6 +544,8 @@ func newPayload(typ string) (Payload, bool) {
 		return &Alert{}, true
 	case TypeTickShard:
 		return &TickShard{}, true
+	case TypePreflight:
+		return &Preflight{}, true
 	}
 	return nil, false
 }
@@ -507,7 +554,7 @@ func newPayload(typ string) (Payload, bool) {
 func Types() []string {
 	return []string{TypeKeyRotated, TypeKeyStateChanged, TypeRotationSettled, TypeBackupRequested,
 		TypeBackupStarted, TypeBackupCompleted, TypeBackupFailed, TypeRestoreRequested,
-		TypeRestoreCompleted, TypeAlert, TypeTickShard}
+		TypeRestoreCompleted, TypeAlert, TypeTickShard, TypePreflight}
 }
 
 // DecodeData parses the data of a keyguard event of type typ, rejecting unknown fields, and

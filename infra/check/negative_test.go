@@ -97,7 +97,7 @@ func TestChecksFail(t *testing.T) {
 		}, `event_type_filter "$.*" on keyguard's source`},
 		{"subscription to the wrong destination", minimal(), Routes, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, appSub), "destination_id", `ibm_en_destination_ce.app["tick"].destination_id`)
-		}, "route rotation app /events dev.keyguard.key.rotated,dev.keyguard.key.state_changed: no subscription"},
+		}, "route rotation app /events dev.keyguard.key.rotated,dev.keyguard.key.state_changed,dev.keyguard.preflight: no subscription"},
 		{"subscription to nothing", minimal(), Routes, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, appSub), "topic_id", `"topic-id"`)
 		}, "topic_id must be the topic_id of an ibm_en_topic"},
@@ -130,7 +130,7 @@ func TestChecksFail(t *testing.T) {
 		}, "takes Cloud Logs alerts the route does not expect"},
 		{"restore routed to the runner", minimal(), Routes, func(t *testing.T, m *Module) {
 			setAttr(t, body(t, m, jobDest, "config", "params"), "job_name", `ibm_code_engine_job.fn["runner"].name`)
-		}, "route restore job dev.keyguard.restore.requested: no subscription"},
+		}, "route restore job dev.keyguard.restore.requested,dev.keyguard.preflight: no subscription"},
 
 		// IAM
 		{"Manager on Key Protect", minimal(), IAM, func(t *testing.T, m *Module) {

@@ -32,13 +32,15 @@ type Route struct {
 	CloudLogsAlerts bool
 }
 
-// Routes is the deployment's event routing.
+// Routes is the deployment's event routing. The deployment preflight's probe
+// (events.TypePreflight) travels every route that carries event types, so a preflight proves each
+// route's topic rule, subscription and destination by the receipt its function records.
 var Routes = []Route{
 	{Function: FnScheduler, Kind: "app", Path: PathTick, Periodic: true},
-	{Function: FnScheduler, Kind: "app", Path: PathEvents, Types: []string{events.TypeBackupRequested, events.TypeTickShard}},
-	{Function: FnRotation, Kind: "app", Path: PathEvents, Types: []string{events.TypeKeyRotated, events.TypeKeyStateChanged}, CloudLogsAlerts: true},
-	{Function: FnCompletion, Kind: "app", Path: PathEvents, Types: []string{events.TypeBackupCompleted, events.TypeBackupFailed}},
-	{Function: FnRestore, Kind: "job", Types: []string{events.TypeRestoreRequested}},
+	{Function: FnScheduler, Kind: "app", Path: PathEvents, Types: []string{events.TypeBackupRequested, events.TypeTickShard, events.TypePreflight}},
+	{Function: FnRotation, Kind: "app", Path: PathEvents, Types: []string{events.TypeKeyRotated, events.TypeKeyStateChanged, events.TypePreflight}, CloudLogsAlerts: true},
+	{Function: FnCompletion, Kind: "app", Path: PathEvents, Types: []string{events.TypeBackupCompleted, events.TypeBackupFailed, events.TypePreflight}},
+	{Function: FnRestore, Kind: "job", Types: []string{events.TypeRestoreRequested, events.TypePreflight}},
 }
 
 // Apps and Jobs list the functions deployed as Code Engine apps and jobs. The runner job is

@@ -65,7 +65,8 @@ locals {
 
   # -------------------------------------------------------------------------------------------
   # Event routing (mirrors config.Routes). Types are matched with one rule each, because a rule's
-  # event_type_filter admits no "||".
+  # event_type_filter admits no "||". dev.keyguard.preflight travels every route: the deployment
+  # preflight publishes it and each function records its receipt.
   # -------------------------------------------------------------------------------------------
 
   event_type_field = "$.type"
@@ -76,28 +77,28 @@ locals {
       kind       = "app"
       path       = "/events"
       cloud_logs = false
-      types      = ["dev.keyguard.backup.requested", "dev.keyguard.tick.shard"]
+      types      = ["dev.keyguard.backup.requested", "dev.keyguard.tick.shard", "dev.keyguard.preflight"]
     }
     "rotation-events" = {
       function   = "rotation"
       kind       = "app"
       path       = "/events"
       cloud_logs = true
-      types      = ["dev.keyguard.key.rotated", "dev.keyguard.key.state_changed"]
+      types      = ["dev.keyguard.key.rotated", "dev.keyguard.key.state_changed", "dev.keyguard.preflight"]
     }
     "completion-events" = {
       function   = "completion"
       kind       = "app"
       path       = "/events"
       cloud_logs = false
-      types      = ["dev.keyguard.backup.completed", "dev.keyguard.backup.failed"]
+      types      = ["dev.keyguard.backup.completed", "dev.keyguard.backup.failed", "dev.keyguard.preflight"]
     }
     "restore-events" = {
       function   = "restore"
       kind       = "job"
       path       = ""
       cloud_logs = false
-      types      = ["dev.keyguard.restore.requested"]
+      types      = ["dev.keyguard.restore.requested", "dev.keyguard.preflight"]
     }
   }
 
