@@ -159,6 +159,7 @@ func New(o Options) *Emulator {
 	close(e.idle)
 	mux := http.NewServeMux()
 	mux.Handle("POST "+iamemu.TokenPath, e.iam)
+	mux.Handle("GET "+iamemu.PoliciesPath, e.iam)
 	mux.HandleFunc("POST "+NotificationsPath, e.handleSend)
 	mux.HandleFunc("POST "+PublishPath, e.handlePublish)
 	mux.HandleFunc("GET "+NotificationsLog, func(w http.ResponseWriter, _ *http.Request) {

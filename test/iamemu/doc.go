@@ -15,5 +15,12 @@
 // Token lifetimes are judged by the injected clock (wall clock by default). go-sdk-core judges
 // expiry by the wall clock, so a stack that runs on a fake clock should leave this one real.
 //
+// It also answers GET /v1/policies?account_id=...&type=authorization, the policy listing of IAM's
+// policy management API that platform-services-go-sdk's iampolicymanagementv1 calls, with the
+// service-to-service authorizations a test adds (AddAuthorization) or removes: subjects and
+// resources as serviceName / serviceInstance / accountId attributes, roles with role_id and
+// display_name, pages by limit and a start token. It needs a bearer token it issued (401) and an
+// account_id (400). Access policies are not modelled: type=access lists nothing.
+//
 // An Emulator is safe for concurrent use. It binds nothing: mount it as an http.Handler.
 package iamemu

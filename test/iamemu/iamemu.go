@@ -51,6 +51,8 @@ type Emulator struct {
 	clock  clock.Clock
 
 	mu       sync.Mutex
+	policies []Authorization
+	seq      int
 	secret   []byte
 	profiles map[string]string // compute-resource token -> profile id or name
 	fail     []int             // status codes for the next token requests
@@ -75,7 +77,7 @@ func NewWithOptions(o Options) *Emulator {
 	}
 }
 
-// Handler returns the emulator as an http.Handler (it serves only POST TokenPath).
+// Handler returns the emulator as an http.Handler (it serves POST TokenPath and GET PoliciesPath).
 func (e *Emulator) Handler() http.Handler { return e }
 
 // TrustProfile makes the cr-token grant accept crToken together with profile as either
@@ -194,8 +196,12 @@ type tokenResponse struct {
 	Scope        string `json:"scope"`
 }
 
-// ServeHTTP answers POST TokenPath.
+// ServeHTTP answers POST TokenPath and GET PoliciesPath.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PoliciesPath && r.Method == http.MethodGet {
+		e.servePolicies(w, r)
+		return
+	}
 	if r.URL.Path != TokenPath {
 		iamError(w, http.StatusNotFound, "BXNIM0100E", "Not found: "+r.URL.Path)
 		return
