@@ -30,6 +30,34 @@ type Subscription struct {
 	// Headers are sent with every delivery (EN's custom and sensitive headers, e.g.
 	// Authorization: Bearer <secret>). Their values are never logged or recorded.
 	Headers map[string]string
+
+	// What the admin API lists (see admin.go); none of it changes delivery.
+	//
+	// Topic names the topic the subscription hangs on (Name when empty). Subscriptions naming
+	// the same topic share it, and a topic outlives its subscriptions.
+	Topic string
+	// Schedule, for a subscription fed by a periodic-timer source, is the rule's cron
+	// expression.
+	Schedule string
+	// NotificationFilter is shown on the topic's rules (it does not filter here).
+	NotificationFilter string
+	// Destination describes where the deliveries go. A subscription without a URL delivers to
+	// a person (an email, Slack or PagerDuty destination): its deliveries are recorded as
+	// delivered at once, with no HTTP attempt.
+	Destination Destination
+}
+
+// Destination is how the admin API shows a subscription's destination.
+type Destination struct {
+	// Name defaults to the subscription's name.
+	Name string
+	// Type is ibmce (the default when the subscription has a URL), smtp_ibm, slack, webhook,
+	// pagerduty, ...
+	Type string
+	// CEType is "application" (the default for ibmce) or "job"; JobName names the job.
+	CEType, JobName string
+	// Subscribed and Invited are an email subscription's addresses.
+	Subscribed, Invited []string
 }
 
 func (s Subscription) matches(n Notification) bool {
@@ -48,9 +76,20 @@ func (e *Emulator) Subscribe(s Subscription) error {
 		return errors.New("subscribe: name is required")
 	}
 	u, err := url.Parse(s.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	switch {
+	case s.URL == "" && s.Destination.Type != "" && s.Destination.Type != "ibmce":
+		// a person's destination: nothing to call
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return fmt.Errorf("subscribe %s: url must be an absolute http(s) URL", s.Name)
 	}
+	if s.Destination.Type == "" {
+		s.Destination.Type = "ibmce"
+	}
+	if s.Destination.Type == "ibmce" && s.Destination.CEType == "" {
+		s.Destination.CEType = "application"
+	}
+	s.Destination.Subscribed = slices.Clone(s.Destination.Subscribed)
+	s.Destination.Invited = slices.Clone(s.Destination.Invited)
 	s.Types = slices.Clone(s.Types)
 	s.SourceIDs = slices.Clone(s.SourceIDs)
 	h := make(map[string]string, len(s.Headers))
@@ -66,6 +105,7 @@ func (e *Emulator) Subscribe(s Subscription) error {
 		}
 	}
 	e.subs = append(e.subs, s)
+	e.addTopicLocked(s)
 	return nil
 }
 
@@ -195,6 +235,11 @@ func (e *Emulator) accept(n Notification) (string, error) {
 	now := e.clock.Now()
 	for _, s := range e.subs {
 		if !s.matches(n) {
+			continue
+		}
+		if s.URL == "" { // a person's destination: delivered without an HTTP attempt, no fault
+			e.deliveries = append(e.deliveries, &Delivery{NotificationID: n.NotificationID, ID: n.ID, Type: n.Type, Subscription: s.Name,
+				Copy: 1, Outcome: Delivered, Queued: now, Finished: now})
 			continue
 		}
 		copies := 1

@@ -19,6 +19,15 @@
 // settled. Publish injects a notification as if another EN source (periodic timer, Cloud Logs)
 // had sent it; POST /_emulator/publish does the same over HTTP for tools on loopback.
 //
+// Admin (read only): the source, topic, destination and subscription listings and look-ups of
+// the event-notifications-go-admin-sdk (GET .../sources, .../topics[/{id}], .../destinations[/{id}],
+// .../subscriptions/{id}), derived from the subscriptions: each names its topic, whose rules are
+// one event_type_filter "$.type == '<type>'" per type and source (a schedule rule for a
+// periodic-timer source), and describes its destination (ibmce application or job, smtp_ibm with
+// its subscribed and invited addresses, slack, ...). Sources are added with AddSource. A topic
+// outlives its subscriptions, so Unsubscribe leaves a route that delivers nowhere, as deleting a
+// subscription does in the service. Notification filters are shown, not applied.
+//
 // New builds an Emulator to mount on any listener (it is an http.Handler); Start runs one on a
 // loopback httptest server for a test. An Emulator is safe for concurrent use.
 package enemu

@@ -101,6 +101,8 @@ type Emulator struct {
 	notifications []Notification
 	deliveries    []*Delivery
 	subs          []Subscription
+	sources       []Source
+	topics        []*topic
 	dropNext      int
 	dupNext       int
 	dropRate      float64
@@ -162,6 +164,7 @@ func New(o Options) *Emulator {
 	mux.Handle("GET "+iamemu.PoliciesPath, e.iam)
 	mux.HandleFunc("POST "+NotificationsPath, e.handleSend)
 	mux.HandleFunc("POST "+PublishPath, e.handlePublish)
+	e.adminRoutes(mux)
 	mux.HandleFunc("GET "+NotificationsLog, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, e.Notifications())
 	})
