@@ -24,6 +24,7 @@ const (
 	APIPrefix   = "/v2"
 	JobRunsPath = APIPrefix + "/projects/{project_id}/job_runs"
 	JobRunPath  = APIPrefix + "/projects/{project_id}/job_runs/{name}"
+	JobPath     = APIPrefix + "/projects/{project_id}/jobs/{name}"
 )
 
 // Job run statuses, as the API reports them.
@@ -182,6 +183,7 @@ func New(o Options) *Emulator {
 	mux.HandleFunc("POST "+JobRunsPath, e.api(e.handleCreate))
 	mux.HandleFunc("GET "+JobRunPath, e.api(e.handleGet))
 	mux.HandleFunc("DELETE "+JobRunPath, e.api(e.handleDelete))
+	mux.HandleFunc("GET "+JobPath, e.api(e.handleGetJob))
 	mux.HandleFunc(APIPrefix+"/", e.api(func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "not_found", "no such operation: "+r.Method+" "+r.URL.Path)
 	}))
@@ -340,7 +342,7 @@ func (e *Emulator) handleCreate(w http.ResponseWriter, r *http.Request) {
 	case b.JobName == "":
 		apiError(w, http.StatusBadRequest, "invalid_body", "job_name is required (the emulator runs jobs only)")
 		return
-	case len(e.jobs) > 0 && !slices.Contains(e.jobs, b.JobName):
+	case !e.jobExists(b.JobName):
 		apiError(w, http.StatusNotFound, "job_not_found", "job "+b.JobName+" not found")
 		return
 	case b.Name != "" && (len(b.Name) > MaxNameLength || !nameRE.MatchString(b.Name)):

@@ -5,6 +5,9 @@
 //	                                               run_arguments, scale_array_spec; answers 202
 //	                                               with the job run; 409 when the name is taken
 //	GET  /v2/projects/{project_id}/job_runs/{name} 200 with the job run, 404 when unknown
+//	GET  /v2/projects/{project_id}/jobs/{name}     200 with the job (name, id, project_id,
+//	                                               image_reference), 404 when Options.Jobs is set
+//	                                               and does not list it (RemoveJob, AddJob)
 //
 // A job run carries name, id, job_name, project_id, resource_type "job_run_v2", created_at,
 // run_env_variables, run_arguments, scale_array_spec, status (pending, running, completed,

@@ -280,6 +280,22 @@ func (e *Emulator) AddRegistration(id, resourceCRN string) error {
 	return nil
 }
 
+// RemoveRegistration unregisters resourceCRN from key id, as deleting the resource (or creating
+// it without the key) leaves it.
+func (e *Emulator) RemoveRegistration(id, resourceCRN string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k, ok := e.keys[id]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoKey, id)
+	}
+	if _, ok := k.regs[resourceCRN]; !ok {
+		return fmt.Errorf("%w: %s on key %s", ErrNoRegistration, resourceCRN, id)
+	}
+	delete(k.regs, resourceCRN)
+	return nil
+}
+
 // SetRegistrationVersion records that resourceCRN now uses version of key id, as a resource does
 // when it has re-wrapped its data keys after a rotation.
 func (e *Emulator) SetRegistrationVersion(id, resourceCRN, versionID string) error {
