@@ -286,7 +286,7 @@ func (p *run) tick(ctx context.Context) []Result {
 	}
 	body, _, err := p.d.Objects.Get(ctx, TickKey)
 	if errors.Is(err, objstore.ErrNotFound) {
-		return fail("no tick has reached the scheduler yet: backups never start without ticks",
+		return fail("no tick has reached the scheduler (none recorded: the scheduler records one at most hourly, kept a day): backups never start without ticks",
 			"a new deployment gets its first tick within the tick interval: run the preflight again after it; otherwise check the tick topic and the scheduler's logs")
 	}
 	if err != nil {
@@ -296,9 +296,10 @@ func (p *run) tick(ctx context.Context) []Result {
 	if err := json.Unmarshal(body, &t); err != nil {
 		return fail("unreadable "+TickKey+": "+err.Error(), "delete it; the next tick writes it again")
 	}
-	age := p.clk.Now().Sub(t.At)
-	if age > 3*interval {
-		return fail(fmt.Sprintf("the last tick reached the scheduler %s ago (at %s, type %s), more than three tick intervals (%s)", age.Round(time.Second), t.At.Format(time.RFC3339), t.Type, interval),
+	// The scheduler records a tick at most hourly (runtime.TickRecordEvery).
+	age, limit := p.clk.Now().Sub(t.At), 3*interval+time.Hour
+	if age > limit {
+		return fail(fmt.Sprintf("the last tick recorded reached the scheduler %s ago (at %s, type %s); ticks come every %s and are recorded hourly", age.Round(time.Second), t.At.Format(time.RFC3339), t.Type, interval),
 			"check the tick topic's periodic-timer rule and subscription, and the scheduler app (`ibmcloud ce app get`, its logs)")
 	}
 	d := fmt.Sprintf("last tick %s ago (type %s)", age.Round(time.Second), t.Type)

@@ -224,7 +224,7 @@ func (p publisher) Send(ctx context.Context, id string, pl events.Payload) error
 		if r.Kind == "job" {
 			path = "job"
 		}
-		if err := preflight.RecordReceipt(ctx, p.w.objs, r.Function, path, e, probe, p.w.now); err != nil {
+		if _, err := preflight.RecordReceipt(ctx, p.w.objs, r.Function, path, e, probe, p.w.now); err != nil {
 			return err
 		}
 	}
@@ -243,7 +243,8 @@ func (j jobs) RunEvent(ctx context.Context, name string, pl events.Payload) erro
 	probe := pl.(events.Preflight)
 	e, _ := events.Encode("preflight/"+probe.RunID, "keyguard/test", j.w.now, probe)
 	if j.w.deliver[config.FnRunner] {
-		return preflight.RecordReceipt(ctx, j.w.objs, config.FnRunner, "job", e, probe, j.w.now)
+		_, err := preflight.RecordReceipt(ctx, j.w.objs, config.FnRunner, "job", e, probe, j.w.now)
+		return err
 	}
 	return nil
 }
@@ -406,8 +407,9 @@ func TestRecordReceiptIsCreateOnlyAndIdempotent(t *testing.T) {
 	e := events.Event{ID: "preflight/pf-1", Source: "keyguard/ops"}
 	at := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
 	for i := range 2 {
-		if err := preflight.RecordReceipt(ctx, objs, "rotation", "/events", e, p, at.Add(time.Duration(i)*time.Second)); err != nil {
-			t.Fatal(err)
+		created, err := preflight.RecordReceipt(ctx, objs, "rotation", "/events", e, p, at.Add(time.Duration(i)*time.Second))
+		if err != nil || created != (i == 0) {
+			t.Fatalf("delivery %d: created %v, %v", i+1, created, err)
 		}
 	}
 	b, _, err := objs.Get(ctx, preflight.ReceiptKey("pf-1", "rotation"))
@@ -418,7 +420,7 @@ func TestRecordReceiptIsCreateOnlyAndIdempotent(t *testing.T) {
 	if err := json.Unmarshal(b, &rc); err != nil || rc.Function != "rotation" || rc.Path != "/events" || !rc.ReceivedAt.Equal(at) {
 		t.Fatalf("receipt %s: %v (the second delivery must not overwrite the first)", b, err)
 	}
-	if err := preflight.RecordReceipt(ctx, objs, "rotation", "/events", e, events.Preflight{RunID: "../x", RequestedBy: "t"}, at); !errors.Is(err, events.ErrInvalid) {
+	if _, err := preflight.RecordReceipt(ctx, objs, "rotation", "/events", e, events.Preflight{RunID: "../x", RequestedBy: "t"}, at); !errors.Is(err, events.ErrInvalid) {
 		t.Fatalf("a run id that escapes the prefix: %v", err)
 	}
 }

@@ -38,21 +38,26 @@ type Putter interface {
 	Put(ctx context.Context, key string, body []byte, c objstore.Cond) (string, error)
 }
 
-// RecordReceipt records that fn received the preflight probe p (event e) on path, create-only:
-// a second delivery of the same probe (Event Notifications may deliver twice) finds the receipt
-// there and succeeds. It is what every function does with a probe, and all it does.
-func RecordReceipt(ctx context.Context, objs Putter, fn, path string, e events.Event, p events.Preflight, now time.Time) error {
+// RecordReceipt records that fn received the preflight probe p (event e) on path, create-only,
+// and reports whether this call created the receipt: a second delivery of the same probe (Event
+// Notifications may deliver twice) finds it there and succeeds with false. It is what every
+// function does with a probe, and all it does.
+func RecordReceipt(ctx context.Context, objs Putter, fn, path string, e events.Event, p events.Preflight, now time.Time) (bool, error) {
 	if err := p.Validate(); err != nil {
-		return err
+		return false, err
 	}
 	body, err := json.Marshal(Receipt{RunID: p.RunID, Function: fn, Path: path, EventID: e.ID, Source: e.Source, ReceivedAt: now.UTC()})
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := objs.Put(ctx, ReceiptKey(p.RunID, fn), body, objstore.Cond{IfNoneMatch: true}); err != nil && !errors.Is(err, objstore.ErrPrecondition) {
-		return fmt.Errorf("record preflight receipt %s/%s: %w", p.RunID, fn, err)
+	_, err = objs.Put(ctx, ReceiptKey(p.RunID, fn), body, objstore.Cond{IfNoneMatch: true})
+	switch {
+	case errors.Is(err, objstore.ErrPrecondition):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("record preflight receipt %s/%s: %w", p.RunID, fn, err)
 	}
-	return nil
+	return true, nil
 }
 
 // TickKey is where the scheduler records the last tick that reached it.

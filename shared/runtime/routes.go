@@ -17,8 +17,17 @@ import (
 
 // Routes builds the handlers of one of the apps (config.Apps) from its dependencies: the one
 // composition of handlers, used by the functions' mains and by the local stack alike. The
-// scheduler starts runs with d.Execs.
+// scheduler starts runs with d.Execs. Every handler records a deployment preflight's probe
+// (WithPreflight).
 func Routes(fn string, d Deps) (map[string]edge.Handler, error) {
+	routes, err := routes(fn, d)
+	if err != nil {
+		return nil, err
+	}
+	return WithPreflight(fn, d, routes, false), nil
+}
+
+func routes(fn string, d Deps) (map[string]edge.Handler, error) {
 	cat := catalog.New(d.Objects)
 	switch fn {
 	case config.FnScheduler:

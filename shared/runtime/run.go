@@ -34,6 +34,9 @@ type Deps struct {
 	Execs map[string]scheduler.Executor
 	// Clock is the wall clock when nil.
 	Clock clock.Clock
+	// Preflight, when set (the scheduler, by Run), starts a deployment preflight in the
+	// background and logs its report; a probe of mode "run" calls it (WithPreflight).
+	Preflight func(requestedBy string)
 }
 
 // Build makes every client from the configuration. It contacts nothing.
@@ -78,6 +81,10 @@ func Run(ctx context.Context, fn string, getenv func(string) string, handlers fu
 	if err != nil {
 		return fmt.Errorf("%s: %w", fn, err)
 	}
+	job := edge.IsJob(getenv)
+	if fn == config.FnScheduler && !job {
+		d.Preflight = c.preflightRunner(d)
+	}
 	routes, err := handlers(d)
 	if err != nil {
 		return fmt.Errorf("%s: %w", fn, err)
@@ -85,11 +92,21 @@ func Run(ctx context.Context, fn string, getenv func(string) string, handlers fu
 	if routes == nil {
 		return nil // the function ran to completion itself (an agent loop that ctx ended)
 	}
-	if edge.IsJob(getenv) {
+	routes = WithPreflight(fn, d, routes, job)
+	if job {
 		return edge.RunJob(ctx, fn, JobHandler(routes), getenv, d.Log, 10*time.Minute)
+	}
+	if d.Preflight != nil {
+		// The scheduler proves its deployment once at start, once it serves: its own route is
+		// one the probe must reach.
+		t := time.AfterFunc(StartPreflightAfter, func() { d.Preflight("keyguard/scheduler at start") })
+		defer t.Stop()
 	}
 	return Serve(ctx, net.JoinHostPort("", c.Port), edge.Mux(edge.Options{Token: c.Token, Name: fn, Logger: d.Log}, routes), d.Log)
 }
+
+// StartPreflightAfter is how long after it starts serving the scheduler runs its preflight.
+const StartPreflightAfter = 3 * time.Second
 
 // Serve serves h on addr until ctx ends, then shuts down gracefully.
 func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {

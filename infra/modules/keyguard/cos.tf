@@ -52,6 +52,21 @@ resource "ibm_cos_bucket_lifecycle_configuration" "state" {
       noncurrent_days = var.noncurrent_version_days
     }
   }
+
+  # keyguard preflight's receipts and probes, the last tick and the host agents' last polls
+  # (shared/preflight): a day is enough to read them.
+  lifecycle_rule {
+    rule_id = "expire-preflight"
+    status  = "enable"
+
+    filter {
+      prefix = "${local.cos_key_prefix}preflight/"
+    }
+
+    expiration {
+      days = 1
+    }
+  }
 }
 
 # The fleet policy, read by every function at config/fleet.yaml (under the prefix).
