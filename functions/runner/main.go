@@ -17,6 +17,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/preflight"
 	"github.com/keyguard-dev/keyguard/shared/runner"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
 	"github.com/keyguard-dev/keyguard/shared/upload"
@@ -57,6 +58,18 @@ func main() {
 				dbs = strings.Split(v, ",")
 			}
 			p := &runner.Poller{Runner: r, States: d.States, Databases: dbs, Interval: interval}
+			// Each poll is recorded, so that keyguard preflight can tell the agent is alive.
+			host, _ := os.Hostname()
+			agent := preflight.AgentName(host)
+			p.OnPoll = func(ctx context.Context, _ int, err error) {
+				a := preflight.AgentPoll{Agent: agent, Databases: dbs, Interval: interval, At: time.Now()}
+				if err != nil {
+					a.Error = err.Error()
+				}
+				if err := preflight.RecordAgentPoll(ctx, d.Objects, a); err != nil {
+					d.Log.Warn("record the agent's poll", "err", err)
+				}
+			}
 			d.Log.Info("runner agent polling", "every", interval, "databases", dbs)
 			return nil, p.Run(ctx)
 		}

@@ -436,3 +436,41 @@ func TestJobRunName(t *testing.T) {
 		}
 	}
 }
+
+func TestHostAgents(t *testing.T) {
+	w := newWorld(t)
+	d := w.deployment(t)
+	f, err := config.Load([]byte(fleetYAML + `  - name: billing
+    instance: db2inst1@db2-billing.internal
+    executor: db2cli
+    runner: host
+    key_crn: ` + keyCRN + `
+    size: 10GiB
+    mode: offline
+    backup_dir: /db2backup/billing
+    schedules: {full: "@daily"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Fleet = config.Static{F: f}
+	if x, _ := find(run(t, d), "host agent for billing"); x.Status != preflight.Fail || !strings.Contains(x.Detail, "no host agent has ever polled") {
+		t.Fatalf("no agent: %+v", x)
+	}
+	ctx := context.Background()
+	poll := preflight.AgentPoll{Agent: preflight.AgentName("db2-billing.internal"), Interval: time.Minute, At: w.now.Add(-30 * time.Second)}
+	if err := preflight.RecordAgentPoll(ctx, w.objs, poll); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := find(run(t, d), "host agent for billing"); x.Status != preflight.OK {
+		t.Fatalf("live agent: %+v", x)
+	}
+	poll.At = w.now.Add(-time.Hour)
+	_ = preflight.RecordAgentPoll(ctx, w.objs, poll)
+	if x, _ := find(run(t, d), "host agent for billing"); x.Status != preflight.Fail || !strings.Contains(x.Detail, "last polled 1h0m0s ago") {
+		t.Fatalf("stale agent: %+v", x)
+	}
+	if got := preflight.AgentName("db2 host/01"); got != "db2-host-01" {
+		t.Fatalf("AgentName: %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -96,6 +97,26 @@ type AgentPoll struct {
 	At        time.Time     `json:"at"`
 	// Error is the last poll's error, if it had one.
 	Error string `json:"error,omitempty"`
+}
+
+// AgentName turns a host name into an agent name (the characters an object key part allows).
+func AgentName(host string) string {
+	var b strings.Builder
+	for _, c := range host {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	s := strings.Trim(b.String(), ".")
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	if s == "" {
+		s = "agent"
+	}
+	return s
 }
 
 // AgentKey is where agent records its polls.

@@ -27,6 +27,9 @@ type Poller struct {
 	States    StateReader
 	Databases []string // the databases this host serves; every db2cli database with runner: host when empty
 	Interval  time.Duration
+	// OnPoll, when set, is told of every pass Run makes (how many runs it ran, its error): the
+	// agent records its polls there for the deployment preflight.
+	OnPoll func(ctx context.Context, ran int, err error)
 
 	done map[string]bool
 }
@@ -89,8 +92,12 @@ func (p *Poller) Run(ctx context.Context) error {
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
 	for {
-		if _, err := p.Poll(ctx); err != nil {
+		n, err := p.Poll(ctx)
+		if err != nil {
 			p.Runner.log().Warn("poll", "err", err)
+		}
+		if p.OnPoll != nil {
+			p.OnPoll(ctx, n, err)
 		}
 		select {
 		case <-ctx.Done():
