@@ -402,6 +402,7 @@ func short(v string) string {
 
 // want is an authorization the deployment needs.
 type want struct {
+	name                                           string
 	source, sourceInstance, target, targetInstance string
 	roles                                          []string
 	why, fix                                       string
@@ -434,7 +435,7 @@ func (p *run) authorizations(ctx context.Context, f *config.Fleet) []Result {
 	}
 	if cos := crnPart(p.d.COSInstanceCRN, 7); cos != "" {
 		for _, inst := range sortedKeys(kmsInstances) {
-			wants = append(wants, want{"cloud-object-storage", cos, "kms", inst, []string{"Reader"},
+			wants = append(wants, want{"cos " + short(cos) + " -> kms " + short(inst), "cloud-object-storage", cos, "kms", inst, []string{"Reader"},
 				"Object Storage reads the bucket's root key", "ibmcloud iam authorization-policy-create cloud-object-storage kms Reader --source-service-instance-id " + cos + " --target-service-instance-id " + inst})
 		}
 	}
@@ -448,11 +449,11 @@ func (p *run) authorizations(ctx context.Context, f *config.Fleet) []Result {
 			continue
 		}
 		seen[src+dst] = true
-		wants = append(wants, want{"dashdb-for-transactions", src, "kms", dst, []string{"Reader"},
+		wants = append(wants, want{"db2 " + db.Name + " -> kms " + short(dst), "dashdb-for-transactions", src, "kms", dst, []string{"Reader"},
 			"Db2 on Cloud (" + db.Name + ") reads its root key", "ibmcloud iam authorization-policy-create dashdb-for-transactions kms Reader --source-service-instance-id " + src + " --target-service-instance-id " + dst + " (or create_db2_kms_authorization = true in the module)"})
 	}
 	if p.d.Jobs != nil && p.d.ENInstanceID != "" && p.d.CEProjectID != "" {
-		wants = append(wants, want{"event-notifications", p.d.ENInstanceID, "codeengine", p.d.CEProjectID, []string{"Viewer", "Writer"},
+		wants = append(wants, want{"event-notifications -> codeengine", "event-notifications", p.d.ENInstanceID, "codeengine", p.d.CEProjectID, []string{"Viewer", "Writer"},
 			"Event Notifications delivers to the Code Engine apps and starts the restore job", "ibmcloud iam authorization-policy-create event-notifications codeengine Viewer,Writer --source-service-instance-id " + p.d.ENInstanceID + " --target-service-instance-id " + p.d.CEProjectID})
 	}
 	if len(wants) == 0 {
@@ -467,7 +468,7 @@ func (p *run) authorizations(ctx context.Context, f *config.Fleet) []Result {
 	}
 	var out []Result
 	for _, w := range wants {
-		name := fmt.Sprintf("%s %s -> %s %s", w.source, short(w.sourceInstance), w.target, short(w.targetInstance))
+		name := w.name
 		if a, found := match(have, w); found {
 			out = append(out, Result{Check: name, Status: OK, Detail: fmt.Sprintf("%s (policy %s, %s)", w.why, a.ID, strings.Join(w.roles, ", "))})
 			continue

@@ -99,7 +99,7 @@ func (p *run) db2Checks(f *config.Fleet) []Check {
 			case err != nil:
 				return fail("listing the backups of "+db.Instance+" failed: "+err.Error(), "check KEYGUARD_DB2SAAS_URL (the instance's region) and the instance CRN in the fleet policy")
 			}
-			return ok(fmt.Sprintf("the instance answers the backup list: %d backups", count))
+			return ok("the instance answers the backup list: " + plural(count, "backup"))
 		}})
 	}
 	if n > p.o.MaxPerKind {

@@ -277,7 +277,7 @@ func TestEverythingWiredPasses(t *testing.T) {
 		t.Fatalf("a well-wired deployment failed:\n%s", buf.String())
 	}
 	for _, want := range []string{"credentials", "bucket keyguard-data", "object round trip", "least privilege", "key 0b1c2d3e",
-		"cloud-object-storage", "dashdb-for-transactions", "event-notifications", "route scheduler /events", "route rotation /events",
+		"cos c0500000 -> kms 5f1e2d3c", "db2 ledger -> kms 5f1e2d3c", "event-notifications -> codeengine", "route scheduler /events", "route rotation /events",
 		"route completion /events", "route restore job", "route scheduler /tick", "alerts", "runner job keyguard-runner", "db2 on cloud ledger"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, buf.String())
@@ -314,7 +314,7 @@ func TestEachBreakFailsItsCheck(t *testing.T) {
 		{"versioning suspended", func(w *world, _ *preflight.Deployment) { w.vstatus = "Suspended" }, "versioning", "not Enabled"},
 		{"missing key registration", func(w *world, _ *preflight.Deployment) { w.regs = nil }, "key 0b1c2d3e", "not registered to the key: ledger"},
 		{"key disabled", func(w *world, _ *preflight.Deployment) { w.keyState = events.KeySuspended }, "key 0b1c2d3e", "key is suspended"},
-		{"no Db2 authorization", func(w *world, _ *preflight.Deployment) { w.auths = w.auths[:1] }, "dashdb-for-transactions", "no authorization grants Reader"},
+		{"no Db2 authorization", func(w *world, _ *preflight.Deployment) { w.auths = w.auths[:1] }, "db2 ledger", "no authorization grants Reader"},
 		{"route delivers nowhere", func(w *world, _ *preflight.Deployment) {
 			w.deliver[config.FnRotation] = false
 			w.topo.Topics[2].Subscriptions = nil

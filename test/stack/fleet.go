@@ -41,11 +41,12 @@ func (s *Stack) db2saas(apiKey string, log *slog.Logger) (scheduler.Executor, er
 	if len(instances) == 0 {
 		return nil, nil
 	}
-	s.SaaS = db2saasemu.New(db2saasemu.Options{APIKey: apiKey, Clock: s.Clock, Instances: instances, Duration: 25 * time.Minute, Logger: log})
+	s.SaaS = db2saasemu.New(db2saasemu.Options{IAM: s.EN.IAM(), Clock: s.Clock, Instances: instances, Duration: 25 * time.Minute, Logger: log})
 	base, err := s.serve(s.SaaS)
 	if err != nil {
 		return nil, err
 	}
+	s.saasURL = base
 	auth, err := notify.NewIAMAuthenticator(apiKey, base)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,8 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/scheduler"
 	"github.com/keyguard-dev/keyguard/shared/secret"
 	"github.com/keyguard-dev/keyguard/shared/state"
+	"github.com/keyguard-dev/keyguard/test/ceemu"
+	"github.com/keyguard-dev/keyguard/test/cosgate"
 	"github.com/keyguard-dev/keyguard/test/db2saasemu"
 	"github.com/keyguard-dev/keyguard/test/enemu"
 	"github.com/keyguard-dev/keyguard/test/kpemu"
@@ -90,12 +92,22 @@ type Stack struct {
 	// KP is the Key Protect emulator holding the fleet's keys; Keys is the real client on it.
 	KP   *kpemu.Emulator
 	Keys *keyprotect.Client
+	// Gate (COS's Key Protect headers and IAM refusals in front of the S3 server) and CE (the
+	// Code Engine project holding the runner job) exist once EnablePreflight has run.
+	Gate *cosgate.Gate
+	CE   *ceemu.Emulator
 
 	rewrap func(db config.Database) time.Duration
 	apiKey string
 	enURL  string
 	mu     sync.Mutex
 	busy   map[string]bool // databases re-wrapping their keys (simulated Db2)
+
+	// kpURL and saasURL are the Key Protect and Db2 on Cloud emulators' base URLs; pf is the
+	// preflight's wiring (preflight.go).
+	kpURL   string
+	saasURL string
+	pf      *preflightWiring
 
 	tickN   int
 	closers []func() error
@@ -229,7 +241,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		if r.Periodic {
 			types = []string{events.TypeTick}
 		}
-		if err := s.EN.Subscribe(enemu.Subscription{Name: r.Function + r.Path, Types: types, URL: url, Headers: auth}); err != nil {
+		if err := s.EN.Subscribe(routeSubscription(r, types, url, auth)); err != nil {
 			return nil, err
 		}
 		if r.CloudLogsAlerts {
@@ -256,7 +268,9 @@ func (s *Stack) startKeyProtect(apiKey string) error {
 		return err
 	}
 	base := "http://" + ln.Addr().String()
-	s.KP = kpemu.New(kpemu.Options{APIKey: apiKey, InstanceID: instance, Region: parts[5], Account: strings.TrimPrefix(parts[6], "a/"), BaseURL: base, Clock: s.Clock})
+	// One IAM for every service, as in IBM Cloud: a token from it opens Key Protect too.
+	s.KP = kpemu.New(kpemu.Options{IAM: s.EN.IAM(), InstanceID: instance, Region: parts[5], Account: strings.TrimPrefix(parts[6], "a/"), BaseURL: base, Clock: s.Clock})
+	s.kpURL = base
 	s.serveOn(ln, s.KP)
 	for _, crn := range s.Fleet.KeyCRNs() {
 		inst, id, err := keyprotect.KeyIDFromCRN(crn)
