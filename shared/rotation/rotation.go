@@ -99,7 +99,7 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN string, app
 			errs = append(errs, err)
 		}
 		notes = append(notes, db.Name+": "+note)
-		h.log().Info("key event applied", "db", db.Name, "type", e.Type, "note", note)
+		h.log().Info("key event applied", "database", db.Name, "type", e.Type, "note", note)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return edge.Result{}, err

@@ -202,7 +202,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		if routes[fn], err = runtime.Routes(fn, d); err != nil {
 			return nil, err
 		}
-		u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Name: fn, Logger: flog}, routes[fn]))
+		u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Logger: flog}, routes[fn]))
 		if err != nil {
 			return nil, err
 		}
