@@ -48,7 +48,7 @@ func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 			return nil
 		}
 		// The refusal is kept as the last decision (once), so an operator who asked sees why.
-		why := fmt.Sprintf("request by %s refused: %s", req.RequestedBy, refused)
+		why := policy.Refusal(req.RequestedBy, refused)
 		if st.LastDecision != nil && st.LastDecision.Reason == why {
 			return state.ErrNoChange
 		}

@@ -135,6 +135,10 @@ type Outcome struct {
 	Image      string              `json:"image,omitempty"`
 	Class      events.FailureClass `json:"class,omitempty"`
 	Message    string              `json:"message,omitempty"`
+	// RequestedBy and Reason are the run's (Run.RequestedBy, Run.Reason): who asked for an
+	// on-demand backup and why, kept with its outcome.
+	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // Retry is a planned retry of a failed run.
@@ -292,12 +296,14 @@ const MaxText = 512
 func (s *State) bound() {
 	for _, o := range []*Outcome{s.LastSuccess, s.LastFailure} {
 		if o != nil {
-			o.Message = Truncate(o.Message, MaxText)
+			o.Message, o.Reason = Truncate(o.Message, MaxText), Truncate(o.Reason, MaxText)
+			o.RequestedBy = Truncate(o.RequestedBy, MaxText)
 		}
 	}
 	for _, r := range []*Run{s.Run, s.LastExpired} {
 		if r != nil {
 			r.StartError, r.Reason = Truncate(r.StartError, MaxText), Truncate(r.Reason, MaxText)
+			r.RequestedBy = Truncate(r.RequestedBy, MaxText)
 		}
 	}
 	if s.LastDecision != nil {
