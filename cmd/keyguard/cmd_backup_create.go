@@ -27,8 +27,8 @@ func newBackupCreateCmd(a *app) *cobra.Command {
 		Short: "Ask the scheduler for a backup now; -wait follows it to its outcome",
 		Long: `backup create sends a backup request through Event Notifications to the scheduler, which
 starts the backup at once unless a hold applies (the key is not active, a rotation window is
-open, a run is in flight): then it refuses, and records the refusal with its reason as the
-database's last decision. The request names who asked (keyguard-cli:$USER and a request id)
+open, a run is in flight): then it refuses, and records the refusal with its reason in the
+database's state (status shows it as the last refused request). The request names who asked (keyguard-cli:$USER and a request id)
 and -reason says why; both are kept with the run and its outcome, and status shows them.
 
 With -wait the command follows the request: it prints the run the scheduler started and waits
@@ -114,10 +114,9 @@ func (o *ops) backupCreate(ctx context.Context, req events.BackupRequested, wait
 	return o.follow(ctx, pol, req.RequestedBy, timeout)
 }
 
-// follow waits for the outcome of the request by `by`: its refusal (the last decision), or the
-// run it started (the run in flight, then its run record in the catalog or its outcome in the
-// state). A refusal the scheduler recorded and a later decision overwrote before a poll saw it
-// is missed: the wait then ends at the timeout.
+// follow waits for the outcome of the request by `by`: its refusal (the last refusal the state
+// records), or the run it started (the run in flight, then its run record in the catalog or its
+// outcome in the state).
 func (o *ops) follow(ctx context.Context, db config.Database, by string, timeout time.Duration) error {
 	states, cat := state.NewObjectStore(o.objs), catalog.New(o.objs)
 	deadline := o.now().Add(timeout)
@@ -130,8 +129,8 @@ func (o *ops) follow(ctx context.Context, db config.Database, by string, timeout
 		case err != nil:
 			return err
 		default:
-			if hold, ok := policy.RefusedRequest(st.LastDecision, by); ok {
-				fmt.Fprintf(o.out, "refused at %s: %s\n", utc(st.LastDecision.At), hold)
+			if hold, ok := policy.RefusedRequest(st, by); ok {
+				fmt.Fprintf(o.out, "refused: %s\n", hold)
 				return fmt.Errorf("%w: the scheduler did not start the backup of %s: %s", errRefused, db.Name, hold)
 			}
 			if runID == "" {

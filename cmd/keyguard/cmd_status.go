@@ -61,6 +61,7 @@ type dbStatus struct {
 	NeedFull            bool                  `json:"need_full"`
 	NeedFullReason      string                `json:"need_full_reason,omitempty"`
 	LastDecision        *state.Decision       `json:"last_decision,omitempty"`
+	LastRefusal         *state.Decision       `json:"last_refusal,omitempty"`
 	PendingAlerts       int                   `json:"pending_alerts"`
 }
 
@@ -111,6 +112,7 @@ func (o *ops) status(ctx context.Context, dbs []string, asJSON bool) error {
 		s.HasState, s.Revision, s.Key, s.Window, s.Run = true, st.Revision, &st.Key, st.Window, st.Run
 		s.LastSuccess, s.LastFailure, s.ConsecutiveFailures, s.NextRetry = st.LastSuccess, st.LastFailure, st.ConsecutiveFailures, st.NextRetry
 		s.NeedFull, s.NeedFullReason, s.LastDecision, s.PendingAlerts = st.NeedFull, st.NeedFullReason, st.LastDecision, len(st.PendingAlerts)
+		s.LastRefusal = st.LastRefusal
 		out = append(out, s)
 	}
 	switch {
@@ -290,6 +292,9 @@ func printStatus(w io.Writer, s dbStatus, now time.Time) {
 		row("last decision", utc(d.At)+" "+decisionText(d))
 	} else {
 		row("last decision", "none")
+	}
+	if d := s.LastRefusal; d != nil && (s.LastDecision == nil || *d != *s.LastDecision) {
+		row("last refused request", utc(d.At)+" "+d.Reason)
 	}
 	row("pending alerts", fmt.Sprint(s.PendingAlerts))
 }

@@ -52,20 +52,27 @@ func TestRefusedRequest(t *testing.T) {
 	if !held {
 		t.Fatal("no hold")
 	}
-	d := &state.Decision{Action: string(Defer), Reason: Refusal("keyguard-cli:alice (request 1f)", hold)}
-	if got, ok := RefusedRequest(d, "keyguard-cli:alice (request 1f)"); !ok || got != hold {
+	by := "keyguard-cli:alice (request 1f)"
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	req := events.BackupRequested{Database: "a", Type: events.Full, RequestedBy: by}
+	if !Refused(st, req, hold, now) || Refused(st, req, hold, now.Add(time.Minute)) {
+		t.Fatal("Refused: want a change the first time only")
+	}
+	if st.LastDecision == nil || st.LastDecision.Reason != Refusal(by, hold) || st.LastRefusal.At != now {
+		t.Fatalf("recorded %+v / %+v", st.LastDecision, st.LastRefusal)
+	}
+	// The next tick replaces the last decision; the refusal stays findable.
+	st.LastDecision = &state.Decision{At: now.Add(time.Minute), Action: string(Idle), Reason: "nothing due"}
+	if got, ok := RefusedRequest(st, by); !ok || got != hold {
 		t.Errorf("RefusedRequest = %q %v, want %q", got, ok, hold)
 	}
 	for _, other := range []string{"keyguard-cli:alice (request 2a)", "keyguard-cli:alice", ""} {
-		if _, ok := RefusedRequest(d, other); ok {
+		if _, ok := RefusedRequest(st, other); ok {
 			t.Errorf("the refusal of another request matched %q", other)
 		}
 	}
-	if _, ok := RefusedRequest(&state.Decision{Action: string(Start), Reason: d.Reason}, "keyguard-cli:alice (request 1f)"); ok {
-		t.Error("a start matched as a refusal")
-	}
-	if _, ok := RefusedRequest(nil, "x"); ok {
-		t.Error("no decision matched")
+	if _, ok := RefusedRequest(state.New("a", "crn"), by); ok {
+		t.Error("a state without refusals matched")
 	}
 }
 

@@ -32,6 +32,7 @@ func TestWorstCaseStateStaysUnderBudget(t *testing.T) {
 			st.LastSuccess = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, Image: "20260101000000", RequestedBy: long, Reason: long}
 			st.NeedFull, st.NeedFullReason = true, long
 			st.LastDecision = &Decision{At: at, Action: "defer", Reason: long}
+			st.LastRefusal = &Decision{At: at, Action: "defer", Reason: long}
 			st.Window = &RotationWindow{FromVersion: run.KeyVersion, ToVersion: run.KeyVersion, RotatedAt: at, OpenedAt: at, MinCloseAt: at, MaxCloseAt: at, DetectedBy: "cloud-logs"}
 			st.Slots = map[events.BackupType]time.Time{events.Full: at, events.Incremental: at, events.Delta: at}
 			for i := range 40 { // 40 events a day, each seen

@@ -60,6 +60,9 @@ type State struct {
 	// PendingAlerts are alerts decided but not yet confirmed sent; they are resent until sent.
 	PendingAlerts []PendingAlert `json:"pending_alerts,omitempty"`
 	LastDecision  *Decision      `json:"last_decision,omitempty"`
+	// LastRefusal is the last on-demand request a hold refused (also recorded as the last
+	// decision, which the next tick replaces): the one who asked finds it here.
+	LastRefusal *Decision `json:"last_refusal,omitempty"`
 }
 
 // KeyInfo is what the state knows of the database's root key.
@@ -306,8 +309,10 @@ func (s *State) bound() {
 			r.RequestedBy = Truncate(r.RequestedBy, MaxText)
 		}
 	}
-	if s.LastDecision != nil {
-		s.LastDecision.Reason = Truncate(s.LastDecision.Reason, MaxText)
+	for _, d := range []*Decision{s.LastDecision, s.LastRefusal} {
+		if d != nil {
+			d.Reason = Truncate(d.Reason, MaxText)
+		}
 	}
 	s.NeedFullReason = Truncate(s.NeedFullReason, MaxText)
 	if n := len(s.Seen) - MaxSeen; n > 0 {
