@@ -115,8 +115,13 @@ func Serve(o Options, h Handler) http.Handler {
 		res, err := h.Handle(ctx, e)
 		attrs := []any{"type", e.Type, "id", e.ID, "source", e.Source, "shape", e.Shape, "ms", time.Since(start).Milliseconds()}
 		if err != nil {
-			code := Status(err)
-			log.Error("event failed", append(attrs, "status", code, "err", err)...)
+			// A refused or malformed event (4xx) is the sender's problem and expected: WARN;
+			// a failure worth redelivering (5xx) is ours: ERROR.
+			code, level := Status(err), slog.LevelError
+			if code < http.StatusInternalServerError {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "event failed", append(attrs, "status", code, "err", err)...)
 			reply(w, code, Result{Outcome: "error", Detail: err.Error()})
 			return
 		}
