@@ -20,32 +20,39 @@ env_file=$work/keyguard.env
 session=keyguard
 tmux kill-session -t "$session" 2>/dev/null || true
 
-cat >"$work/operator.sh" <<EOF
+cat >"$work/operator.sh" <<'EOF'
 #!/usr/bin/env bash
-export PATH="$work/bin:\$PATH"
-cd "$work"
+# The right pane: the operator's terminal. KG_WORK and KG_ENV come from session.sh.
+export PATH="$KG_WORK/bin:$PATH"
+cd "$KG_WORK"
 echo "waiting for the stack to print its environment..."
-while [ ! -f "$env_file" ]; do sleep 0.2; done
-echo '\$ source keyguard.env   # the export lines keyguard-local serve printed'
-source "$env_file"
-run() { echo; echo "\$ \$*"; "\$@"; echo "(exit \$?)"; }
+while [ ! -f "$KG_ENV" ]; do sleep 0.2; done
+echo '$ source keyguard.env   # the export lines keyguard-local serve printed'
+source "$KG_ENV"
+run() {
+  local line='$' a
+  for a in "$@"; do [[ $a == *" "* ]] && a="'$a'"; line+=" $a"; done
+  printf '\n%s\n' "$line"
+  "$@"
+  echo "(exit $?)"
+}
 run keyguard status
 run keyguard backup list archive
 run keyguard backup show archive latest
 run keyguard backup create archive -type incremental -reason 'before the upgrade' -wait
-inc=\$(keyguard backup list archive -json | sed -n 's/.*"image_timestamp": "\([0-9]*\)".*/\1/p' | tail -1)
-run keyguard backup delete archive \$inc
-run keyguard backup delete archive \$inc -confirm
+inc=$(keyguard backup list archive -json | sed -n 's/.*"image_timestamp": "\([0-9]*\)".*/\1/p' | tail -1)
+run keyguard backup delete archive "$inc"
+run keyguard backup delete archive "$inc" -confirm
 run keyguard backup create ledger -wait -timeout 30s
 run keyguard backup fetch archive latest -o restore
 run keyguard status archive
-echo; echo "session done"
+printf '\nsession done\n'
 EOF
 chmod +x "$work/operator.sh"
 
 tmux new-session -d -s "$session" -x 200 -y 50 \
   "KEYGUARD_VERSITYGW='$root/bin/versitygw' '$work/bin/keyguard-local' serve -env-file '$env_file' -tick 10s -log warn; read -r -p 'stack stopped; press enter'"
-tmux split-window -h -t "$session" "'$work/operator.sh'; exec bash"
+tmux split-window -h -t "$session" "KG_WORK='$work' KG_ENV='$env_file' '$work/operator.sh'; exec bash"
 
 if ! $batch; then
   exec tmux attach -t "$session"
@@ -54,6 +61,9 @@ for _ in $(seq 1 600); do
   if tmux capture-pane -p -t "$session.1" -S - | grep -q "session done"; then break; fi
   sleep 0.5
 done
+echo "== terminal 1: keyguard-local serve"
+tmux capture-pane -p -J -t "$session.0" -S - | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
+echo "== terminal 2: the operator"
 tmux capture-pane -p -J -t "$session.1" -S - | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
 tmux send-keys -t "$session.0" C-c
 sleep 2

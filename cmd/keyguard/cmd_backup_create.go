@@ -130,7 +130,6 @@ func (o *ops) follow(ctx context.Context, db config.Database, by string, timeout
 			return err
 		default:
 			if hold, ok := policy.RefusedRequest(st, by); ok {
-				fmt.Fprintf(o.out, "refused: %s\n", hold)
 				return fmt.Errorf("%w: the scheduler did not start the backup of %s: %s", errRefused, db.Name, hold)
 			}
 			if runID == "" {
@@ -200,13 +199,11 @@ func (o *ops) outcome(ctx context.Context, cat *catalog.Catalog, st *state.State
 	case err == nil:
 		f := rec.Failed
 		msg := strings.TrimSpace(f.Code + " " + f.Message)
-		fmt.Fprintf(o.out, "failed (%s): %s\n", f.Class, msg)
 		return true, fmt.Errorf("backup %s of %s failed (%s): %s%s", runID, db.Name, f.Class, msg, retryNote(st))
 	case !errors.Is(err, catalog.ErrNotFound):
 		return false, err
 	}
 	if r := st.LastFailure; r != nil && r.RunID == runID {
-		fmt.Fprintf(o.out, "failed (%s): %s\n", r.Class, r.Message)
 		return true, fmt.Errorf("backup %s of %s failed (%s): %s%s", runID, db.Name, r.Class, r.Message, retryNote(st))
 	}
 	if r := st.LastSuccess; r != nil && r.RunID == runID {

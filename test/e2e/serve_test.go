@@ -150,7 +150,7 @@ func TestServeSession(t *testing.T) {
 		t.Fatalf("after delete -confirm: %d entries, want 1", n)
 	}
 	expect(1, []string{"refused", "it is the last full backup"}, "backup", "delete", "archive", list[0].ImageTimestamp, "-confirm")
-	expect(1, []string{"refused: run in flight (ledger-full-"}, "backup", "create", "ledger", "-wait", "-timeout", "30s")
+	expect(1, []string{"refused: the scheduler did not start the backup of ledger: run in flight (ledger-full-"}, "backup", "create", "ledger", "-wait", "-timeout", "30s")
 	dir := filepath.Join(t.TempDir(), "restore")
 	expect(0, []string{"fetched images/archive/" + list[0].ImageTimestamp, "sha256", "verified", "1 file, 8.0 MiB"}, "backup", "fetch", "archive", "latest", "-o", dir)
 	img := list[0].Images[0]
