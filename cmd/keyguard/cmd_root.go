@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -193,6 +192,3 @@ func imageArg(cmd *cobra.Command, ts string, latestOK bool) error {
 
 // latest names the newest usable backup of a database where an image timestamp is expected.
 const latest = "latest"
-
-// out is where a command prints its result.
-func out(cmd *cobra.Command) io.Writer { return cmd.OutOrStdout() }
