@@ -25,12 +25,14 @@ func TestWorstCaseStateStaysUnderBudget(t *testing.T) {
 		_, err := Update(ctx, store, db, func() *State { return New(db, crn) }, func(st *State) error {
 			run := Run{ID: strings.Repeat("r", 120) + fmt.Sprint(day), Type: events.Incremental, Mode: events.Online, Slot: at, Attempt: day,
 				StartedAt: at, LeaseUntil: at.Add(time.Hour), KeyVersion: strings.Repeat("v", 36), KeyCRN: crn, Executor: "db2cli",
-				StartError: long, Reason: long, RequestedBy: strings.Repeat("o", 200)}
+				StartError: long, Reason: long, RequestedBy: long}
 			st.Run, st.LastExpired = &run, &run
-			st.LastFailure = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, KeyVersion: run.KeyVersion, Class: events.Transient}
-			st.LastSuccess = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, Image: "20260101000000"}
+			st.LastFailure = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, KeyVersion: run.KeyVersion, Class: events.Transient,
+				RequestedBy: long, Reason: long}
+			st.LastSuccess = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, Image: "20260101000000", RequestedBy: long, Reason: long}
 			st.NeedFull, st.NeedFullReason = true, long
 			st.LastDecision = &Decision{At: at, Action: "defer", Reason: long}
+			st.LastRefusal = &Decision{At: at, Action: "defer", Reason: long}
 			st.Window = &RotationWindow{FromVersion: run.KeyVersion, ToVersion: run.KeyVersion, RotatedAt: at, OpenedAt: at, MinCloseAt: at, MaxCloseAt: at, DetectedBy: "cloud-logs"}
 			st.Slots = map[events.BackupType]time.Time{events.Full: at, events.Incremental: at, events.Delta: at}
 			for i := range 40 { // 40 events a day, each seen

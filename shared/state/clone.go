@@ -20,6 +20,7 @@ func (s *State) Clone() *State {
 	c.LastFailure = ptr(s.LastFailure)
 	c.NextRetry = ptr(s.NextRetry)
 	c.LastDecision = ptr(s.LastDecision)
+	c.LastRefusal = ptr(s.LastRefusal)
 	c.Slots = maps.Clone(s.Slots)
 	c.Seen = slices.Clone(s.Seen)
 	if s.PendingAlerts != nil {

@@ -27,6 +27,7 @@ func full() *State {
 		Seen:          []string{"a", "b"},
 		PendingAlerts: []PendingAlert{{ID: "p", Alert: events.Alert{Severity: events.Critical, Reason: "r", Message: "m", Related: []string{"x"}}, Count: 2}},
 		LastDecision:  &Decision{At: t0, Action: "start", Reason: "r"},
+		LastRefusal:   &Decision{At: t0, Action: "defer", Reason: "request by ops refused: run in flight (r1)"},
 	}
 }
 
@@ -45,7 +46,7 @@ func TestCloneIsDeep(t *testing.T) {
 	}
 	// Change everything reachable from the clone; the original must not move.
 	c.Window.ToVersion, c.Run.ID, c.LastExpired.ID, c.LastSuccess.RunID, c.LastFailure.RunID = "z", "z", "z", "z", "z"
-	c.NextRetry.Attempt, c.LastDecision.Reason = 9, "z"
+	c.NextRetry.Attempt, c.LastDecision.Reason, c.LastRefusal.Reason = 9, "z", "z"
 	c.Slots[events.Delta] = time.Time{}
 	c.Seen[0] = "z"
 	c.PendingAlerts[0].Alert.Related[0] = "z"

@@ -60,6 +60,9 @@ type State struct {
 	// PendingAlerts are alerts decided but not yet confirmed sent; they are resent until sent.
 	PendingAlerts []PendingAlert `json:"pending_alerts,omitempty"`
 	LastDecision  *Decision      `json:"last_decision,omitempty"`
+	// LastRefusal is the last on-demand request a hold refused (also recorded as the last
+	// decision, which the next tick replaces): the one who asked finds it here.
+	LastRefusal *Decision `json:"last_refusal,omitempty"`
 }
 
 // KeyInfo is what the state knows of the database's root key.
@@ -135,6 +138,10 @@ type Outcome struct {
 	Image      string              `json:"image,omitempty"`
 	Class      events.FailureClass `json:"class,omitempty"`
 	Message    string              `json:"message,omitempty"`
+	// RequestedBy and Reason are the run's (Run.RequestedBy, Run.Reason): who asked for an
+	// on-demand backup and why, kept with its outcome.
+	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // Retry is a planned retry of a failed run.
@@ -292,16 +299,20 @@ const MaxText = 512
 func (s *State) bound() {
 	for _, o := range []*Outcome{s.LastSuccess, s.LastFailure} {
 		if o != nil {
-			o.Message = Truncate(o.Message, MaxText)
+			o.Message, o.Reason = Truncate(o.Message, MaxText), Truncate(o.Reason, MaxText)
+			o.RequestedBy = Truncate(o.RequestedBy, MaxText)
 		}
 	}
 	for _, r := range []*Run{s.Run, s.LastExpired} {
 		if r != nil {
 			r.StartError, r.Reason = Truncate(r.StartError, MaxText), Truncate(r.Reason, MaxText)
+			r.RequestedBy = Truncate(r.RequestedBy, MaxText)
 		}
 	}
-	if s.LastDecision != nil {
-		s.LastDecision.Reason = Truncate(s.LastDecision.Reason, MaxText)
+	for _, d := range []*Decision{s.LastDecision, s.LastRefusal} {
+		if d != nil {
+			d.Reason = Truncate(d.Reason, MaxText)
+		}
 	}
 	s.NeedFullReason = Truncate(s.NeedFullReason, MaxText)
 	if n := len(s.Seen) - MaxSeen; n > 0 {

@@ -189,7 +189,7 @@ func (s *Stack) jobEntry(fn string, log *slog.Logger) *jobEntry {
 }
 
 func (j *jobEntry) run(ctx context.Context, getenv func(string) string) error {
-	return edge.RunJob(ctx, j.fn, j.handler, getenv, j.log, time.Minute)
+	return edge.RunJob(ctx, j.handler, getenv, j.log.With("fn", j.fn), time.Minute)
 }
 
 // ServeHTTP is Event Notifications starting the job: the body is the notification, which the
