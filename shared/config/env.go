@@ -34,6 +34,9 @@ const (
 	EnvRunnerDatabases = "KEYGUARD_RUNNER_DATABASES"
 	// EnvRunID is set per job run by the scheduler (not by Terraform), beside the event in ibmendata.
 	EnvRunID = "KEYGUARD_RUN_ID"
+	// EnvCEURL is read by operator commands only (keyguard preflight): the Code Engine API URL,
+	// when it is not the one KEYGUARD_CE_REGION names (the local stack's emulator).
+	EnvCEURL = "KEYGUARD_CE_URL"
 )
 
 // FunctionEnv lists, per function, the variables its main reads. Terraform must set each one

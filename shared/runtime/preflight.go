@@ -138,6 +138,7 @@ func LoadOperator(getenv func(string) string) (Config, error) {
 	}
 	c.CEProjectID, c.CERegion, c.CERunnerJob = getenv(config.EnvCEProjectID), getenv(config.EnvCERegion), getenv(config.EnvCERunnerJob)
 	c.Db2SaaSURL = getenv(config.EnvDb2SaaSURL)
+	c.CEURL = getenv(config.EnvCEURL)
 	if c.CEProjectID != "" && (c.CERegion == "" || c.CERunnerJob == "") {
 		return c, fmt.Errorf("configuration: %s needs %s and %s", config.EnvCEProjectID, config.EnvCERegion, config.EnvCERunnerJob)
 	}
@@ -193,7 +194,11 @@ func (c Config) PreflightDeployment(d Deps, operator bool) (preflight.Deployment
 		}
 	}
 	if c.CEProjectID != "" && auth != nil {
-		ce, err := codeengine.New(codeengine.Options{URL: codeengine.RegionURL(c.CERegion), ProjectID: c.CEProjectID, JobName: c.CERunnerJob, Authenticator: auth, Log: d.Log})
+		url := c.CEURL
+		if url == "" {
+			url = codeengine.RegionURL(c.CERegion)
+		}
+		ce, err := codeengine.New(codeengine.Options{URL: url, ProjectID: c.CEProjectID, JobName: c.CERunnerJob, Authenticator: auth, Log: d.Log})
 		if err != nil {
 			return pd, err
 		}

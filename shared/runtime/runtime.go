@@ -48,6 +48,9 @@ type Config struct {
 	CERegion       string
 	CERunnerJob    string
 	Db2SaaSURL     string
+
+	// CEURL, set only by LoadOperator, replaces the Code Engine URL CERegion names.
+	CEURL string
 }
 
 // DefaultIAMURL is IBM Cloud's IAM.

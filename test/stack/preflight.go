@@ -11,12 +11,10 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
-	"github.com/keyguard-dev/keyguard/shared/codeengine"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/cosconfig"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/keyprotect"
-	"github.com/keyguard-dev/keyguard/shared/notify"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/preflight"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
@@ -209,9 +207,8 @@ func (j *jobEntry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // PreflightEnv is the environment keyguard preflight works under against this stack: the
 // operator's (OperatorEnv), with Object Storage through the gate, its instance CRN, Key
-// Protect, the Code Engine project and runner job, and the Db2 on Cloud API. The Code Engine
-// endpoint derives from the region in a deployment: PreflightDeployment points the client at the
-// stack's emulator instead.
+// Protect, the Code Engine project and runner job (on the emulator: KEYGUARD_CE_URL), and the
+// Db2 on Cloud API.
 func (s *Stack) PreflightEnv(fleetFile string) []string {
 	env := s.OperatorEnv(fleetFile)
 	if s.pf != nil {
@@ -224,6 +221,9 @@ func (s *Stack) PreflightEnv(fleetFile string) []string {
 	instance, _, _ := keyprotect.KeyIDFromCRN(s.Fleet.KeyCRNs()[0])
 	env = append(env, config.EnvCOSInstanceCRN+"="+s.cosInstanceCRN(), config.EnvKPURL+"="+s.kpURL, config.EnvKPInstanceID+"="+instance,
 		config.EnvCEProjectID+"="+ceProject, config.EnvCERegion+"="+ceRegion, config.EnvCERunnerJob+"="+RunnerJob)
+	if s.pf != nil {
+		env = append(env, config.EnvCEURL+"="+s.pf.ceURL+ceemu.APIPrefix)
+	}
 	if s.saasURL != "" {
 		env = append(env, config.EnvDb2SaaSURL+"="+s.saasURL+db2saasemu.ContextRoot)
 	}
@@ -233,8 +233,7 @@ func (s *Stack) PreflightEnv(fleetFile string) []string {
 // PreflightDeployment is what keyguard preflight checks against this stack, built as the
 // command builds it (runtime.LoadOperator, Build, PreflightDeployment with an operator's
 // identity) from PreflightEnv, and then: the stack's fleet policy (which names the simulated
-// Db2, a test executor), the Code Engine client on the emulator, the stack's clock, and the
-// ticks every tick of simulated time.
+// Db2, a test executor), the stack's clock, and its ticks every tick of simulated time.
 func (s *Stack) PreflightDeployment(tick time.Duration) (preflight.Deployment, error) {
 	if s.pf == nil {
 		return preflight.Deployment{}, errors.New("stack: call EnablePreflight first")
@@ -261,14 +260,5 @@ func (s *Stack) PreflightDeployment(tick time.Duration) (preflight.Deployment, e
 	pd.Fleet = config.Static{F: s.Fleet}
 	pd.TestExecutors = map[string]string{simdb2.Name: "the local stack's simulated Db2"}
 	pd.TickInterval = tick
-	auth, err := notify.NewIAMAuthenticator(s.apiKey, s.enURL)
-	if err != nil {
-		return pd, err
-	}
-	ce, err := codeengine.New(codeengine.Options{URL: s.pf.ceURL + ceemu.APIPrefix, ProjectID: ceProject, JobName: RunnerJob, Authenticator: auth, Log: d.Log})
-	if err != nil {
-		return pd, err
-	}
-	pd.Jobs = ce
 	return pd, nil
 }
