@@ -14,6 +14,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
+	"github.com/keyguard-dev/keyguard/shared/preflight"
 	"github.com/keyguard-dev/keyguard/shared/restore"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
 	"github.com/keyguard-dev/keyguard/shared/secret"
@@ -29,6 +30,8 @@ type app struct {
 	tty bool
 	// build makes the clients a command needs; opsFromEnv when nil (tests set it).
 	build func(need) (*ops, error)
+	// preflight builds what keyguard preflight checks; preflightFromEnv when nil.
+	preflight func() (preflight.Deployment, error)
 }
 
 // need says which clients a command uses. Every command that reads or writes the deployment

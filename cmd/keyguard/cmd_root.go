@@ -22,7 +22,8 @@ const (
 )
 
 const rootLong = `keyguard operates a keyguard deployment: the state of each database, its catalog of backups,
-on-demand backups, restore plans, retention and the fleet policy.
+on-demand backups, restore plans, retention and the fleet policy; "keyguard preflight" proves
+the deployment's wiring and permissions end to end.
 
 It reads the same environment as the runner job: KEYGUARD_COS_ENDPOINT, KEYGUARD_COS_BUCKET
 (and KEYGUARD_COS_REGION, KEYGUARD_COS_PREFIX), COS credentials (KEYGUARD_COS_HMAC_KEY_ID and
@@ -90,7 +91,7 @@ func newRoot(a *app) *cobra.Command {
 	root.SetErr(a.errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.SetVersionTemplate("keyguard {{.Version}}\n")
-	root.AddCommand(newStatusCmd(a), newBackupCmd(a), newPlanRestoreCmd(a), newPruneCmd(a), newFleetCmd(a), newVersionCmd(a))
+	root.AddCommand(newStatusCmd(a), newBackupCmd(a), newPlanRestoreCmd(a), newPruneCmd(a), newFleetCmd(a), newPreflightCmd(a), newVersionCmd(a))
 	return root
 }
 
