@@ -63,6 +63,9 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	if err := st.EnablePreflight(ctx); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "keyguard dev stack: S3 (versitygw) %s, Event Notifications emulator, functions %s %s %s\n",
 		st.S3.Endpoint, st.URLs[config.FnScheduler], st.URLs[config.FnRotation], st.URLs[config.FnCompletion])
 	fmt.Fprintf(out, "fleet: %s; simulated %d days from %s, a tick every %s\n", names(fleet), *days, start.Format("Mon 2006-01-02"), *tick)
@@ -79,7 +82,10 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return err
 	}
-	return summary(ctx, out, st, tl, time.Since(began))
+	if err := summary(ctx, out, st, tl, time.Since(began)); err != nil {
+		return err
+	}
+	return preflightTable(ctx, out, st, *tick)
 }
 
 // play runs the scenario's days, tick by tick, printing the timeline.
