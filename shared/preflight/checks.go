@@ -279,6 +279,8 @@ func (p *run) leastPrivilege(ctx context.Context) []Result {
 	}
 	err = bc.PutVersioning(ctx, v)
 	switch {
+	case err == nil && p.d.Operator:
+		return skip(fmt.Sprintf("this identity, an operator's, may change the bucket's versioning (it wrote back %q, changing nothing): right for an operator, wrong for the functions. If the functions use this API key (api_key in the module), give it the custom roles instead; their own trusted profiles are probed by the scheduler's preflight at start (its log)", v))
 	case err == nil:
 		return fail(fmt.Sprintf("this identity can change the bucket's versioning (it wrote back %q, changing nothing): it holds Writer or Manager on the bucket, so it could also suspend versioning or delete object versions", v),
 			"give it the custom roles `<prefix> objects` (and `<prefix> object delete` where needed) instead of Writer or Manager (terraform output object_roles)")

@@ -204,8 +204,13 @@ type Deployment struct {
 	Objects    Objects
 	BucketName string
 	Bucket     Bucket
-	// BucketConfig is set for an identity that may read the bucket configuration (an operator).
+	// BucketConfig reads the bucket's configuration (an operator may; a function's custom role
+	// may not, which the least-privilege probe takes as proof enough).
 	BucketConfig BucketConfig
+	// Operator says the identity is an operator's, not a function's: one that may change the
+	// bucket's configuration is then not a failure (the functions' own identities are probed
+	// by the scheduler's preflight at start).
+	Operator bool
 	// CanDelete says whether the identity is meant to delete objects (an operator, or the
 	// completion function); the round trip then expects its delete to succeed, else to be refused.
 	CanDelete bool

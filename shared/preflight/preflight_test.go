@@ -310,7 +310,7 @@ func TestEachBreakFailsItsCheck(t *testing.T) {
 		{"denied COS write", func(w *world, _ *preflight.Deployment) { w.refusePut = true }, "object round trip", "refused"},
 		{"delete refused to an identity meant to delete", func(w *world, _ *preflight.Deployment) { w.refuseDel = true }, "object round trip", "delete was refused"},
 		{"delete allowed to a function without retention", func(_ *world, d *preflight.Deployment) { d.CanDelete = false }, "object round trip", "may delete objects"},
-		{"identity can change versioning", func(w *world, _ *preflight.Deployment) { w.putVers = nil }, "least privilege", "can change the bucket's versioning"},
+		{"identity can change versioning", func(w *world, d *preflight.Deployment) { w.putVers, d.Operator = nil, false }, "least privilege", "can change the bucket's versioning"},
 		{"versioning suspended", func(w *world, _ *preflight.Deployment) { w.vstatus = "Suspended" }, "versioning", "not Enabled"},
 		{"missing key registration", func(w *world, _ *preflight.Deployment) { w.regs = nil }, "key 0b1c2d3e", "not registered to the key: ledger"},
 		{"key disabled", func(w *world, _ *preflight.Deployment) { w.keyState = events.KeySuspended }, "key 0b1c2d3e", "key is suspended"},
@@ -359,7 +359,8 @@ func TestEachBreakFailsItsCheck(t *testing.T) {
 func TestFunctionScopeSkipsWhatItCannotRead(t *testing.T) {
 	w := newWorld(t)
 	d := w.deployment(t)
-	d.Topology, d.Authorizations, d.BucketConfig, d.CanDelete = nil, nil, nil, false
+	d.Topology, d.Authorizations, d.CanDelete, d.Operator = nil, nil, false, false
+	d.BucketConfig = refusingConfig{}
 	w.refuseDel = true
 	r := run(t, d)
 	if !r.OK() {
@@ -367,13 +368,34 @@ func TestFunctionScopeSkipsWhatItCannotRead(t *testing.T) {
 		_ = r.WriteTable(&buf)
 		t.Fatalf("function scope failed:\n%s", buf.String())
 	}
-	for _, c := range []string{"source", "alerts", "authorizations", "least privilege", "versioning"} {
+	for _, c := range []string{"source", "alerts", "authorizations", "versioning"} {
 		if x, _ := find(r, c); x.Status != preflight.Skip {
 			t.Errorf("%s: %s %s", c, x.Status, x.Detail)
 		}
 	}
+	if x, _ := find(r, "least privilege"); x.Status != preflight.OK || !strings.Contains(x.Detail, "may not even read") {
+		t.Errorf("least privilege of a function: %s %s", x.Status, x.Detail)
+	}
 	if x, _ := find(r, "object round trip"); !strings.Contains(x.Detail, "delete refused, as this identity's role intends") {
 		t.Errorf("round trip: %s", x.Detail)
+	}
+}
+
+// refusingConfig is a bucket's configuration as a function's custom role sees it.
+type refusingConfig struct{}
+
+func (refusingConfig) Versioning(context.Context) (string, error)  { return "", errRefused }
+func (refusingConfig) ObjectLock(context.Context) (bool, error)    { return false, errRefused }
+func (refusingConfig) PutVersioning(context.Context, string) error { return errRefused }
+func (refusingConfig) Refused(err error) bool                      { return errors.Is(err, errRefused) }
+
+// An operator's identity that may change the bucket's versioning is told so, not failed.
+func TestOperatorMayChangeVersioning(t *testing.T) {
+	w := newWorld(t)
+	d := w.deployment(t)
+	d.Operator, w.putVers = true, nil
+	if x, _ := find(run(t, d), "least privilege"); x.Status != preflight.Skip || !strings.Contains(x.Detail, "right for an operator") {
+		t.Fatalf("operator: %s %s", x.Status, x.Detail)
 	}
 }
 

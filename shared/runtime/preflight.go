@@ -146,10 +146,11 @@ func LoadOperator(getenv func(string) string) (Config, error) {
 }
 
 // PreflightDeployment builds what a preflight checks from the configuration and the clients in
-// d. operator says the identity is an operator's, which may read the bucket's configuration, the
-// Event Notifications topology and IAM policies and is meant to delete objects; a function's
-// identity holds only what its code uses (the Terraform grants), so those checks are skipped and
-// only the completion function is expected to delete. It contacts nothing.
+// d. operator says the identity is an operator's, which may read the Event Notifications
+// topology and IAM policies and is meant to delete objects; a function's identity holds only
+// what its code uses (the Terraform grants), so those checks are skipped, its refused bucket
+// configuration reads prove its least privilege, and only the completion function is expected to
+// delete. It contacts nothing.
 func (c Config) PreflightDeployment(d Deps, operator bool) (preflight.Deployment, error) {
 	pd := preflight.Deployment{
 		Fleet: d.Fleet, Objects: d.Objects, BucketName: c.COSBucket, COSInstanceCRN: c.COSInstanceCRN,
@@ -174,10 +175,7 @@ func (c Config) PreflightDeployment(d Deps, operator bool) (preflight.Deployment
 		return pd, err
 	}
 	b := cosconfig.New(client, c.COSBucket)
-	pd.Bucket = b
-	if operator {
-		pd.BucketConfig = b
-	}
+	pd.Bucket, pd.BucketConfig, pd.Operator = b, b, operator
 	kp, err := c.Keys()
 	if err != nil {
 		return pd, err

@@ -137,6 +137,31 @@ func TestPreflightOnTheLocalStack(t *testing.T) {
 	if r := runPreflight(t, ctx, st); !r.OK() {
 		t.Fatalf("the stack did not pass again once repaired: %+v", r.Failed())
 	}
+
+	// The scheduler runs the same checks with its own identity, whose custom role reads no
+	// bucket configuration and deletes nothing: what it cannot read is skipped, and the refusals
+	// prove its least privilege.
+	t.Run("the scheduler's own identity", func(t *testing.T) {
+		for _, rule := range []cosgate.Rule{{Method: http.MethodGet, Subresource: "versioning"}, {Method: http.MethodGet, Subresource: "object-lock"},
+			{Method: http.MethodDelete, Subresource: "-"}} {
+			defer st.Gate.Deny(rule)()
+		}
+		pd, err := st.PreflightDeployment(15 * time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pd.Operator, pd.CanDelete, pd.Topology, pd.Authorizations = false, false, nil, nil
+		r := preflight.Run(ctx, pd, preflight.Options{Budget: 30 * time.Second, AppWait: 2 * time.Second, JobWait: 2 * time.Second})
+		if !r.OK() {
+			t.Fatalf("the scheduler's preflight failed: %+v", r.Failed())
+		}
+		if x := result(t, r, "least privilege"); x.Status != preflight.OK {
+			t.Errorf("least privilege: %s %s", x.Status, x.Detail)
+		}
+		if x := result(t, r, "object round trip"); !strings.Contains(x.Detail, "delete refused") {
+			t.Errorf("round trip: %s", x.Detail)
+		}
+	})
 }
 
 // rotationSubscription is the stack's subscription of the rotation route.
