@@ -80,5 +80,14 @@ $(TERRAFORM_STAMP):
 	GOBIN=$(BIN) $(GO) install github.com/hashicorp/terraform@$(TERRAFORM_VERSION)
 	@rm -f $(BIN)/.terraform-* && touch $@
 
+## cloud-test: the acceptance run on IBM Cloud, never part of make test (docs/deploy.md, "Acceptance
+## run on IBM Cloud"): apply infra/examples/basic with TFVARS, keyguard preflight, one full backup of
+## the Db2 on Cloud database DB, its restore plan, destroy. Needs IBMCLOUD_API_KEY and pushed images.
+## CLOUDTEST_FLAGS=-dry-run prints the steps; -keep leaves the deployment up.
+.PHONY: cloud-test
+cloud-test: $(TERRAFORM_STAMP)
+	@test -n "$(TFVARS)" -a -n "$(DB)" || { echo "usage: make cloud-test TFVARS=path/to.tfvars DB=<db2saas database> [CLOUDTEST_FLAGS=-dry-run]"; exit 2; }
+	$(GO) run ./test/cmd/cloudtest -tfvars $(TFVARS) -db $(DB) -terraform $(TERRAFORM) $(CLOUDTEST_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -47,3 +47,13 @@ output "archive_bucket_name" {
   description = "Archive bucket under Object Lock (null without one)."
   value       = module.keyguard.archive_bucket_name
 }
+
+output "operator_env" {
+  description = "Environment of keyguard's operator command and preflight: export them, with KEYGUARD_API_KEY (make cloud-test does)."
+  value       = module.keyguard.operator_env
+}
+
+output "failed_events_bucket_name" {
+  description = "Bucket of undelivered notifications (null when not collected); make cloud-test empties it before destroy."
+  value       = module.keyguard.failed_events_bucket_name
+}

@@ -85,3 +85,12 @@ output "trusted_profile_ids" {
   description = "ID of each function's trusted profile."
   value       = { for fn, p in ibm_iam_trusted_profile.fn : fn => p.id }
 }
+
+output "operator_env" {
+  description = "Environment of keyguard's operator command and preflight (the scheduler's variables, without secrets or trusted profile): export them, with KEYGUARD_API_KEY."
+  value = merge(
+    { for k, v in local.common_env : k => v if !contains(["KEYGUARD_API_KEY", "KEYGUARD_COS_HMAC_SECRET", "KEYGUARD_LOG_LEVEL"], k) },
+    local.kms_env,
+    local.executor_env,
+  )
+}
