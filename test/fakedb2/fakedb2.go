@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyguard-dev/keyguard/test/fakedb2/clp"
 )
@@ -33,6 +34,7 @@ const (
 	FaultDiskFull         = clp.FaultDiskFull
 	FaultKeyUnavailable   = clp.FaultKeyUnavailable
 	FaultCorruptImage     = clp.FaultCorruptImage
+	FaultRestoreMedia     = clp.FaultRestoreMedia
 )
 
 // StateEnv is the environment variable the fake binaries read the state file's path from.
@@ -99,6 +101,17 @@ func WriteState(t testing.TB, path string, s State) {
 	if err := clp.Save(path, &s); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Write commits a transaction of rows at time at to the fake database of the state file at
+// path (outside tests too: the local stack writes between backups).
+func Write(path string, at time.Time, rows int64) error {
+	s, err := clp.Load(path)
+	if err != nil {
+		return err
+	}
+	s.AddWrite(at, rows)
+	return clp.Save(path, s)
 }
 
 // ReadState reads the state file at path (with the fake's History and Calls).
