@@ -53,6 +53,9 @@ const restoresDir = "restores/"
 // RestoreKey is the object key of db's record of restore id.
 func RestoreKey(db, id string) string { return Prefix(db) + restoresDir + id + ".json" }
 
+// ValidRestoreID reports whether id can name a restore (1-64 letters, digits or '-').
+func ValidRestoreID(id string) bool { return validLeaseID(id) }
+
 // Validate names every rule r breaks (wrapping ErrInvalid), or returns nil.
 func (r RestoreRecord) Validate() error {
 	var p problems
