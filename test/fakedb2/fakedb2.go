@@ -167,3 +167,6 @@ func (r Runner) Run(ctx context.Context, argv []string) (string, int, error) {
 	}
 	return out.String(), -1, fmt.Errorf("fakedb2: %s: %w", argv[0], err)
 }
+
+// LogName is the file name of log number n (S0000001.LOG).
+func LogName(n int) string { return clp.LogName(n) }
