@@ -31,6 +31,9 @@ func TestWorstCaseStateStaysUnderBudget(t *testing.T) {
 			st.LastSuccess = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, Image: "20260101000000"}
 			st.NeedFull, st.NeedFullReason = true, long
 			st.LastDecision = &Decision{At: at, Action: "defer", Reason: long}
+			st.Restore = &RestoreRun{ID: strings.Repeat("i", 64), Drill: true, Target: "ABCDEFGH", StartedAt: at, LeaseUntil: at}
+			st.DrillSlot = at
+			st.LastDrill = &DrillOutcome{ID: strings.Repeat("i", 64), At: at, Seconds: 1e9, Code: "SQL4970N", Message: long}
 			st.Window = &RotationWindow{FromVersion: run.KeyVersion, ToVersion: run.KeyVersion, RotatedAt: at, OpenedAt: at, MinCloseAt: at, MaxCloseAt: at, DetectedBy: "cloud-logs"}
 			st.Slots = map[events.BackupType]time.Time{events.Full: at, events.Incremental: at, events.Delta: at}
 			for i := range 40 { // 40 events a day, each seen

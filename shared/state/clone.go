@@ -20,6 +20,8 @@ func (s *State) Clone() *State {
 	c.LastFailure = ptr(s.LastFailure)
 	c.NextRetry = ptr(s.NextRetry)
 	c.LastDecision = ptr(s.LastDecision)
+	c.Restore = ptr(s.Restore)
+	c.LastDrill = ptr(s.LastDrill)
 	c.Slots = maps.Clone(s.Slots)
 	c.Seen = slices.Clone(s.Seen)
 	if s.PendingAlerts != nil {

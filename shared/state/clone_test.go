@@ -27,6 +27,9 @@ func full() *State {
 		Seen:          []string{"a", "b"},
 		PendingAlerts: []PendingAlert{{ID: "p", Alert: events.Alert{Severity: events.Critical, Reason: "r", Message: "m", Related: []string{"x"}}, Count: 2}},
 		LastDecision:  &Decision{At: t0, Action: "start", Reason: "r"},
+		Restore:       &RestoreRun{ID: "d1", Drill: true, Target: "SCR", StartedAt: t0, LeaseUntil: t0},
+		DrillSlot:     t0,
+		LastDrill:     &DrillOutcome{ID: "d0", At: t0, Success: true, Seconds: 1},
 	}
 }
 

@@ -60,6 +60,37 @@ type State struct {
 	// PendingAlerts are alerts decided but not yet confirmed sent; they are resent until sent.
 	PendingAlerts []PendingAlert `json:"pending_alerts,omitempty"`
 	LastDecision  *Decision      `json:"last_decision,omitempty"`
+
+	// Restore is the restore drill in flight: it holds backups of the database until its record
+	// is in the catalog or its lease ends.
+	Restore *RestoreRun `json:"restore,omitempty"`
+	// DrillSlot is the drill schedule's slot last taken.
+	DrillSlot time.Time `json:"drill_slot,omitzero"`
+	// LastDrill is how the last drill ended (from its record in the catalog).
+	LastDrill *DrillOutcome `json:"last_drill,omitempty"`
+}
+
+// RestoreRun is a restore the scheduler started (a drill).
+type RestoreRun struct {
+	ID         string    `json:"id"`
+	Drill      bool      `json:"drill,omitempty"`
+	Target     string    `json:"target,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	LeaseUntil time.Time `json:"lease_until"`
+	// Requested is set once Event Notifications accepted the restore.requested that starts
+	// it; until then every tick sends it again (the restore job takes one per id).
+	Requested bool `json:"requested,omitempty"`
+}
+
+// DrillOutcome is how a drill ended.
+type DrillOutcome struct {
+	ID      string    `json:"id"`
+	At      time.Time `json:"at"`
+	Success bool      `json:"success"`
+	// Seconds is the measured restore time (the RTO the drill proved).
+	Seconds float64 `json:"seconds,omitempty"`
+	Code    string  `json:"code,omitempty"`
+	Message string  `json:"message,omitempty"`
 }
 
 // KeyInfo is what the state knows of the database's root key.
@@ -302,6 +333,9 @@ func (s *State) bound() {
 	}
 	if s.LastDecision != nil {
 		s.LastDecision.Reason = Truncate(s.LastDecision.Reason, MaxText)
+	}
+	if s.LastDrill != nil {
+		s.LastDrill.Message = Truncate(s.LastDrill.Message, MaxText)
 	}
 	s.NeedFullReason = Truncate(s.NeedFullReason, MaxText)
 	if n := len(s.Seen) - MaxSeen; n > 0 {
