@@ -76,6 +76,9 @@ type Catalog interface {
 	Record(ctx context.Context, e *catalog.Entry, r catalog.RunRecord) error
 	// List returns a database's entries (for the alert a destroyed key owes).
 	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	// GetRestore returns a restore's record (a drill's outcome), or an error wrapping
+	// catalog.ErrNotFound.
+	GetRestore(ctx context.Context, db, id string) (catalog.RestoreRecord, error)
 }
 
 // Scheduler handles ticks. Set every field but Keys (optional), Clock and Log.
@@ -411,6 +414,16 @@ func (s *Scheduler) observe(ctx context.Context, fleet *config.Fleet, db config.
 	if st.Run != nil {
 		in.Run = s.evidence(ctx, db, *st.Run)
 	}
+	if st.Restore != nil {
+		in.Restore = &policy.RestoreEvidence{ID: st.Restore.ID}
+		switch rec, err := s.Catalog.GetRestore(ctx, db.Name, st.Restore.ID); {
+		case err == nil:
+			in.Restore.Record = &rec
+		case !errors.Is(err, catalog.ErrNotFound):
+			s.log().Warn("reading the drill's record failed; the drill is left as it is", "database", db.Name, "restore", st.Restore.ID, "err", err)
+			in.Restore.Unknown = true
+		}
+	}
 	destroyedNow := in.Key != nil && in.Key.State == events.KeyDestroyed && st.Key.State != events.KeyDestroyed
 	if policy.NeedsUnrestorable(st) || destroyedNow {
 		if entries, err := s.Catalog.List(ctx, db.Name); err != nil {
@@ -487,6 +500,11 @@ func (s *Scheduler) act(ctx context.Context, db config.Database, eff policy.Effe
 			errs = append(errs, err)
 		}
 	}
+	if eff.StartRestore != nil {
+		if err := s.startRestore(ctx, db, *eff.StartRestore); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, o := range eff.Send {
 		if kp != nil && o.Payload.EventType() == events.TypeKeyRotated && !kp.announce(o.ID) {
 			continue // one announcement per key per delivery
@@ -537,6 +555,25 @@ func (s *Scheduler) start(ctx context.Context, db config.Database, run state.Run
 		return fmt.Errorf("start %s: %w; and recording it: %w", run.ID, err, uerr)
 	}
 	return fmt.Errorf("start %s: %w", run.ID, err)
+}
+
+// startRestore asks the restore job for a drill (restore.requested, under the drill's id, so a
+// repeated send starts one restore), then records that it was asked; until then every tick asks
+// again.
+func (s *Scheduler) startRestore(ctx context.Context, db config.Database, req events.RestoreRequested) error {
+	if err := s.Send.Send(ctx, db.Name+"/restore/"+req.ID, req); err != nil {
+		return fmt.Errorf("request drill %s: %w", req.ID, err)
+	}
+	_, err := state.Update(ctx, s.Store, db.Name, nil, func(st *state.State) error {
+		if !policy.RestoreRequested(st, req.ID) {
+			return state.ErrNoChange
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, state.ErrNoChange) {
+		s.log().Warn("recording a requested drill failed; the next tick asks again", "database", db.Name, "restore", req.ID, "err", err)
+	}
+	return nil
 }
 
 func (s *Scheduler) cancel(ctx context.Context, db config.Database, run state.Run) {

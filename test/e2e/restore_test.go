@@ -11,6 +11,7 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/state"
 	"github.com/keyguard-dev/keyguard/test/fakedb2"
 	"github.com/keyguard-dev/keyguard/test/s3server"
 	"github.com/keyguard-dev/keyguard/test/stack"
@@ -200,4 +201,66 @@ func TestRestoreInPlaceProcedure(t *testing.T) {
 		t.Fatalf("in place, forced: %+v", rec)
 	}
 	t.Logf("restore in place of a full and an incremental, rolled forward to the end of logs: %.3fs", rec.Seconds)
+}
+
+// TestScheduledDrill: the fleet policy's drill block makes the scheduler, at 04:00 when no
+// backup is due, ask the restore job to restore the newest restorable point into the scratch
+// database, probe it and drop it; the drill's record (with its measured restore time) settles it
+// on the next tick, and holds backups meanwhile. The next day's drill, whose logs are gone from
+// the archive, fails and alerts.
+func TestScheduledDrill(t *testing.T) {
+	st, ctx, db2 := db2cliStack(t, "    drill: {cron: \"0 4 * * *\", target: PAYDRILL, probe: \"SELECT COUNT(*) FROM APP.ORDERS\"}\n")
+	write(t, db2, at(1, 58), 5)
+	step(t, ctx, st, 5*time.Minute) // 02:00 full
+	write(t, db2, at(2, 30), 3)
+	step(t, ctx, st, time.Hour) // 03:00 incremental
+	step(t, ctx, st, time.Hour) // 04:00: the drill
+	s := mustStateOf(t, ctx, st, "payroll")
+	if s.LastDrill != nil || s.Restore == nil || !s.Restore.Requested || s.Restore.ID != "drill-20261124T040000Z" {
+		t.Fatalf("at 04:00: restore %+v last drill %+v", s.Restore, s.LastDrill)
+	}
+	rec, err := catalog.New(st.Objects).GetRestore(ctx, "payroll", s.Restore.ID)
+	if err != nil || !rec.Success || rec.Into != "PAYDRILL" || !rec.Drill || rec.ProbeResult != "8" || rec.Seconds <= 0 {
+		t.Fatalf("drill record: %+v %v", rec, err)
+	}
+	f := fakedb2.ReadState(t, db2)
+	if len(f.Copies) != 0 || !slices.Contains(f.Calls, "db2 drop database PAYDRILL") {
+		t.Fatalf("the scratch database was not dropped: %+v", f.Copies)
+	}
+	step(t, ctx, st, 15*time.Minute) // the record settles the drill
+	s = mustStateOf(t, ctx, st, "payroll")
+	if s.Restore != nil || s.LastDrill == nil || !s.LastDrill.Success || s.LastDrill.Seconds != rec.Seconds {
+		t.Fatalf("after the drill: restore %+v last drill %+v", s.Restore, s.LastDrill)
+	}
+	t.Logf("drill: measured restore time (RTO) %.3fs: %s", rec.Seconds, rec.Message)
+
+	// The next day's drill cannot roll forward to the end of the logs: the log file holding the
+	// write after Wednesday's full (03:00, which covers the 02:00 full and 03:00 incremental
+	// slots) is gone from the archive, and no image carries it.
+	write(t, db2, at(23, 0), 2)
+	step(t, ctx, st, 22*time.Hour+45*time.Minute) // Wednesday 03:00
+	write(t, db2, time.Date(2026, 11, 25, 3, 30, 0, 0, time.UTC), 1)
+	changeDb2(t, db2, func(s *fakedb2.State) { s.MissingLogs = []string{fakedb2.LogName(s.LogSeq)} })
+	step(t, ctx, st, time.Hour)      // 04:00 drill
+	step(t, ctx, st, 15*time.Minute) // settled
+	s = mustStateOf(t, ctx, st, "payroll")
+	if s.LastDrill == nil || s.LastDrill.ID != "drill-20261125T040000Z" || s.LastDrill.Success || s.LastDrill.Code != "SQL4970N" {
+		t.Fatalf("second drill: %+v", s.LastDrill)
+	}
+	var alerted bool
+	for _, n := range st.EN.NotificationsOfType(events.TypeAlert) {
+		alerted = alerted || strings.Contains(string(n.Data), `"drill-failed"`)
+	}
+	if !alerted || len(s.PendingAlerts) != 0 {
+		t.Fatalf("the failed drill did not alert (pending %+v)", s.PendingAlerts)
+	}
+}
+
+func mustStateOf(t *testing.T, ctx context.Context, st *stack.Stack, db string) *state.State {
+	t.Helper()
+	s, err := st.State(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
