@@ -216,6 +216,9 @@ type Check struct {
 	MinChains int `yaml:"min_chains"`
 	// DrillMaxAge is how old the last drill may be (default: twice the drill schedule's gap).
 	DrillMaxAge time.Duration `yaml:"drill_max_age"`
+	// TickInterval is the periodic timer's interval: no tick for twice this is the dead-man
+	// alarm (default 15m).
+	TickInterval time.Duration `yaml:"tick_interval"`
 }
 
 // DrillSchedule returns the parsed drill schedule, if the database has a drill.
@@ -533,7 +536,7 @@ func (f *Fleet) validate(lo loadOptions) error {
 				}
 			}
 		}
-		if d.Check.MaxAge < 0 || d.Check.MinChains < 0 || d.Check.DrillMaxAge < 0 {
+		if d.Check.MaxAge < 0 || d.Check.MinChains < 0 || d.Check.DrillMaxAge < 0 || d.Check.TickInterval < 0 {
 			add("%s: check: thresholds must not be negative", at)
 		}
 	}
