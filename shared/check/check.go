@@ -249,8 +249,6 @@ func Evaluate(o Observation) Result {
 	return r
 }
 
-
-
 // chains checks the restorable full chains and the newest restorable point.
 func chains(o Observation, th Thresholds, r *Result, add func(string, Level, string, ...any)) {
 	entries := o.Listing.Entries
