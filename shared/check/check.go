@@ -182,6 +182,8 @@ func Evaluate(o Observation) Result {
 		}
 	}
 	switch {
+	case last.IsZero() && o.Listing == nil:
+		add(BackupAge, Warning, "no good backup recorded in the state")
 	case last.IsZero():
 		add(BackupAge, Critical, "no good backup recorded")
 	case o.Now.Sub(last) > 2*th.MaxAge:
@@ -327,15 +329,19 @@ func Worst(results []Result) Level {
 	return l
 }
 
-// Critical returns the names of r's critical checks, sorted: the causes the scheduler alerts
-// on once each.
-func (r Result) Critical() []string {
-	var out []string
+// Critical returns r's critical checks, sorted by name.
+func (r Result) Critical() []Item {
+	var out []Item
 	for _, it := range r.Items {
 		if it.Level == Critical {
-			out = append(out, it.Name)
+			out = append(out, it)
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b Item) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// AlertsElsewhere are the checks whose causes alert through their own path (a failed drill,
+// failures at the alert threshold, a key that is not active): the scheduler does not alert
+// on them twice.
+var AlertsElsewhere = []string{Drill, Failures, KeyState}

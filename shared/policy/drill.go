@@ -2,10 +2,13 @@ package policy
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/check"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
@@ -118,4 +121,42 @@ func outcomeWord(ok bool) string {
 		return "restored"
 	}
 	return "FAILED"
+}
+
+// checkAlerts evaluates the checks the state alone answers (backup age, a window past its
+// maximum) and alerts once on each critical cause, until it clears; the causes that alert on
+// their own path (check.AlertsElsewhere) are left to it. It reports whether st changed.
+func checkAlerts(st *state.State, db config.Database, now time.Time, eff *Effects) bool {
+	res := check.Evaluate(check.Observation{DB: db, State: st, Now: now})
+	var causes []check.Item
+	for _, it := range res.Critical() {
+		if !slices.Contains(check.AlertsElsewhere, it.Name) {
+			causes = append(causes, it)
+		}
+	}
+	changed := false
+	kept := st.CheckAlerted[:0:0]
+	for _, name := range st.CheckAlerted {
+		if slices.ContainsFunc(causes, func(it check.Item) bool { return it.Name == name }) {
+			kept = append(kept, name)
+		} else {
+			changed = true
+			eff.note("check %q is no longer critical", name)
+		}
+	}
+	for _, it := range causes {
+		if slices.Contains(kept, it.Name) || len(kept) >= state.MaxCheckAlerted {
+			continue
+		}
+		kept = append(kept, it.Name)
+		changed = true
+		st.AddAlert(fmt.Sprintf("%s/check/%s/%d", db.Name, strings.ReplaceAll(it.Name, " ", "-"), now.Unix()), events.Alert{Severity: events.Critical,
+			Database: db.Name, KeyCRN: db.KeyCRN, Reason: "check-critical", Message: fmt.Sprintf("%s of %s is critical: %s", it.Name, db.Name, it.Message)})
+		eff.note("check %q is critical: alerted", it.Name)
+	}
+	if len(kept) == 0 {
+		kept = nil
+	}
+	st.CheckAlerted = kept
+	return changed
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,31 @@ func TestDrill(t *testing.T) {
 	Tick(st, db, TickInput{Now: mon0500.Add(db.Lease + 2*time.Minute), Restore: &RestoreEvidence{ID: st.Restore.ID}})
 	if st.Restore != nil || st.LastDrill == nil || st.LastDrill.Success || !strings.Contains(st.LastDrill.Message, "no outcome within the lease") {
 		t.Fatalf("lost drill: %+v", st.LastDrill)
+	}
+}
+
+// TestCheckAlertsOncePerCause: a backup older than twice max_age is critical: the tick alerts
+// once, not again while it lasts, and again after it cleared and came back.
+func TestCheckAlertsOncePerCause(t *testing.T) {
+	db := testDB(t)
+	now := mon0205.Add(time.Minute)
+	st := state.New("db1", db.KeyCRN)
+	st.Key.Version = "v1"
+	st.Slots = map[events.BackupType]time.Time{events.Full: now, events.Incremental: now, events.Delta: now}
+	st.LastSuccess = &state.Outcome{RunID: "r", Type: events.Full, At: now.Add(-100 * time.Hour)}
+	st.Run = &state.Run{ID: "busy", StartedAt: now, LeaseUntil: now.Add(time.Hour), Started: true}
+	r := Tick(st, db, TickInput{Now: now})
+	if len(st.PendingAlerts) != 1 || st.PendingAlerts[0].Alert.Reason != "check-critical" || !slices.Equal(st.CheckAlerted, []string{"backup age"}) || !r.Changed {
+		t.Fatalf("first tick: alerts %+v alerted %v", st.PendingAlerts, st.CheckAlerted)
+	}
+	st.PendingAlerts = nil // sent
+	Tick(st, db, TickInput{Now: now.Add(15 * time.Minute)})
+	if len(st.PendingAlerts) != 0 {
+		t.Fatalf("alerted twice: %+v", st.PendingAlerts)
+	}
+	st.LastSuccess.At = now
+	Tick(st, db, TickInput{Now: now.Add(30 * time.Minute)})
+	if st.CheckAlerted != nil || len(st.PendingAlerts) != 0 {
+		t.Fatalf("cleared: %v %+v", st.CheckAlerted, st.PendingAlerts)
 	}
 }

@@ -93,7 +93,8 @@ type TickResult struct {
 //  5. a destroyed key names the backups it made unrestorable;
 //  6. the schedule: start (the run goes in flight), defer (a Hold or the backoff) or idle;
 //  7. a restore drill in flight settled from its record or lease, and a drill due started when
-//     the database is idle and nothing holds it.
+//     the database is idle and nothing holds it;
+//  8. the checks the state answers (package check): a critical one alerts once per cause.
 //
 // The decision is recorded in the state only when it differs from the last one (and a start
 // stands while its run is in flight), so an idle database, or one whose run is under way, costs
@@ -149,6 +150,7 @@ func Tick(st *state.State, db config.Database, in TickInput) TickResult {
 		r.Changed = true
 	}
 	r.Changed = drill(st, db, d, now, &r.Effects) || r.Changed
+	r.Changed = checkAlerts(st, db, now, &r.Effects) || r.Changed
 	last := st.LastDecision
 	startKept := d.Action == Idle && st.Run != nil && last != nil && last.Action == string(Start) // the start stands while its run is in flight
 	if !startKept && (last == nil || last.Action != string(d.Action) || last.Reason != d.Reason || last.Type != d.Type) {

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"context"
 	"fmt"
 	"strings"
@@ -33,6 +34,7 @@ func TestWorstCaseStateStaysUnderBudget(t *testing.T) {
 			st.LastDecision = &Decision{At: at, Action: "defer", Reason: long}
 			st.Restore = &RestoreRun{ID: strings.Repeat("i", 64), Drill: true, Target: "ABCDEFGH", StartedAt: at, LeaseUntil: at}
 			st.DrillSlot = at
+			st.CheckAlerted = slices.Repeat([]string{strings.Repeat("c", 40)}, 100)
 			st.LastDrill = &DrillOutcome{ID: strings.Repeat("i", 64), At: at, Seconds: 1e9, Code: "SQL4970N", Message: long}
 			st.Window = &RotationWindow{FromVersion: run.KeyVersion, ToVersion: run.KeyVersion, RotatedAt: at, OpenedAt: at, MinCloseAt: at, MaxCloseAt: at, DetectedBy: "cloud-logs"}
 			st.Slots = map[events.BackupType]time.Time{events.Full: at, events.Incremental: at, events.Delta: at}

@@ -24,6 +24,7 @@ func (s *State) Clone() *State {
 	c.LastDrill = ptr(s.LastDrill)
 	c.Slots = maps.Clone(s.Slots)
 	c.Seen = slices.Clone(s.Seen)
+	c.CheckAlerted = slices.Clone(s.CheckAlerted)
 	if s.PendingAlerts != nil {
 		c.PendingAlerts = make([]PendingAlert, len(s.PendingAlerts))
 		for i, p := range s.PendingAlerts {

@@ -30,6 +30,7 @@ func full() *State {
 		Restore:       &RestoreRun{ID: "d1", Drill: true, Target: "SCR", StartedAt: t0, LeaseUntil: t0},
 		DrillSlot:     t0,
 		LastDrill:     &DrillOutcome{ID: "d0", At: t0, Success: true, Seconds: 1},
+		CheckAlerted:  []string{"backup age"},
 	}
 }
 

@@ -68,7 +68,13 @@ type State struct {
 	DrillSlot time.Time `json:"drill_slot,omitzero"`
 	// LastDrill is how the last drill ended (from its record in the catalog).
 	LastDrill *DrillOutcome `json:"last_drill,omitempty"`
+	// CheckAlerted names the checks (package check) found critical and alerted on, once per
+	// cause until it clears; bounded by the number of checks.
+	CheckAlerted []string `json:"check_alerted,omitempty"`
 }
+
+// MaxCheckAlerted bounds CheckAlerted.
+const MaxCheckAlerted = 16
 
 // RestoreRun is a restore the scheduler started (a drill).
 type RestoreRun struct {
@@ -336,6 +342,9 @@ func (s *State) bound() {
 	}
 	if s.LastDrill != nil {
 		s.LastDrill.Message = Truncate(s.LastDrill.Message, MaxText)
+	}
+	if len(s.CheckAlerted) > MaxCheckAlerted {
+		s.CheckAlerted = s.CheckAlerted[:MaxCheckAlerted]
 	}
 	s.NeedFullReason = Truncate(s.NeedFullReason, MaxText)
 	if n := len(s.Seen) - MaxSeen; n > 0 {
