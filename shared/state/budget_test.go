@@ -1,9 +1,9 @@
 package state
 
 import (
-	"slices"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
