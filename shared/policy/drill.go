@@ -125,12 +125,17 @@ func outcomeWord(ok bool) string {
 
 // checkAlerts evaluates the checks the state alone answers (backup age, a window past its
 // maximum) and alerts once on each critical cause, until it clears; the causes that alert on
-// their own path (check.AlertsElsewhere) are left to it. It reports whether st changed.
+// their own path (check.AlertsElsewhere) are left to it, and so is a stale backup while a Hold
+// or failing backups explain it. It reports whether st changed.
 func checkAlerts(st *state.State, db config.Database, now time.Time, eff *Effects) bool {
 	res := check.Evaluate(check.Observation{DB: db, State: st, Now: now})
+	// While something holds backups or they fail, stale backups are expected and alerted on
+	// those paths (a window past its maximum is not held back).
+	_, held := Hold(st)
+	explained := held || st.ConsecutiveFailures > 0 || st.NextRetry != nil
 	var causes []check.Item
 	for _, it := range res.Critical() {
-		if !slices.Contains(check.AlertsElsewhere, it.Name) {
+		if !slices.Contains(check.AlertsElsewhere, it.Name) && !(explained && it.Name == check.BackupAge) {
 			causes = append(causes, it)
 		}
 	}

@@ -104,7 +104,6 @@ func TestCheckAlertsOncePerCause(t *testing.T) {
 	st.Key.Version = "v1"
 	st.Slots = map[events.BackupType]time.Time{events.Full: now, events.Incremental: now, events.Delta: now}
 	st.LastSuccess = &state.Outcome{RunID: "r", Type: events.Full, At: now.Add(-100 * time.Hour)}
-	st.Run = &state.Run{ID: "busy", StartedAt: now, LeaseUntil: now.Add(time.Hour), Started: true}
 	r := Tick(st, db, TickInput{Now: now})
 	if len(st.PendingAlerts) != 1 || st.PendingAlerts[0].Alert.Reason != "check-critical" || !slices.Equal(st.CheckAlerted, []string{"backup age"}) || !r.Changed {
 		t.Fatalf("first tick: alerts %+v alerted %v", st.PendingAlerts, st.CheckAlerted)

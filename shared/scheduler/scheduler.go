@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/check"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/errkind"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
 	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/state"
@@ -104,6 +107,33 @@ type Scheduler struct {
 	// tick.shard events, which Event Notifications delivers to scheduler instances that Code
 	// Engine scales out (DefaultShardSize when 0; negative never splits).
 	ShardSize int
+	// Beats, when set, is where each delivery leaves its heartbeat (check.HeartbeatKey, one
+	// small object per shard, written once per delivery whatever the fleet's size), which
+	// keyguard check reads to tell that ticks still arrive. objstore.Store implements it.
+	Beats Beats
+
+	metricsOnce sync.Once
+	metrics     *metrics
+}
+
+// Beats stores heartbeats.
+type Beats interface {
+	Put(ctx context.Context, key string, body []byte, c objstore.Cond) (string, error)
+}
+
+// heartbeat leaves the trace of a delivery that decided n databases of shard sh. A failure is
+// logged: the next delivery writes it again.
+func (s *Scheduler) heartbeat(ctx context.Context, sh events.TickShard, n int) {
+	if s.Beats == nil {
+		return
+	}
+	body, err := json.Marshal(check.Heartbeat{Tick: sh.Tick, At: clock.Or(s.Clock).Now(), Shard: sh.Shard, Shards: sh.Shards, Databases: n})
+	if err == nil {
+		_, err = s.Beats.Put(ctx, check.HeartbeatKey(sh.Shard, sh.Shards), body, objstore.Cond{})
+	}
+	if err != nil {
+		s.log().Warn("heartbeat not written", "shard", sh.Shard, "err", err)
+	}
 }
 
 // Defaults of the scheduler's fan-out.
@@ -178,6 +208,7 @@ func (s *Scheduler) HandleShard(ctx context.Context, sh events.TickShard) (edge.
 
 func (s *Scheduler) handleRun(ctx context.Context, fleet *config.Fleet, sh events.TickShard) (edge.Result, error) {
 	reports, rest, err := s.run(ctx, fleet, sh)
+	s.heartbeat(ctx, sh, len(reports))
 	counts := map[policy.Action]int{}
 	for _, r := range reports {
 		counts[r.Action]++
@@ -237,6 +268,7 @@ func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 	sorted := fleet.ShardDatabases(0, 1)
 	keys := s.pollKeys(ctx, keysOf(sorted))
 	reports, _, err := s.decide(ctx, fleet, sorted, keys, time.Time{})
+	s.heartbeat(ctx, events.TickShard{Tick: clock.Or(s.Clock).Now(), Shard: 0, Shards: 1}, len(reports))
 	return reports, errors.Join(err, s.managed(ctx, fleet, keysOf(sorted), keys))
 }
 
@@ -383,6 +415,7 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 		_, ferr := outbox.Flush(ctx, s.Store, s.Send, cur)
 		return rep, errors.Join(fmt.Errorf("update state: %w", err), ferr)
 	}
+	s.figures().observe(db.Name, cur, st, res, now)
 	d := res.Decision
 	rep.Action, rep.Type, rep.Reason, rep.Notes = d.Action, d.Type, d.Reason, res.Notes
 	if res.Start != nil {
