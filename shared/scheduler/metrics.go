@@ -128,7 +128,6 @@ func deferReason(r string) string {
 	return "other"
 }
 
-
 // MetricsHandler serves the Prometheus exposition of this scheduler's figures (edge.Mux serves
 // it on GET /metrics, behind the bearer token).
 func (s *Scheduler) MetricsHandler() http.Handler {
