@@ -8,7 +8,7 @@ VERSITYGW_STAMP := $(BIN)/.versitygw-$(VERSITYGW_VERSION)
 FUZZTIME ?= 15s
 export KEYGUARD_VERSITYGW := $(VERSITYGW)
 
-.PHONY: all run test vet fmt-check unit bench fuzz tools build images clean
+.PHONY: all run serve session test vet fmt-check unit bench fuzz tools build images clean
 
 all: test
 
@@ -24,6 +24,15 @@ $(VERSITYGW_STAMP):
 ## run: the whole system on loopback with the sample fleet, a simulated week, then exit
 run: $(VERSITYGW_STAMP)
 	$(GO) run ./test/cmd/keyguard-local run
+
+## serve: the whole system on loopback, kept up on wall time until Ctrl-C; prints the
+## environment (export lines) under which the operator command works against it
+serve: $(VERSITYGW_STAMP)
+	$(GO) run ./test/cmd/keyguard-local serve
+
+## session: the README's session in tmux: serve on the left, the operator command on the right
+session: $(VERSITYGW_STAMP)
+	./test/session.sh
 
 ## test: vet, formatting, and every test including the integration tests against versitygw
 test: vet fmt-check $(VERSITYGW_STAMP)
@@ -48,7 +57,7 @@ fuzz:
 	  done; done
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./functions/... ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.buildVersion=$(or $(VERSION),dev)" -o $(BIN)/ ./functions/... ./cmd/...
 
 ## images: container images of every function (no Docker needed): bin/images/oci and bin/images/keyguard-<fn>.tar
 images:

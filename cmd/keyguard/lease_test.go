@@ -28,7 +28,7 @@ func TestOperatorRetentionKeepsLeasedImages(t *testing.T) {
 		if !errors.Is(err, errRefused) || !strings.Contains(err.Error(), "a running restore uses it") {
 			t.Fatalf("delete of a leased image = %v", err)
 		}
-		if err := f.run(t, "prune", "db1"); err != nil {
+		if err := f.run(t, "prune", "db1", "-confirm"); err != nil {
 			t.Fatal(err)
 		}
 		got, err := catalog.New(f.objs).List(ctx, "db1")
@@ -46,10 +46,10 @@ func TestOperatorRetentionKeepsLeasedImages(t *testing.T) {
 		if _, err := catalog.PutLease(ctx, f.objs, lease(testNow), ""); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.run(t, "backup", "delete", "db1", "20261109010000"); err != nil {
+		if err := f.run(t, "backup", "delete", "db1", "20261109010000", "-confirm"); err != nil {
 			t.Fatalf("delete under an expired lease = %v", err)
 		}
-		if err := f.run(t, "prune", "db1"); err != nil {
+		if err := f.run(t, "prune", "db1", "-confirm"); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := catalog.New(f.objs).List(ctx, "db1")

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +20,9 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/catalog/catalogtest"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/shared/runtime"
 	"github.com/keyguard-dev/keyguard/shared/state"
+	"github.com/keyguard-dev/keyguard/shared/upload"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -96,7 +101,8 @@ func states() []*state.State {
 	db1.Key = state.KeyInfo{CRN: catalogtest.KeyCRN, Version: keyV2, State: events.KeyActive, RotatedAt: at(14, 9)}
 	db1.Run = &state.Run{ID: "db1-delta-20261119T130000Z-a2", Type: events.Delta, Mode: events.Online, Slot: at(19, 13), Attempt: 2,
 		StartedAt: at(19, 23), LeaseUntil: at(20, 5), KeyVersion: keyV2}
-	db1.LastSuccess = &state.Outcome{RunID: "db1-delta-20261116T130000Z-a1", Type: events.Delta, At: at(16, 13), KeyVersion: keyV2}
+	db1.LastSuccess = &state.Outcome{RunID: "db1-delta-20261116T130000Z-a1", Type: events.Delta, At: at(16, 13), KeyVersion: keyV2,
+		RequestedBy: "keyguard-cli:alice (request 0f1e2d3c)", Reason: "before the upgrade"}
 	db1.LastFailure = &state.Outcome{RunID: "db1-delta-20261119T130000Z-a1", Type: events.Delta, At: at(19, 14),
 		Class: events.Transient, Message: "SQL2062N media error"}
 	db1.ConsecutiveFailures = 1
@@ -119,6 +125,7 @@ type fixture struct {
 	objs   objstore.Store
 	sender *fakeSender
 	out    *bytes.Buffer
+	errOut *bytes.Buffer
 }
 
 // seed returns ops over an in-memory store holding the states, the catalogs of db1 and db2 and
@@ -151,20 +158,47 @@ func seed(t *testing.T) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := fixture{objs: objs, sender: &fakeSender{}, out: &bytes.Buffer{}}
-	f.o = &ops{objs: objs, fleet: config.Static{F: fleet}, sender: f.sender, out: f.out,
-		now: func() time.Time { return testNow }, newID: func() string { return "req-1" }, user: "alice"}
+	f := fixture{objs: objs, sender: &fakeSender{}, out: &bytes.Buffer{}, errOut: &bytes.Buffer{}}
+	f.o = &ops{objs: objs, fleet: config.Static{F: fleet}, sender: f.sender, download: memDownloader{objs}, out: f.out, errOut: f.errOut,
+		now: func() time.Time { return testNow }, newID: func() string { return "1a2b3c4d5e6f7a8b" }, user: "alice",
+		pollEvery: time.Second, sleep: func(context.Context, time.Duration) error { return errors.New("no wait in this test") },
+		bucket: "b", fleetKey: defaultFleetKey}
 	return f
 }
 
-// run parses args and runs the command against f.
+// app is the command line's view of f.
+func (f fixture) app() *app {
+	return &app{out: f.out, errOut: f.errOut, getenv: func(string) string { return "" }, build: func(need) (*ops, error) { return f.o, nil }}
+}
+
+// run runs the command line args against f; a usage error fails the test.
 func (f fixture) run(t *testing.T, args ...string) error {
 	t.Helper()
-	act, err := parseOps(args)
-	if err != nil {
-		t.Fatalf("parse %q: %v", args, err)
+	_, err := run(context.Background(), args, f.app())
+	var ue *usageError
+	if errors.As(err, &ue) {
+		t.Fatalf("keyguard %q: usage error: %v", args, err)
 	}
-	return act(context.Background(), f.o)
+	return err
+}
+
+// memDownloader serves image files from a store, a MiB per write.
+type memDownloader struct{ objs objstore.Store }
+
+func (d memDownloader) Download(ctx context.Context, key string, w io.Writer) (upload.Object, error) {
+	b, _, err := d.objs.Get(ctx, key)
+	if err != nil {
+		return upload.Object{}, err
+	}
+	for rest := b; len(rest) > 0; {
+		n := min(len(rest), 1<<20)
+		if _, err := w.Write(rest[:n]); err != nil {
+			return upload.Object{}, err
+		}
+		rest = rest[n:]
+	}
+	sum := sha256.Sum256(b)
+	return upload.Object{Key: key, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -191,17 +225,23 @@ func TestGoldenOutput(t *testing.T) {
 	}{
 		{"status", []string{"status"}},
 		{"status-db2", []string{"status", "db2"}},
+		{"status-db1-db3", []string{"status", "db1", "db3"}},
 		{"status-json", []string{"status", "-json", "db1", "db3"}},
 		{"backup-list", []string{"backup", "list", "db1"}},
-		{"backup-list-json", []string{"backup", "list", "-json", "db2"}},
+		{"backup-list-json", []string{"backup", "list", "db2", "-json"}},
 		{"backup-list-empty", []string{"backup", "list", "db3"}},
 		{"backup-show", []string{"backup", "show", "db1", "20261116130000"}},
-		{"backup-show-json", []string{"backup", "show", "-json", "db1", "20261109010000"}},
-		{"backup-create", []string{"backup", "create", "-type", "incremental", "-reason", "before the upgrade", "db1"}},
+		{"backup-show", []string{"backup", "show", "db1", "latest"}},
+		{"backup-show-json", []string{"backup", "show", "--json", "db1", "20261109010000"}},
+		{"backup-create", []string{"backup", "create", "db1", "-type", "incremental", "-reason", "before the upgrade"}},
+		{"backup-delete-dry-run", []string{"backup", "delete", "db1", "20261109010000"}},
 		{"plan-restore", []string{"plan-restore", "db1"}},
-		{"plan-restore-at", []string{"plan-restore", "-at", "2026-11-10T12:00:00+01:00", "db1"}},
+		{"plan-restore-at", []string{"plan-restore", "db1", "-at", "2026-11-10T12:00:00+01:00"}},
+		{"plan-restore-date", []string{"plan-restore", "db1", "-at=2026-11-10"}},
 		{"plan-restore-json", []string{"plan-restore", "-json", "db2"}},
+		{"prune-dry-run", []string{"prune", "db1"}},
 		{"prune-dry-run", []string{"prune", "-dry-run", "db1"}},
+		{"fleet-validate", []string{"fleet", "validate", "testdata/fleet.yaml"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -214,10 +254,34 @@ func TestGoldenOutput(t *testing.T) {
 	}
 }
 
-func TestStatusUnknownDatabase(t *testing.T) {
+// TestUnknownDatabase: every read command says the same of a database keyguard knows nothing
+// of, and fails; a database of the fleet with no backups yet is not an error.
+func TestUnknownDatabase(t *testing.T) {
+	for _, args := range [][]string{{"status", "nosuchdb"}, {"backup", "list", "nosuchdb"}, {"backup", "list", "nosuchdb", "-json"}} {
+		f := seed(t)
+		if err := f.run(t, args...); err == nil || err.Error() != unknownDatabase("nosuchdb").Error() {
+			t.Errorf("keyguard %q = %v, want %v", args, err, unknownDatabase("nosuchdb"))
+		}
+	}
 	f := seed(t)
-	if err := f.run(t, "status", "nosuchdb"); err == nil || !strings.Contains(err.Error(), "not in the fleet policy") {
-		t.Errorf("status of an unknown database = %v, want an error saying it is not in the fleet", err)
+	if err := f.run(t, "backup", "list", "db3", "-json"); err != nil || strings.TrimSpace(f.out.String()) != "[]" {
+		t.Errorf("backup list of a database with no backups = %v, %q", err, f.out)
+	}
+}
+
+// TestMissingFleetObject: without a policy object, the error names the key and how to upload
+// one, not the store's 404.
+func TestMissingFleetObject(t *testing.T) {
+	f := seed(t)
+	f.o.fleet = policySource{src: &runtime.COSFleet{Objects: f.objs, Key: defaultFleetKey, TTL: time.Minute}, o: f.o}
+	err := f.run(t, "status")
+	for _, want := range []string{"no fleet policy at config/fleet.yaml in bucket b", config.EnvFleetKey, "keyguard fleet push FILE", config.EnvFleetFile} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("status without a policy = %v, want it to say %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "not found") {
+		t.Errorf("the store's error shows through: %v", err)
 	}
 }
 
@@ -233,9 +297,9 @@ func TestBackupCreate(t *testing.T) {
 	if err := f.run(t, "backup", "create", "-mode", "offline", "db3"); err != nil {
 		t.Fatal(err)
 	}
-	want := events.BackupRequested{Database: "db3", Type: events.Full, Mode: events.Offline, RequestedBy: "keyguard-cli:alice"}
-	if len(f.sender.sent) != 1 || f.sender.sent[0].id != "req-1" || f.sender.sent[0].p != want {
-		t.Fatalf("sent %+v, want one %+v under id req-1", f.sender.sent, want)
+	want := events.BackupRequested{Database: "db3", Type: events.Full, Mode: events.Offline, RequestedBy: "keyguard-cli:alice (request 1a2b3c4d)"}
+	if len(f.sender.sent) != 1 || f.sender.sent[0].id != "keyguard-cli-1a2b3c4d5e6f7a8b" || f.sender.sent[0].p != want {
+		t.Fatalf("sent %+v, want one %+v under id keyguard-cli-1a2b3c4d5e6f7a8b", f.sender.sent, want)
 	}
 	if strings.Contains(f.out.String(), "warning") {
 		t.Errorf("a database with no state got a warning:\n%s", f.out)
@@ -305,7 +369,7 @@ func TestBackupDelete(t *testing.T) {
 			}
 			db, ts := tc.args[len(tc.args)-2], tc.args[len(tc.args)-1]
 			before, _ := f.objs.List(ctx, "")
-			err := f.run(t, append([]string{"backup", "delete"}, tc.args...)...)
+			err := f.run(t, append([]string{"backup", "delete", "-confirm"}, tc.args...)...)
 			after, _ := f.objs.List(ctx, "")
 			_, gerr := catalog.New(f.objs).Get(ctx, db, ts)
 			if tc.refused != "" {
@@ -334,10 +398,10 @@ func TestBackupDelete(t *testing.T) {
 
 	t.Run("force never deletes the last full", func(t *testing.T) {
 		f := seed(t)
-		if err := f.run(t, "backup", "delete", "-force", "db2", "20261110020000"); err != nil {
+		if err := f.run(t, "backup", "delete", "-force", "-confirm", "db2", "20261110020000"); err != nil {
 			t.Fatal(err)
 		}
-		err := f.run(t, "backup", "delete", "-force", "db2", "20261111020000")
+		err := f.run(t, "backup", "delete", "-force", "db2", "20261111020000", "-confirm")
 		if !errors.Is(err, errRefused) || !strings.Contains(err.Error(), "last full backup") {
 			t.Errorf("delete of the last full = %v, want a refusal", err)
 		}
@@ -379,7 +443,7 @@ func TestPlanRestoreDestroyedKey(t *testing.T) {
 func TestPrune(t *testing.T) {
 	f := seed(t)
 	ctx := context.Background()
-	if err := f.run(t, "prune", "db1"); err != nil {
+	if err := f.run(t, "prune", "db1", "-confirm"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := catalog.New(f.objs).List(ctx, "db1")
@@ -401,7 +465,7 @@ func TestPrune(t *testing.T) {
 	}
 	// A second prune keeps everything.
 	f.out.Reset()
-	if err := f.run(t, "prune", "db1"); err != nil {
+	if err := f.run(t, "prune", "db1", "-confirm"); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(f.out.String(), "deleted") {
@@ -418,7 +482,7 @@ func TestPruneAndDeleteWaitForUnreadableEntries(t *testing.T) {
 	if _, err := f.objs.Put(ctx, key, []byte(`{"schema_version": 99}`), objstore.Cond{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.run(t, "prune", "db1"); err != nil {
+	if err := f.run(t, "prune", "db1", "-confirm"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := catalog.New(f.objs).List(ctx, "db1"); len(got) != len(db1Entries()) {
@@ -427,20 +491,32 @@ func TestPruneAndDeleteWaitForUnreadableEntries(t *testing.T) {
 	if out := f.out.String(); strings.Contains(out, "deleted ") || !strings.Contains(out, key) {
 		t.Errorf("prune output does not name the unreadable object or deleted something:\n%s", out)
 	}
-	if err := f.run(t, "backup", "delete", "db1", "20261101010000"); !errors.Is(err, errRefused) || !strings.Contains(err.Error(), key) {
+	if err := f.run(t, "backup", "delete", "db1", "20261101010000", "-confirm"); !errors.Is(err, errRefused) || !strings.Contains(err.Error(), key) {
 		t.Errorf("backup delete = %v, want a refusal naming %s", err, key)
 	}
 }
 
-func TestPruneDryRunDeletesNothing(t *testing.T) {
-	f := seed(t)
-	ctx := context.Background()
-	before, _ := f.objs.List(ctx, "")
-	if err := f.run(t, "prune", "-dry-run", "db1"); err != nil {
-		t.Fatal(err)
+// TestWritesAreDryRunsWithoutConfirm: prune and backup delete change nothing without -confirm
+// (and say so), and still refuse what they would refuse.
+func TestWritesAreDryRunsWithoutConfirm(t *testing.T) {
+	for _, args := range [][]string{{"prune", "db1"}, {"prune", "-dry-run", "db1"}, {"backup", "delete", "db1", "20261109010000"},
+		{"backup", "delete", "db2", "20261110020000", "-force"}} {
+		f := seed(t)
+		ctx := context.Background()
+		before, _ := f.objs.List(ctx, "")
+		if err := f.run(t, args...); err != nil {
+			t.Fatalf("keyguard %q: %v", args, err)
+		}
+		if after, _ := f.objs.List(ctx, ""); len(after) != len(before) {
+			t.Errorf("keyguard %q changed the store: %d objects, then %d", args, len(before), len(after))
+		}
+		if !strings.Contains(f.out.String(), "dry run: nothing deleted; add -confirm") {
+			t.Errorf("keyguard %q does not say it was a dry run:\n%s", args, f.out)
+		}
 	}
-	if after, _ := f.objs.List(ctx, ""); len(after) != len(before) {
-		t.Errorf("dry run changed the store: %d objects, then %d", len(before), len(after))
+	f := seed(t)
+	if err := f.run(t, "backup", "delete", "db1", "20261115010000"); !errors.Is(err, errRefused) {
+		t.Errorf("a dry run of a refused delete = %v, want the refusal", err)
 	}
 }
 
@@ -448,36 +524,86 @@ func TestUsageErrors(t *testing.T) {
 	cases := [][]string{
 		{},
 		{"frobnicate"},
+		{"stauts"},
 		{"backup"},
 		{"backup", "frob"},
+		{"fleet"},
 		{"status", "-x"},
 		{"status", "db1", "bad/name"},
 		{"backup", "list"},
 		{"backup", "list", "db1", "extra"},
-		{"backup", "list", "db1", "-json"},
 		{"backup", "show", "db1"},
 		{"backup", "show", "db1", "2024"},
 		{"backup", "create", "-type", "weekly", "db1"},
 		{"backup", "create", "-mode", "warm", "db1"},
+		{"backup", "create", "db1", "-timeout", "-1s"},
 		{"backup", "create"},
 		{"backup", "delete", "db1"},
+		{"backup", "delete", "db1", "latest"},
 		{"backup", "delete", "-force", "db1", "notatime"},
+		{"backup", "fetch", "db1"},
 		{"plan-restore", "-at", "yesterday", "db1"},
 		{"plan-restore"},
 		{"prune"},
 		{"prune", "-dry-run", "db1", "db2"},
+		{"prune", "-dry-run", "-confirm", "db1"},
+		{"fleet", "validate"},
+		{"version", "extra"},
 	}
 	for _, args := range cases {
-		_, err := parseOps(args)
+		f := seed(t)
+		_, err := run(context.Background(), args, f.app())
 		var ue *usageError
-		if !errors.As(err, &ue) || ue.err == nil || ue.usage == "" {
-			t.Errorf("parseOps(%q) = %v, want a usage error with usage text", args, err)
+		if !errors.As(err, &ue) {
+			t.Errorf("keyguard %q = %v, want a usage error", args, err)
 		}
 	}
-	_, err := parseOps([]string{"backup", "delete", "-h"})
-	var ue *usageError
-	if !errors.As(err, &ue) || ue.err != nil || !strings.Contains(ue.usage, "-force") {
-		t.Errorf("parseOps(-h) = %v, want help with the flags", err)
+	f := seed(t)
+	if _, err := run(context.Background(), []string{"backup", "delete", "-h"}, f.app()); err != nil || !strings.Contains(f.out.String(), "--force") {
+		t.Errorf("backup delete -h = %v, want help with the flags:\n%s", err, f.out)
+	}
+	_, err := run(context.Background(), []string{"stauts"}, f.app())
+	if err == nil || !strings.Contains(err.Error(), "did you mean status?") {
+		t.Errorf("a misspelt command = %v, want a suggestion", err)
+	}
+}
+
+// TestFlagsAnywhere: flags go before or after the arguments, with one dash or two.
+func TestFlagsAnywhere(t *testing.T) {
+	var outs []string
+	for _, args := range [][]string{{"backup", "list", "-json", "db2"}, {"backup", "list", "db2", "-json"}, {"backup", "list", "db2", "--json"}} {
+		f := seed(t)
+		if err := f.run(t, args...); err != nil {
+			t.Fatalf("keyguard %q: %v", args, err)
+		}
+		outs = append(outs, f.out.String())
+	}
+	for i := 1; i < len(outs); i++ {
+		if outs[i] != outs[0] {
+			t.Errorf("output %d differs from the first:\n%s\n---\n%s", i, outs[i], outs[0])
+		}
+	}
+	if got := normalizeFlags([]string{"-json", "-at=2026-11-25", "-o", "x", "-x", "--", "-json"}, map[string]bool{"json": true, "at": true}); strings.Join(got, " ") != "--json --at=2026-11-25 -o x -x -- -json" {
+		t.Errorf("normalizeFlags = %q", got)
+	}
+}
+
+func TestParseAt(t *testing.T) {
+	cases := map[string]time.Time{
+		"2026-11-25":                time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC),
+		"2026-11-25 10:30":          time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC),
+		"2026-11-25T10:30:15":       time.Date(2026, 11, 25, 10, 30, 15, 0, time.UTC),
+		"2026-11-25T10:30:00+01:00": time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC),
+	}
+	for in, want := range cases {
+		if got, err := parseAt(in); err != nil || !got.Equal(want) {
+			t.Errorf("parseAt(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "25/11/2026", "2026-11-25 25:00"} {
+		if _, err := parseAt(bad); err == nil {
+			t.Errorf("parseAt(%q) accepted", bad)
+		}
 	}
 }
 
@@ -491,12 +617,16 @@ func TestExitCodes(t *testing.T) {
 		{"backup list", 2, "missing arguments"},
 		{"frobnicate", 2, "unknown command"},
 		{"prune -h", 0, ""},
+		{"version", 0, ""},
+		{"fleet validate testdata/fleet.yaml", 0, ""},
+		{"fleet validate testdata/nosuchfile.yaml", 1, "no such file"},
 		{"status", 1, "KEYGUARD_COS_BUCKET is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.args, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = []string{"KEYGUARD_TEST_MAIN=" + tc.args}
+
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -506,6 +636,9 @@ func TestExitCodes(t *testing.T) {
 				code = ee.ExitCode()
 			} else if err != nil {
 				t.Fatal(err)
+			}
+			if strings.Contains(stderr.String(), "KEYGUARD_EN_") {
+				t.Errorf("keyguard %s asks for Event Notifications, which only backup create uses: %s", tc.args, stderr.String())
 			}
 			if code != tc.code || !strings.Contains(stderr.String(), tc.stderr) {
 				t.Errorf("keyguard %s: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr.String(), tc.code, tc.stderr)
@@ -522,7 +655,8 @@ func TestOpsFromEnv(t *testing.T) {
 		"KEYGUARD_API_KEY": "key", "KEYGUARD_IAM_URL": "http://127.0.0.1:1", "KEYGUARD_FLEET_FILE": "testdata/fleet.yaml",
 		"USER": "bob",
 	}
-	o, err := opsFromEnv(func(k string) string { return env[k] }, &bytes.Buffer{})
+	getenv := func(k string) string { return env[k] }
+	o, err := opsFromEnv(getenv, needStore|needSender)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,16 +664,25 @@ func TestOpsFromEnv(t *testing.T) {
 	if err != nil || len(fleet.Databases) != 3 {
 		t.Fatalf("fleet from KEYGUARD_FLEET_FILE: %v, %v", fleet, err)
 	}
-	if o.user != "bob" || o.objs == nil || o.sender == nil || !strings.HasPrefix(o.newID(), "keyguard-cli-") || o.newID() == o.newID() {
+	if o.user != "bob" || o.objs == nil || o.sender == nil || o.download == nil || len(o.newID()) != 16 || o.newID() == o.newID() {
 		t.Errorf("ops from env: %+v", o)
 	}
 	delete(env, "USER")
-	o, err = opsFromEnv(func(k string) string { return env[k] }, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
+	if o, err = opsFromEnv(getenv, needStore); err != nil || o.user != "operator" || o.sender != nil {
+		t.Errorf("without USER: %+v, %v; want user operator and no sender for a read", o, err)
 	}
-	if o.user != "operator" {
-		t.Errorf("without USER: user %q, want operator", o.user)
+	// Reading needs no Event Notifications and, with HMAC keys, no API key.
+	for _, k := range []string{"KEYGUARD_EN_URL", "KEYGUARD_EN_INSTANCE_ID", "KEYGUARD_EN_SOURCE_ID", "KEYGUARD_API_KEY"} {
+		delete(env, k)
+	}
+	if _, err := opsFromEnv(getenv, needStore); err != nil {
+		t.Errorf("a read without Event Notifications: %v", err)
+	}
+	_, err = opsFromEnv(getenv, needStore|needSender)
+	for _, want := range []string{"KEYGUARD_EN_URL is required", "KEYGUARD_EN_SOURCE_ID", "KEYGUARD_API_KEY", "make serve"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("sending without Event Notifications = %v, want it to say %q", err, want)
+		}
 	}
 }
 

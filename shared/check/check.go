@@ -208,7 +208,7 @@ func Evaluate(o Observation) Result {
 		case d == nil || d.LastDrill == nil:
 			add(Drill, Warning, "no drill recorded yet (drill %q into %s)", o.DB.Drill.Cron, o.DB.Drill.Target)
 		case !d.LastDrill.Success:
-			add(Drill, Critical, "last drill %s failed %s ago: %s", d.LastDrill.ID, age(d.LastDrill.At), d.LastDrill.Message)
+			add(Drill, Critical, "last drill %s failed %s ago (%s): its restore record in the catalog says why", d.LastDrill.ID, age(d.LastDrill.At), d.LastDrill.Code)
 		case o.Now.Sub(d.LastDrill.At) > th.DrillMaxAge:
 			add(Drill, Warning, "last drill %s ago, more than %s (restored in %.1fs)", age(d.LastDrill.At), th.DrillMaxAge, d.LastDrill.Seconds)
 		default:

@@ -65,7 +65,7 @@ func TestEvaluate(t *testing.T) {
 		{"old backup", func(o *Observation) { o.Now = now.Add(30 * time.Hour); o.Heartbeat = o.Now }, Warning, BackupAge, "more than max_age 30h0m0s"},
 		{"very old backup", func(o *Observation) { o.Now = now.Add(80 * time.Hour); o.Heartbeat = o.Now }, Critical, BackupAge, "more than twice"},
 		{"one chain", func(o *Observation) { o.Listing.Entries = o.Listing.Entries[1:] }, Warning, Chains, "fewer than 2"},
-		{"drill failed", func(o *Observation) { o.State.LastDrill.Success, o.State.LastDrill.Message = false, "SQL4970N" }, Critical, Drill, "SQL4970N"},
+		{"drill failed", func(o *Observation) { o.State.LastDrill.Success, o.State.LastDrill.Code = false, "SQL4970N" }, Critical, Drill, "SQL4970N"},
 		{"no drill yet", func(o *Observation) { o.State.LastDrill = nil }, Warning, Drill, "no drill recorded"},
 		{"window stuck", func(o *Observation) {
 			o.State.Window = &state.RotationWindow{ToVersion: "v2", OpenedAt: now.Add(-6 * time.Hour), MaxCloseAt: now.Add(-2 * time.Hour)}

@@ -106,7 +106,7 @@ func (x *Executor) Start(ctx context.Context, run events.BackupStarted) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, x.budget())
 	defer cancel()
-	log := x.log().With("db", run.Database, "run", run.RunID, "instance", crn)
+	log := x.log().With("database", run.Database, "run", run.RunID, "instance", crn)
 
 	list, err := x.Client.ListBackups(ctx, crn)
 	if err != nil {
@@ -159,7 +159,7 @@ func (x *Executor) Probe(ctx context.Context, run events.BackupStarted) (events.
 	}
 	ctx, cancel := context.WithTimeout(ctx, x.budget())
 	defer cancel()
-	log := x.log().With("db", run.Database, "run", run.RunID, "instance", crn)
+	log := x.log().With("database", run.Database, "run", run.RunID, "instance", crn)
 
 	list, err := x.Client.ListBackups(ctx, crn)
 	if err != nil {

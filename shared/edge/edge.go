@@ -52,9 +52,9 @@ type Options struct {
 	Token secret.Secret
 	// Timeout bounds one event's handling (default 8 s, under Event Notifications' 10 s).
 	Timeout time.Duration
-	Logger  *slog.Logger
-	// Name is the function name, for logs.
-	Name string
+	// Logger gets a line per request; it carries the function's name ("fn"), which the edge does
+	// not add again. slog.Default() when nil.
+	Logger *slog.Logger
 }
 
 // Status maps a handler or decoder error to an HTTP status. A 5xx makes Event Notifications
@@ -149,24 +149,29 @@ func Serve(o Options, h Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if !authorized(o.Token, r) {
-			log.Warn("unauthenticated request", "fn", o.Name, "path", r.URL.Path, "remote", r.RemoteAddr)
+			log.Warn("unauthenticated request", "path", r.URL.Path, "remote", r.RemoteAddr)
 			reply(w, http.StatusUnauthorized, Result{Outcome: "rejected", Detail: "missing or wrong bearer token"})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, events.MaxBodyBytes+1)
 		e, err := events.FromHTTP(r)
 		if err != nil {
-			log.Warn("bad event", "fn", o.Name, "err", err)
+			log.Warn("bad event", "err", err)
 			reply(w, Status(err), Result{Outcome: "rejected", Detail: err.Error()})
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		res, err := h.Handle(ctx, e)
-		attrs := []any{"fn", o.Name, "type", e.Type, "id", e.ID, "source", e.Source, "shape", e.Shape, "ms", time.Since(start).Milliseconds()}
+		attrs := []any{"type", e.Type, "id", e.ID, "source", e.Source, "shape", e.Shape, "ms", time.Since(start).Milliseconds()}
 		if err != nil {
-			code := Status(err)
-			log.Error("event failed", append(attrs, "status", code, "kind", errkind.Of(err), "err", err)...)
+			// A refused or malformed event (4xx) is the sender's problem and expected: WARN;
+			// a failure worth redelivering (5xx) is ours: ERROR.
+			code, level := Status(err), slog.LevelError
+			if code < http.StatusInternalServerError {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "event failed", append(attrs, "status", code, "kind", errkind.Of(err), "err", err)...)
 			reply(w, code, Result{Outcome: "error", Detail: err.Error()})
 			return
 		}
@@ -191,14 +196,15 @@ func reply(w http.ResponseWriter, code int, res Result) {
 }
 
 // RunJob handles the one event of a Code Engine job run, read from its environment (ibmendata or
-// CE_*). The returned error is non-nil when the job should exit non-zero.
-func RunJob(ctx context.Context, name string, h Handler, getenv func(string) string, log *slog.Logger, timeout time.Duration) error {
+// CE_*). The returned error is non-nil when the job should exit non-zero; it does not name the
+// function (the caller's main does, once), and log carries the function's name.
+func RunJob(ctx context.Context, h Handler, getenv func(string) string, log *slog.Logger, timeout time.Duration) error {
 	if log == nil {
 		log = slog.Default()
 	}
 	e, err := events.FromJobEnv(getenv)
 	if err != nil {
-		return fmt.Errorf("%s job: read event: %w", name, err)
+		return fmt.Errorf("job: read event: %w", err)
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -207,9 +213,9 @@ func RunJob(ctx context.Context, name string, h Handler, getenv func(string) str
 	}
 	res, err := h.Handle(ctx, e)
 	if err != nil {
-		return fmt.Errorf("%s job: %s %s: %w", name, e.Type, e.ID, err)
+		return fmt.Errorf("job: %s %s: %w", e.Type, e.ID, err)
 	}
-	log.Info("job event handled", "fn", name, "type", e.Type, "id", e.ID, "outcome", res.Outcome, "detail", res.Detail)
+	log.Info("job event handled", "type", e.Type, "id", e.ID, "outcome", res.Outcome, "detail", res.Detail)
 	return nil
 }
 

@@ -35,7 +35,7 @@ func TestServeMapsOutcomesToStatus(t *testing.T) {
 		}
 		return Result{Outcome: "ok"}, fail
 	})
-	mux := Mux(Options{Token: secret.New(token), Name: "test"}, map[string]Handler{"/events": h})
+	mux := Mux(Options{Token: secret.New(token)}, map[string]Handler{"/events": h})
 	tests := []struct {
 		name   string
 		auth   string
@@ -117,17 +117,17 @@ func TestRunJob(t *testing.T) {
 	}
 	var got events.Event
 	h := HandlerFunc(func(_ context.Context, e events.Event) (Result, error) { got = e; return Result{Outcome: "ok"}, nil })
-	if err := RunJob(context.Background(), "test", h, getenv, nil, 0); err != nil {
+	if err := RunJob(context.Background(), h, getenv, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got.ID != "n1" || got.Shape != events.ShapeJobEN {
 		t.Fatalf("event = %+v", got)
 	}
-	if err := RunJob(context.Background(), "test", h, func(string) string { return "" }, nil, 0); err == nil {
+	if err := RunJob(context.Background(), h, func(string) string { return "" }, nil, 0); err == nil {
 		t.Fatal("RunJob without an event succeeded")
 	}
 	failing := HandlerFunc(func(context.Context, events.Event) (Result, error) { return Result{}, errors.New("boom") })
-	if err := RunJob(context.Background(), "test", failing, getenv, nil, 0); err == nil || !strings.Contains(err.Error(), "boom") {
+	if err := RunJob(context.Background(), failing, getenv, nil, 0); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -98,8 +98,7 @@ func DrillDone(st *state.State, db config.Database, rec catalog.RestoreRecord) {
 	if st.LastDrill != nil && (st.LastDrill.ID == rec.ID || st.LastDrill.At.After(rec.EndedAt)) {
 		return
 	}
-	st.LastDrill = &state.DrillOutcome{ID: rec.ID, At: rec.EndedAt, Success: rec.Success, Seconds: rec.Seconds, Code: rec.Code,
-		Message: state.Truncate(rec.Message, state.MaxText)}
+	st.LastDrill = &state.DrillOutcome{ID: rec.ID, At: rec.EndedAt, Success: rec.Success, Seconds: rec.Seconds, Code: orText(rec.Code, string(rec.Class))}
 	if !rec.Success {
 		st.AddAlert(db.Name+"/drill/"+rec.ID, events.Alert{Severity: events.Critical, Database: db.Name, KeyCRN: db.KeyCRN, Reason: "drill-failed",
 			Message: fmt.Sprintf("restore drill %s of %s failed: the newest restorable point could not be restored: %s", rec.ID, db.Name, rec.Message)})
@@ -114,6 +113,13 @@ func RestoreRequested(st *state.State, id string) bool {
 	}
 	st.Restore.Requested = true
 	return true
+}
+
+func orText(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
 }
 
 func outcomeWord(ok bool) string {

@@ -108,7 +108,8 @@ func ApplyFailure(st *state.State, db config.Database, run state.Run, class even
 	}
 	msg = state.Truncate(msg, state.MaxText)
 	st.ConsecutiveFailures++
-	st.LastFailure = &state.Outcome{RunID: run.ID, Type: run.Type, At: now, Class: class, Message: msg, KeyVersion: run.KeyVersion}
+	st.LastFailure = &state.Outcome{RunID: run.ID, Type: run.Type, At: now, Class: class, Message: msg, KeyVersion: run.KeyVersion,
+		RequestedBy: run.RequestedBy, Reason: run.Reason}
 	retry, alert := RetryAfterFailure(db, run, class, st.ConsecutiveFailures, now)
 	st.NextRetry = retry
 	if !alert {
@@ -131,7 +132,8 @@ func ApplySuccess(st *state.State, run state.Run, image, keyVersion string, at t
 		st.Run = nil
 	}
 	st.ConsecutiveFailures = 0
-	st.LastSuccess = &state.Outcome{RunID: run.ID, Type: run.Type, At: at, KeyVersion: keyVersion, Image: image}
+	st.LastSuccess = &state.Outcome{RunID: run.ID, Type: run.Type, At: at, KeyVersion: keyVersion, Image: image,
+		RequestedBy: run.RequestedBy, Reason: run.Reason}
 	if st.NextRetry != nil && run.Type.Rank() <= st.NextRetry.Type.Rank() {
 		st.NextRetry = nil
 	}

@@ -112,7 +112,7 @@ func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, err
 	if dup, err := r.mark(ctx, db.Name, e, req, id); err != nil {
 		return edge.Result{}, err
 	} else if dup {
-		r.log().Info("restore duplicate", "db", db.Name, "event", e.ID)
+		r.log().Info("restore duplicate", "database", db.Name, "event", e.ID)
 		return edge.Result{Outcome: "duplicate", Detail: "restore event " + e.ID + " was already taken on"}, nil
 	}
 	o := r.restore(ctx, db, req, id)
@@ -132,7 +132,7 @@ func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, err
 	if !out.Success {
 		outcome = "failed"
 	}
-	r.log().Info("restore outcome", "db", db.Name, "event", e.ID, "restore", id, "outcome", outcome, "seconds", out.Seconds, "message", out.Message)
+	r.log().Info("restore outcome", "database", db.Name, "event", e.ID, "restore", id, "outcome", outcome, "seconds", out.Seconds, "message", out.Message)
 	return edge.Result{Outcome: outcome, Detail: out.Message}, nil
 }
 

@@ -86,12 +86,15 @@ func (h *Handler) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 }
 
 // forKey runs apply on the state of every database protected by keyCRN, in name order after
-// resumeAfter, a few at a time, within the delivery's budget; then flushes alerts. apply returns
-// what it did and whether it changed the state. When the budget runs out first, next(last)
+// resumeAfter, a few at a time, within the delivery's budget; then flushes alerts. observe, when
+// not nil, gathers what apply needs for a database before its compare-and-swap (apply must not
+// do I/O: it may run again on a lost race). apply returns what it did and whether it changed
+// the state. When the budget runs out first, next(last)
 // is published as the continuation (the same event, resuming after the last database applied),
 // and the delivery is answered 200: a redelivery never redoes the whole key.
 func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN, resumeAfter string, next func(last string) events.Payload,
-	apply func(ctx context.Context, st *state.State, db config.Database, now time.Time) (string, bool)) (edge.Result, error) {
+	observe func(ctx context.Context, db config.Database) *policy.UnrestorableImages,
+	apply func(st *state.State, db config.Database, now time.Time, obs *policy.UnrestorableImages) (string, bool)) (edge.Result, error) {
 	fleet, err := h.Fleet.Fleet(ctx)
 	if err != nil {
 		return edge.Result{}, fmt.Errorf("load fleet: %w", err)
@@ -114,6 +117,10 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN, resumeAfte
 	one := func(i int) {
 		db := dbs[i]
 		var note string
+		var obs *policy.UnrestorableImages
+		if observe != nil {
+			obs = observe(ctx, db)
+		}
 		st, err := state.Update(ctx, h.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) },
 			func(st *state.State) error {
 				if st.HasSeen(digest) {
@@ -121,7 +128,7 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN, resumeAfte
 					return state.ErrNoChange
 				}
 				var changed bool
-				if note, changed = apply(ctx, st, db, now); !changed {
+				if note, changed = apply(st, db, now, obs); !changed {
 					return state.ErrNoChange
 				}
 				st.MarkSeen(digest)
@@ -190,7 +197,7 @@ func (h *Handler) forKey(ctx context.Context, e events.Event, keyCRN, resumeAfte
 
 func (h *Handler) rotated(ctx context.Context, e events.Event, p events.KeyRotated) (edge.Result, error) {
 	next := func(last string) events.Payload { c := p; c.ResumeAfter = last; return c }
-	return h.forKey(ctx, e, p.KeyCRN, p.ResumeAfter, next, func(_ context.Context, st *state.State, db config.Database, now time.Time) (string, bool) {
+	return h.forKey(ctx, e, p.KeyCRN, p.ResumeAfter, next, nil, func(st *state.State, db config.Database, now time.Time, _ *policy.UnrestorableImages) (string, bool) {
 		return policy.Rotated(st, db, p, now)
 	})
 }
@@ -200,17 +207,24 @@ func (h *Handler) rotated(ctx context.Context, e events.Event, p events.KeyRotat
 // the same compare-and-swap (if the listing fails, the next scheduler tick lists and decides it).
 func (h *Handler) stateChanged(ctx context.Context, e events.Event, p events.KeyStateChanged) (edge.Result, error) {
 	next := func(last string) events.Payload { c := p; c.ResumeAfter = last; return c }
-	return h.forKey(ctx, e, p.KeyCRN, p.ResumeAfter, next, func(ctx context.Context, st *state.State, db config.Database, _ time.Time) (string, bool) {
+	var observe func(context.Context, config.Database) *policy.UnrestorableImages
+	if p.State == events.KeyDestroyed && h.Catalog != nil {
+		observe = func(ctx context.Context, db config.Database) *policy.UnrestorableImages {
+			entries, err := h.Catalog.List(ctx, db.Name)
+			if err != nil {
+				h.log().Warn("listing the catalog for a destroyed key's alert failed; the scheduler tries again", "database", db.Name, "err", err)
+				return nil
+			}
+			u := policy.UnrestorableOf(entries, p.KeyCRN)
+			return &u
+		}
+	}
+	return h.forKey(ctx, e, p.KeyCRN, p.ResumeAfter, next, observe, func(st *state.State, db config.Database, _ time.Time, lost *policy.UnrestorableImages) (string, bool) {
 		note, changed := policy.KeyState(st, db, p.State, p.ChangedAt)
-		if p.State != events.KeyDestroyed || h.Catalog == nil || !policy.NeedsUnrestorable(st) {
+		if lost == nil {
 			return note, changed
 		}
-		entries, err := h.Catalog.List(ctx, db.Name)
-		if err != nil {
-			h.log().Warn("listing the catalog for a destroyed key's alert failed; the scheduler tries again", "database", db.Name, "err", err)
-			return note, changed
-		}
-		if more, ok := policy.Unrestorable(st, db, policy.UnrestorableOf(entries, p.KeyCRN)); ok {
+		if more, ok := policy.Unrestorable(st, db, *lost); ok {
 			note, changed = note+"; "+more, true
 		}
 		return note, changed

@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/catalog/catalogtest"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/state"
 	"github.com/keyguard-dev/keyguard/test/testkit"
 )
@@ -257,5 +260,37 @@ func TestRotationOverManyDatabasesContinues(t *testing.T) {
 	}
 	if n := len(send.OfType(events.TypeKeyRotated)); n < 2 {
 		t.Fatalf("%d continuations", n)
+	}
+}
+
+// Problem 9: the rotation function sees the key destroyed first: it lists the catalog before
+// deciding, and the unrestorable alert is decided in the same compare-and-swap and sent once.
+func TestDestroyedKeyAlertFromTheRotationFunction(t *testing.T) {
+	h, send := newHandler(t)
+	ctx := context.Background()
+	cat := catalog.New(objstore.NewMemory())
+	h.Catalog = cat
+	e := catalogtest.Sample("db3", "20261120020000", events.Full, "")
+	e.KeyCRN = testkit.KeyB
+	if err := cat.Put(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	ev := testkit.Event(t, "gone", events.KeyStateChanged{KeyCRN: testkit.KeyB, State: events.KeyDestroyed, ChangedAt: now})
+	for range 2 {
+		if _, err := h.Handle(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lost []events.Alert
+	for _, a := range send.OfType(events.TypeAlert) {
+		if al := a.Payload.(events.Alert); al.Reason == "unrestorable" {
+			lost = append(lost, al)
+		}
+	}
+	if len(lost) != 1 || len(lost[0].Related) != 1 || !strings.Contains(lost[0].Related[0], "20261120020000-full") {
+		t.Fatalf("unrestorable alerts = %+v", lost)
+	}
+	if st := get(t, h, "db3"); !st.Key.UnrestorableQueued {
+		t.Fatalf("the alert is not recorded as queued: %+v", st.Key)
 	}
 }

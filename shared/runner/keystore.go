@@ -144,7 +144,7 @@ func (r *Runner) masterKeyRotated(ctx context.Context, db config.Database, entri
 	}
 	old, err := r.fingerprintOf(ctx, *prev)
 	if err != nil {
-		r.log().Warn("read previous keystore copy", "db", db.Name, "key", prev.Key, "err", err)
+		r.log().Warn("read previous keystore copy", "database", db.Name, "key", prev.Key, "err", err)
 		return
 	}
 	if old == fingerprint {
@@ -152,7 +152,7 @@ func (r *Runner) masterKeyRotated(ctx context.Context, db config.Database, entri
 	}
 	kr := events.KeyRotated{KeyCRN: db.KeyCRN, OldVersion: old[:16], NewVersion: fingerprint[:16], RotatedAt: clock.Or(r.Clock).Now(), DetectedBy: events.DetectedByKeystore}
 	if err := r.Send.Send(ctx, db.Name+"/keystore/"+kr.NewVersion, kr); err != nil {
-		r.log().Warn("announce master key rotation", "db", db.Name, "err", err)
+		r.log().Warn("announce master key rotation", "database", db.Name, "err", err)
 	}
 }
 

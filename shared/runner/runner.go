@@ -113,7 +113,7 @@ func (r *Runner) publish(ctx context.Context, run events.BackupStarted, out even
 	if _, failed := out.(events.BackupFailed); failed {
 		outcome = "failed"
 	}
-	r.log().Info("backup outcome", "db", run.Database, "run", run.RunID, "outcome", outcome, "note", note)
+	r.log().Info("backup outcome", "database", run.Database, "run", run.RunID, "outcome", outcome, "note", note)
 	return edge.Result{Outcome: outcome, Detail: note}, nil
 }
 
@@ -233,7 +233,7 @@ func (r *Runner) discard(ctx context.Context, ent catalog.Entry, fail func(error
 	}
 	ent.Discarded = &catalog.Discard{At: at, Reason: oneLine(cause.Error(), 4000)}
 	if err := r.Catalog.Put(ctx, ent); err != nil {
-		r.log().Warn("record discarded image", "db", ent.Database, "image", ent.Name(), "err", err)
+		r.log().Warn("record discarded image", "database", ent.Database, "image", ent.Name(), "err", err)
 		f.Message = truncate(f.Message+"; image "+ent.ImageTimestamp+" could not be recorded as discarded: "+err.Error(), 4000)
 		return f, f.Message
 	}
@@ -288,14 +288,14 @@ func (r *Runner) basis(ctx context.Context, db config.Database, run events.Backu
 	}
 	hist, err := db2.ListHistory(ctx, r.DB2, db.Alias, dayBefore(since))
 	if err != nil {
-		r.log().Warn("read Db2 history", "db", db.Name, "err", err)
+		r.log().Warn("read Db2 history", "database", db.Name, "err", err)
 		if run.Type == events.Full {
 			return b
 		}
 		return full("Db2's history could not be read (%v)", err)
 	}
 	if out := outside(hist, byTS); len(out) > 0 {
-		r.log().Warn("backups in Db2's history that are not in the catalog", "db", db.Name, "images", out)
+		r.log().Warn("backups in Db2's history that are not in the catalog", "database", db.Name, "images", out)
 		b.notes = append(b.notes, fmt.Sprintf("Db2's history holds %d backup(s) that are not in the catalog (taken outside keyguard, or lost before they were recorded), not chained on: %s",
 			len(out), strings.Join(out, ", ")))
 	}

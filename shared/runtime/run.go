@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,16 +37,24 @@ type Deps struct {
 	Clock clock.Clock
 }
 
-// Build makes every client from the configuration. It contacts nothing.
+// NewLogger is a function's one logger: JSON lines on w at level, each carrying the function's
+// name once ("fn"). Handlers and the edge add their own attributes ("database", "run", ...) and
+// never "fn" again.
+func NewLogger(w io.Writer, fn string, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("fn", fn)
+}
+
+// Build makes every client from the configuration. It contacts nothing. An error names the
+// variables at fault.
 func Build(c Config) (Deps, error) {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: c.LogLevel})).With("fn", c.Function)
+	log := NewLogger(os.Stderr, c.Function, c.LogLevel)
 	objs, err := c.Objects()
 	if err != nil {
-		return Deps{}, err
+		return Deps{}, fmt.Errorf("object storage (%s, %s): %w", config.EnvCOSEndpoint, config.EnvCOSBucket, err)
 	}
 	send, err := c.Sender(log)
 	if err != nil {
-		return Deps{}, err
+		return Deps{}, fmt.Errorf("event notifications (%s, %s): %w", config.EnvENURL, config.EnvENInstanceID, err)
 	}
 	fleet, err := c.Fleet(objs)
 	if err != nil {
@@ -57,7 +66,7 @@ func Build(c Config) (Deps, error) {
 	d := Deps{Config: c, Log: log, Objects: objs, States: state.NewObjectStore(objs), Send: send, Fleet: fleet}
 	kp, err := c.Keys()
 	if err != nil {
-		return Deps{}, err
+		return Deps{}, fmt.Errorf("key protect (%s, %s): %w", config.EnvKPURL, config.EnvKPInstanceID, err)
 	}
 	if kp != nil {
 		d.Keys = KeyWatcher{C: kp}
@@ -68,7 +77,8 @@ func Build(c Config) (Deps, error) {
 // Run is a function process's whole life: load the configuration for fn, build the clients and
 // handlers, then either handle the one event of a Code Engine job run (ibmendata / CE_*) or
 // serve HTTP on PORT until ctx ends. handlers may instead do the whole work itself (an agent
-// loop) and return a nil map.
+// loop) and return a nil map. Errors do not name fn: the function's main prints "<fn>: " once
+// before them.
 func Run(ctx context.Context, fn string, getenv func(string) string, handlers func(Deps) (map[string]edge.Handler, error)) error {
 	c, err := Load(fn, getenv)
 	if err != nil {
@@ -76,19 +86,19 @@ func Run(ctx context.Context, fn string, getenv func(string) string, handlers fu
 	}
 	d, err := Build(c)
 	if err != nil {
-		return fmt.Errorf("%s: %w", fn, err)
+		return err
 	}
 	routes, err := handlers(d)
 	if err != nil {
-		return fmt.Errorf("%s: %w", fn, err)
+		return err
 	}
 	if routes == nil {
 		return nil // the function ran to completion itself (an agent loop that ctx ended)
 	}
 	if edge.IsJob(getenv) {
-		return edge.RunJob(ctx, fn, JobHandler(routes), getenv, d.Log, 10*time.Minute)
+		return edge.RunJob(ctx, JobHandler(routes), getenv, d.Log, 10*time.Minute)
 	}
-	return Serve(ctx, net.JoinHostPort("", c.Port), edge.Mux(edge.Options{Token: c.Token, Name: fn, Logger: d.Log}, routes), d.Log)
+	return Serve(ctx, net.JoinHostPort("", c.Port), edge.Mux(edge.Options{Token: c.Token, Logger: d.Log}, routes), d.Log)
 }
 
 // Serve serves h on addr until ctx ends, then shuts down gracefully.

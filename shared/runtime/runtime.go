@@ -111,7 +111,7 @@ func Load(fn string, getenv func(string) string) (Config, error) {
 		p = append(p, "set "+config.EnvCOSInstanceCRN+" (IAM) or "+config.EnvCOSHMACKey+" and "+config.EnvCOSHMACSecret)
 	}
 	if len(p) > 0 {
-		return c, fmt.Errorf("configuration of %s:\n  - %s", fn, strings.Join(p, "\n  - "))
+		return c, fmt.Errorf("configuration:\n  - %s", strings.Join(p, "\n  - "))
 	}
 	return c, nil
 }
@@ -179,11 +179,11 @@ func (c Config) Fleet(objs objstore.Store) (config.Source, error) {
 	if c.FleetFile != "" {
 		b, err := os.ReadFile(c.FleetFile)
 		if err != nil {
-			return nil, fmt.Errorf("read fleet policy: %w", err)
+			return nil, fmt.Errorf("%s: read the fleet policy: %w", config.EnvFleetFile, err)
 		}
 		f, err := config.Load(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.FleetFile, err)
+			return nil, fmt.Errorf("%s: fleet policy %s: %w", config.EnvFleetFile, c.FleetFile, err)
 		}
 		return config.Static{F: f}, nil
 	}

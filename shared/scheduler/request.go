@@ -15,8 +15,8 @@ import (
 // Requests handles backup.requested (on-demand backups: an operator, or a restore drill) on the
 // scheduler's /events route. A request runs now, under the same holds as a schedule slot
 // (policy.Hold): while one applies it is refused with the reason (422); the refusal is recorded
-// as the database's last decision, so the operator who asked can see it, and nothing else
-// changes. The same request delivered twice starts one run.
+// as the database's last decision and last refusal (policy.Refused), so the operator who asked
+// can see it, and nothing else changes. The same request delivered twice starts one run.
 type Requests struct{ *Scheduler }
 
 // Handle starts the requested backup or says why not; a tick.shard event on this route is
@@ -51,12 +51,10 @@ func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 			st.MarkSeen(digest)
 			return nil
 		}
-		// The refusal is kept as the last decision (once), so an operator who asked sees why.
-		why := fmt.Sprintf("request by %s refused: %s", req.RequestedBy, refused)
-		if st.LastDecision != nil && st.LastDecision.Reason == why {
+		// The refusal is recorded (once), so that the operator who asked sees why.
+		if !policy.Refused(st, req, refused, now) {
 			return state.ErrNoChange
 		}
-		st.LastDecision = &state.Decision{At: now, Action: string(policy.Defer), Type: req.Type, Reason: why}
 		return nil
 	})
 	if err != nil {

@@ -421,8 +421,10 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 	if res.Start != nil {
 		rep.RunID = res.Start.ID
 	}
+	// Idle ticks are DEBUG even when the state changed (a run closed, the decision went from
+	// start to idle): what changed is logged by whoever changed it.
 	level := slog.LevelDebug
-	if res.Changed {
+	if res.Changed && (d.Action != policy.Idle || len(res.Notes) > 0) {
 		level = slog.LevelInfo
 	}
 	s.log().Log(ctx, level, "decision", "database", db.Name, "action", d.Action, "type", d.Type, "reason", d.Reason, "run", rep.RunID, "notes", res.Notes)

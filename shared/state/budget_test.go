@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,16 +27,19 @@ func TestWorstCaseStateStaysUnderBudget(t *testing.T) {
 		_, err := Update(ctx, store, db, func() *State { return New(db, crn) }, func(st *State) error {
 			run := Run{ID: strings.Repeat("r", 120) + fmt.Sprint(day), Type: events.Incremental, Mode: events.Online, Slot: at, Attempt: day,
 				StartedAt: at, LeaseUntil: at.Add(time.Hour), KeyVersion: strings.Repeat("v", 36), KeyCRN: crn, Executor: "db2cli",
-				StartError: long, Reason: long, RequestedBy: strings.Repeat("o", 200)}
+				StartError: long, Reason: long, RequestedBy: long}
 			st.Run, st.LastExpired = &run, &run
-			st.LastFailure = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, KeyVersion: run.KeyVersion, Class: events.Transient}
-			st.LastSuccess = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, Image: "20260101000000"}
+			st.LastFailure = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, KeyVersion: run.KeyVersion, Class: events.Transient,
+				RequestedBy: long, Reason: long}
+			st.LastSuccess = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, Image: "20260101000000", RequestedBy: long, Reason: long}
 			st.NeedFull, st.NeedFullReason = true, long
 			st.LastDecision = &Decision{At: at, Action: "defer", Reason: long}
-			st.Restore = &RestoreRun{ID: strings.Repeat("i", 64), Drill: true, Target: "ABCDEFGH", StartedAt: at, LeaseUntil: at}
+			// Drill ids are policy.DrillID's: "drill-" and a UTC slot, 22 bytes; targets are Db2 aliases.
+			st.Restore = &RestoreRun{ID: "drill-20260101T000000Z", Drill: true, Target: "ABCDEFGH", StartedAt: at, LeaseUntil: at, Requested: true}
 			st.DrillSlot = at
 			st.CheckAlerted = slices.Repeat([]string{strings.Repeat("c", 40)}, 100)
-			st.LastDrill = &DrillOutcome{ID: strings.Repeat("i", 64), At: at, Seconds: 1e9, Code: "SQL4970N", Message: long}
+			st.LastDrill = &DrillOutcome{ID: "drill-20260101T000000Z", At: at, Seconds: 1e9, Code: long}
+			st.LastRefusal = &Decision{At: at, Action: "defer", Reason: long}
 			st.Window = &RotationWindow{FromVersion: run.KeyVersion, ToVersion: run.KeyVersion, RotatedAt: at, OpenedAt: at, MinCloseAt: at, MaxCloseAt: at, DetectedBy: "cloud-logs"}
 			st.Slots = map[events.BackupType]time.Time{events.Full: at, events.Incremental: at, events.Delta: at}
 			for i := range 40 { // 40 events a day, each seen
@@ -64,6 +68,13 @@ func TestWorstCaseStateStaysUnderBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("worst-case state after a year: %d bytes (budget %d, hard limit %d)", len(body), BudgetBytes, MaxEncodedSize)
+	if testing.Verbose() {
+		var fields map[string]json.RawMessage
+		_ = json.Unmarshal(body, &fields)
+		for k, v := range fields {
+			t.Logf("  %s: %d bytes", k, len(v))
+		}
+	}
 	if len(body) > BudgetBytes {
 		t.Fatalf("state is %d bytes, over its budget of %d", len(body), BudgetBytes)
 	}

@@ -22,6 +22,7 @@ func (s *State) Clone() *State {
 	c.LastDecision = ptr(s.LastDecision)
 	c.Restore = ptr(s.Restore)
 	c.LastDrill = ptr(s.LastDrill)
+	c.LastRefusal = ptr(s.LastRefusal)
 	c.Slots = maps.Clone(s.Slots)
 	c.Seen = slices.Clone(s.Seen)
 	c.CheckAlerted = slices.Clone(s.CheckAlerted)

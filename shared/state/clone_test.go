@@ -31,6 +31,7 @@ func full() *State {
 		DrillSlot:     t0,
 		LastDrill:     &DrillOutcome{ID: "d0", At: t0, Success: true, Seconds: 1},
 		CheckAlerted:  []string{"backup age"},
+		LastRefusal:   &Decision{At: t0, Action: "defer", Reason: "request by ops refused: run in flight (r1)"},
 	}
 }
 
@@ -49,7 +50,7 @@ func TestCloneIsDeep(t *testing.T) {
 	}
 	// Change everything reachable from the clone; the original must not move.
 	c.Window.ToVersion, c.Run.ID, c.LastExpired.ID, c.LastSuccess.RunID, c.LastFailure.RunID = "z", "z", "z", "z", "z"
-	c.NextRetry.Attempt, c.LastDecision.Reason = 9, "z"
+	c.NextRetry.Attempt, c.LastDecision.Reason, c.LastRefusal.Reason = 9, "z", "z"
 	c.Slots[events.Delta] = time.Time{}
 	c.Seen[0] = "z"
 	c.PendingAlerts[0].Alert.Related[0] = "z"

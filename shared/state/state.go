@@ -60,6 +60,9 @@ type State struct {
 	// PendingAlerts are alerts decided but not yet confirmed sent; they are resent until sent.
 	PendingAlerts []PendingAlert `json:"pending_alerts,omitempty"`
 	LastDecision  *Decision      `json:"last_decision,omitempty"`
+	// LastRefusal is the last on-demand request a hold refused (also recorded as the last
+	// decision, which the next tick replaces): the one who asked finds it here.
+	LastRefusal *Decision `json:"last_refusal,omitempty"`
 
 	// Restore is the restore drill in flight: it holds backups of the database until its record
 	// is in the catalog or its lease ends.
@@ -73,8 +76,11 @@ type State struct {
 	CheckAlerted []string `json:"check_alerted,omitempty"`
 }
 
-// MaxCheckAlerted bounds CheckAlerted.
-const MaxCheckAlerted = 16
+// Bounds of CheckAlerted: the checks that may alert from the scheduler (six, short names).
+const (
+	MaxCheckAlerted = 6
+	maxCheckName    = 24
+)
 
 // RestoreRun is a restore the scheduler started (a drill).
 type RestoreRun struct {
@@ -95,8 +101,8 @@ type DrillOutcome struct {
 	Success bool      `json:"success"`
 	// Seconds is the measured restore time (the RTO the drill proved).
 	Seconds float64 `json:"seconds,omitempty"`
-	Code    string  `json:"code,omitempty"`
-	Message string  `json:"message,omitempty"`
+	// Code is Db2's message of a failed drill; its restore record in the catalog says the rest.
+	Code string `json:"code,omitempty"`
 }
 
 // KeyInfo is what the state knows of the database's root key.
@@ -172,6 +178,10 @@ type Outcome struct {
 	Image      string              `json:"image,omitempty"`
 	Class      events.FailureClass `json:"class,omitempty"`
 	Message    string              `json:"message,omitempty"`
+	// RequestedBy and Reason are the run's (Run.RequestedBy, Run.Reason): who asked for an
+	// on-demand backup and why, kept with its outcome.
+	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // Retry is a planned retry of a failed run.
@@ -329,22 +339,29 @@ const MaxText = 512
 func (s *State) bound() {
 	for _, o := range []*Outcome{s.LastSuccess, s.LastFailure} {
 		if o != nil {
-			o.Message = Truncate(o.Message, MaxText)
+			o.Message, o.Reason = Truncate(o.Message, MaxText), Truncate(o.Reason, MaxText)
+			o.RequestedBy = Truncate(o.RequestedBy, MaxText)
 		}
 	}
 	for _, r := range []*Run{s.Run, s.LastExpired} {
 		if r != nil {
 			r.StartError, r.Reason = Truncate(r.StartError, MaxText), Truncate(r.Reason, MaxText)
+			r.RequestedBy = Truncate(r.RequestedBy, MaxText)
 		}
 	}
-	if s.LastDecision != nil {
-		s.LastDecision.Reason = Truncate(s.LastDecision.Reason, MaxText)
+	for _, d := range []*Decision{s.LastDecision, s.LastRefusal} {
+		if d != nil {
+			d.Reason = Truncate(d.Reason, MaxText)
+		}
 	}
 	if s.LastDrill != nil {
-		s.LastDrill.Message = Truncate(s.LastDrill.Message, MaxText)
+		s.LastDrill.Code = Truncate(s.LastDrill.Code, 32)
 	}
 	if len(s.CheckAlerted) > MaxCheckAlerted {
 		s.CheckAlerted = s.CheckAlerted[:MaxCheckAlerted]
+	}
+	for i, c := range s.CheckAlerted {
+		s.CheckAlerted[i] = Truncate(c, maxCheckName)
 	}
 	s.NeedFullReason = Truncate(s.NeedFullReason, MaxText)
 	if n := len(s.Seen) - MaxSeen; n > 0 {

@@ -124,7 +124,7 @@ func update(ctx context.Context, s Store, db string, init func() *State, fn func
 		case err == nil:
 			if lastWrite != "" && cur.WriteID == lastWrite {
 				log.InfoContext(ctx, "state write had succeeded although the store answered conflict",
-					"db", db, "revision", cur.Revision, "attempt", attempt)
+					"database", db, "revision", cur.Revision, "attempt", attempt)
 				return cur, nil
 			}
 		case errors.Is(err, ErrNotFound) && init != nil:
@@ -159,7 +159,7 @@ func update(ctx context.Context, s Store, db string, init func() *State, fn func
 			return nil, fmt.Errorf("update state %s: %w", db, err)
 		}
 		lastWrite = next.WriteID
-		log.DebugContext(ctx, "state write lost a race", "db", db, "attempt", attempt, "revision", next.Revision)
+		log.DebugContext(ctx, "state write lost a race", "database", db, "attempt", attempt, "revision", next.Revision)
 
 		if !clk.Now().Before(giveUp) {
 			// One last read: the write may have succeeded behind a 412.

@@ -30,6 +30,11 @@
 // ServerSideEncryption, "AES256"); SSE-C is deliberately not offered, since a lost customer key
 // would make the image unrestorable.
 //
+// Progress: an Upload or Download still running after Options.ProgressEvery (30 s by default)
+// logs a line at INFO with the bytes moved, the total when known, the rate and the time left,
+// and again at that interval until it ends; Progress and Report are the same count for callers
+// that draw their own progress bar.
+//
 // Users: the backup runner uploads local images and keystores (UploadFile) and verifies them
 // before writing the catalog entry; restore and audit read them back. Uploader is safe for
 // concurrent use.

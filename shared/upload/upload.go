@@ -21,6 +21,7 @@ import (
 	"github.com/IBM/ibm-cos-sdk-go/aws/request"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
 
+	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 )
 
@@ -91,8 +92,14 @@ type Options struct {
 	Overwrite bool
 	// AbortTimeout bounds aborting a failed multipart upload: DefaultAbortTimeout when 0.
 	AbortTimeout time.Duration
-	// Logger receives a debug line per finished upload; slog.Default() when nil.
+	// Logger receives a debug line per finished upload and the progress lines; slog.Default()
+	// when nil.
 	Logger *slog.Logger
+	// ProgressEvery is how often an Upload or Download that is still running logs its progress
+	// at INFO (bytes, total, rate, ETA): DefaultProgressEvery when 0, never when negative.
+	ProgressEvery time.Duration
+	// Clock times the progress lines: the wall clock when nil.
+	Clock clock.Clock
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -107,6 +114,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.ProgressEvery == 0 {
+		o.ProgressEvery = DefaultProgressEvery
 	}
 	switch {
 	case o.PartSize < MinPartSize || o.PartSize > MaxPartSize:
@@ -206,7 +216,9 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 			return Object{}, fmt.Errorf("upload %s: %w: %d bytes", key, ErrTooLarge, size)
 		}
 	}
-	src := newSource(r, size)
+	prog, stop := u.track("upload", key, size)
+	defer stop()
+	src := newSource(io.TeeReader(r, prog), size)
 	if !u.opt.Overwrite {
 		head, err := u.head(ctx, full)
 		switch {
@@ -629,8 +641,16 @@ func (u *Uploader) Download(ctx context.Context, key string, w io.Writer) (Objec
 		return Object{}, fmt.Errorf("download %s: %w", key, classify(ctx, "get", full, err))
 	}
 	defer out.Body.Close()
+	total := int64(-1)
+	if out.ContentLength != nil {
+		total = *out.ContentLength
+	}
+	prog, stop := u.track("download", key, total)
+	defer stop()
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(h, w), out.Body, make([]byte, 1<<20))
+	// struct{ io.Reader } hides a body's WriteTo, so that the copy goes in steps of the buffer
+	// and the progress moves as the bytes arrive.
+	n, err := io.CopyBuffer(io.MultiWriter(prog, h, w), struct{ io.Reader }{out.Body}, make([]byte, 1<<20))
 	if err != nil {
 		return Object{}, fmt.Errorf("download %s: %w", key, classify(ctx, "read", full, err))
 	}

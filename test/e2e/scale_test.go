@@ -169,13 +169,21 @@ func benchIdleTick(b *testing.B, n int) {
 
 // rawGets reads the state objects of dbs with 32 workers (the scheduler's default parallelism).
 func rawGets(tb testing.TB, ctx context.Context, objs objstore.Store, dbs []config.Database) {
+	each(tb, dbs, func(name string) error {
+		_, _, err := objs.Get(ctx, state.Key(name))
+		return err
+	})
+}
+
+// each runs f for the name of every database of dbs with 32 workers and fails tb if any fails.
+func each(tb testing.TB, dbs []config.Database, f func(name string) error) {
 	next := make(chan string)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for range 32 {
 		wg.Go(func() {
 			for n := range next {
-				if _, _, err := objs.Get(ctx, state.Key(n)); err != nil {
+				if err := f(n); err != nil {
 					failed.Add(1)
 				}
 			}
@@ -186,8 +194,8 @@ func rawGets(tb testing.TB, ctx context.Context, objs objstore.Store, dbs []conf
 	}
 	close(next)
 	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		tb.Fatalf("%d raw GETs failed", f)
+	if n := failed.Load(); n > 0 {
+		tb.Fatalf("%d of %d calls failed", n, len(dbs))
 	}
 }
 
@@ -269,28 +277,11 @@ func benchRotation(b *testing.B, n int) {
 
 // rawRewrites reads and conditionally rewrites the state object of each of dbs with 32 workers.
 func rawRewrites(tb testing.TB, ctx context.Context, objs objstore.Store, dbs []config.Database) {
-	next := make(chan string)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range 32 {
-		wg.Go(func() {
-			for n := range next {
-				body, etag, err := objs.Get(ctx, state.Key(n))
-				if err == nil {
-					_, err = objs.Put(ctx, state.Key(n), body, objstore.Cond{IfMatch: etag})
-				}
-				if err != nil {
-					failed.Add(1)
-				}
-			}
-		})
-	}
-	for _, d := range dbs {
-		next <- d.Name
-	}
-	close(next)
-	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		tb.Fatalf("%d raw rewrites failed", f)
-	}
+	each(tb, dbs, func(name string) error {
+		body, etag, err := objs.Get(ctx, state.Key(name))
+		if err == nil {
+			_, err = objs.Put(ctx, state.Key(name), body, objstore.Cond{IfMatch: etag})
+		}
+		return err
+	})
 }

@@ -29,7 +29,8 @@ func (s *Stack) db2cli(o Options, apiKey, enURL string, log *slog.Logger) (sched
 		if err != nil {
 			return nil, err
 		}
-		up, err := upload.New(cos, s.S3.Bucket, "keyguard/", upload.Options{Logger: log})
+		rlog := log.With("fn", config.FnRunner)
+		up, err := upload.New(cos, s.S3.Bucket, "keyguard/", upload.Options{Logger: rlog})
 		if err != nil {
 			return nil, err
 		}
@@ -41,8 +42,8 @@ func (s *Stack) db2cli(o Options, apiKey, enURL string, log *slog.Logger) (sched
 		if err != nil {
 			return nil, err
 		}
-		r := &runner.Runner{Fleet: config.Static{F: s.Fleet}, DB2: fakedb2.Runner{Bin: d.FakeBin, State: d.StateFile}, Upload: up,
-			Catalog: catalog.New(s.Objects), Send: send, Clock: s.Clock, Log: log}
+		r := &runner.Runner{Fleet: s.fleet, DB2: fakedb2.Runner{Bin: d.FakeBin, State: d.StateFile}, Upload: up,
+			Catalog: catalog.New(s.Objects), Send: send, Clock: s.Clock, Log: rlog}
 		in := &inProcess{h: r, log: log}
 		s.waiters = append(s.waiters, in)
 		return simTime{in, d.StateFile}, nil

@@ -55,6 +55,11 @@ type Options struct {
 	// FleetYAML is the policy's text, for a runner process (Db2CLI.RunnerBin): the deployed
 	// runner loads it as a deployment does, so it must name no simulated database.
 	FleetYAML []byte
+	// FleetInBucket stores FleetYAML at FleetKey in the bucket when the stack starts, and has
+	// the functions (and the in-process runner) read the policy from there as deployed
+	// functions do, re-reading it within FleetTTL, so that `keyguard fleet push` changes what
+	// the stack does. Fleet must be FleetYAML loaded; the emulators are set up from it.
+	FleetInBucket bool
 	// Db2CLI runs the fleet's db2cli databases against a fake Db2 command line.
 	Db2CLI *Db2CLI
 	// ENFault, when set, decides the fate of each Event Notifications delivery (enemu.Options.Fault).
@@ -91,6 +96,7 @@ type Stack struct {
 	KP   *kpemu.Emulator
 	Keys *keyprotect.Client
 
+	fleet  config.Source // what the functions read: Fleet, or the policy object in the bucket
 	rewrap func(db config.Database) time.Duration
 	apiKey string
 	enURL  string
@@ -105,6 +111,13 @@ type Stack struct {
 const (
 	enInstance = "keyguard-local"
 	enSourceID = "keyguard-local-source"
+)
+
+// FleetKey is where a FleetInBucket stack keeps its policy (the deployment's default), and
+// FleetTTL how soon its functions see a new one.
+const (
+	FleetKey = "config/fleet.yaml"
+	FleetTTL = 5 * time.Second
 )
 
 // Start brings the stack up. Close it when done.
@@ -146,6 +159,13 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		s.Objects = o.WrapObjects(s.Objects)
 	}
 	s.States = state.NewObjectStore(s.Objects)
+	s.fleet = config.Static{F: o.Fleet}
+	if o.FleetInBucket {
+		if _, err := s.Objects.Put(ctx, FleetKey, o.FleetYAML, objstore.Cond{IfNoneMatch: true}); err != nil {
+			return nil, fmt.Errorf("store the fleet policy: %w", err)
+		}
+		s.fleet = &runtime.COSFleet{Objects: s.Objects, Key: FleetKey, TTL: FleetTTL, Log: log}
+	}
 
 	// Event Notifications (with IAM), on its own listener.
 	apiKey := randomHex(16)
@@ -192,7 +212,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	}
 
 	// The three functions, composed as the deployed mains compose them.
-	fleet := config.Static{F: o.Fleet}
+	fleet := s.fleet
 	routes := map[string]map[string]edge.Handler{}
 	for _, fn := range config.Apps {
 		send, err := sender(fn)
@@ -207,7 +227,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		if routes[fn], err = runtime.Routes(fn, d); err != nil {
 			return nil, err
 		}
-		u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Name: fn, Logger: flog}, routes[fn]))
+		u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Logger: flog}, routes[fn]))
 		if err != nil {
 			return nil, err
 		}
@@ -442,13 +462,17 @@ func (s *Stack) PublishCloudLogsRotation(ctx context.Context, keyCRN, version st
 
 // OperatorEnv is the environment under which the operator command (and the runner) works
 // against this stack: its S3 server, Event Notifications and IAM, and the fleet policy file
-// fleetFile (which must load as a deployment's does: no simulated database).
+// fleetFile (which must load as a deployment's does: no simulated database). With fleetFile
+// empty the command reads the policy object in the bucket (FleetInBucket), as in a deployment.
 func (s *Stack) OperatorEnv(fleetFile string) []string {
-	return []string{
+	env := []string{
 		config.EnvIAMURL + "=" + s.enURL, config.EnvAPIKey + "=" + s.apiKey,
 		config.EnvCOSEndpoint + "=" + s.S3.Endpoint, config.EnvCOSRegion + "=" + s.S3.Region, config.EnvCOSBucket + "=" + s.S3.Bucket,
 		config.EnvCOSPrefix + "=keyguard/", config.EnvCOSHMACKey + "=" + s.S3.AccessKey, config.EnvCOSHMACSecret + "=" + s.S3.SecretKey,
 		config.EnvENURL + "=" + s.enURL, config.EnvENInstanceID + "=" + enInstance, config.EnvENSourceID + "=" + enSourceID,
-		config.EnvFleetFile + "=" + fleetFile,
 	}
+	if fleetFile != "" {
+		env = append(env, config.EnvFleetFile+"="+fleetFile)
+	}
+	return env
 }

@@ -4,6 +4,7 @@
 // line and a simulated Db2.
 //
 //	keyguard-local run [flags]   a scripted week in accelerated time, printing a timeline (make run)
+//	keyguard-local serve [flags] the stack kept up on wall time, for the operator command (make serve)
 //
 // It is test code: the deployed functions and the operator command do not link it.
 package main
@@ -22,6 +23,7 @@ const usage = `usage: keyguard-local <command> [flags]
 
 commands:
   run [flags]   run the whole system on loopback through a simulated week and print a timeline
+  serve [flags] start the stack and keep it up, printing the environment for the keyguard command
 `
 
 func main() {
@@ -35,6 +37,8 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		err = runDev(ctx, os.Args[2:], os.Stdout)
+	case "serve":
+		err = serve(ctx, os.Args[2:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
