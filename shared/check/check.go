@@ -308,6 +308,8 @@ func chains(o Observation, th Thresholds, r *Result, add func(string, Level, str
 		add(NewestPoint, Critical, "%s (image %s) cannot be restored: %s", at, plan.Target, strings.Join(bad, "; "))
 	case checked && o.Keys != nil:
 		add(NewestPoint, OK, "%s (image %s, %d image(s)): every image in COS at its size, every key version usable", at, plan.Target, len(plan.Images))
+	case checked:
+		add(NewestPoint, OK, "%s (image %s, %d image(s)): every image in COS at its size; key versions not checked (Key Protect not configured)", at, plan.Target, len(plan.Images))
 	default:
 		add(NewestPoint, OK, "%s (image %s, %d image(s)); COS and Key Protect not asked", at, plan.Target, len(plan.Images))
 	}

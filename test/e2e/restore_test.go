@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +22,13 @@ import (
 // backed up online by the real runner against the fake db2 (a full at 02:00, an incremental at
 // 03:00) and restored by the real restore job. The stack starts at 01:55.
 func db2cliStack(t *testing.T, extra string) (*stack.Stack, context.Context, string) {
+	st, ctx, state, _ := db2cliStackFleet(t, extra)
+	return st, ctx, state
+}
+
+// db2cliStackFleet is db2cliStack, which also writes the fleet policy to a file for the
+// operator command and returns its path.
+func db2cliStackFleet(t *testing.T, extra string) (*stack.Stack, context.Context, string, string) {
 	t.Helper()
 	backupDir := t.TempDir()
 	fleetYAML := []byte(`version: 1
@@ -51,7 +59,11 @@ databases:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return st, ctx, stateFile
+	fleetFile := filepath.Join(t.TempDir(), "fleet.yaml")
+	if err := os.WriteFile(fleetFile, fleetYAML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return st, ctx, stateFile, fleetFile
 }
 
 func at(h, m int) time.Time { return time.Date(2026, 11, 24, h, m, 0, 0, time.UTC) }
