@@ -113,4 +113,3 @@ func (o *ops) check(ctx context.Context, names []string, asJSON, nagios bool) er
 	}
 	return nil
 }
-
