@@ -210,9 +210,9 @@ func Evaluate(o Observation) Result {
 		case !d.LastDrill.Success:
 			add(Drill, Critical, "last drill %s failed %s ago (%s): its restore record in the catalog says why", d.LastDrill.ID, age(d.LastDrill.At), d.LastDrill.Code)
 		case o.Now.Sub(d.LastDrill.At) > th.DrillMaxAge:
-			add(Drill, Warning, "last drill %s ago, more than %s (restored in %.1fs)", age(d.LastDrill.At), th.DrillMaxAge, d.LastDrill.Seconds)
+			add(Drill, Warning, "last drill %s ago, more than %s (restored in %.3fs)", age(d.LastDrill.At), th.DrillMaxAge, d.LastDrill.Seconds)
 		default:
-			add(Drill, OK, "last drill %s ago restored in %.1fs", age(d.LastDrill.At), d.LastDrill.Seconds)
+			add(Drill, OK, "last drill %s ago restored in %.3fs", age(d.LastDrill.At), d.LastDrill.Seconds)
 		}
 	}
 	if st != nil {
