@@ -51,8 +51,11 @@ databases:
 			t.Errorf("drill %s: %v, want %q", c.drill, err, c.want)
 		}
 	}
-	_, err = Load([]byte(db + "    runner: host\n    drill: {cron: \"@weekly\", target: SCR}\n"))
-	if err == nil || !strings.Contains(err.Error(), "runner: job") {
-		t.Errorf("a host database's drill: %v", err)
+	h, err := Load([]byte(db + "    runner: host\n    drill: {cron: \"@weekly\", target: SCR}\n"))
+	if err != nil {
+		t.Fatalf("a host database's drill: %v", err)
+	}
+	if _, ok := h.Databases[0].DrillSchedule(); !ok {
+		t.Error("a host database's drill has no schedule")
 	}
 }

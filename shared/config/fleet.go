@@ -189,7 +189,8 @@ type Database struct {
 }
 
 // Drill is a scheduled restore drill: at each slot of Cron (UTC) the newest restorable point is
-// restored by the restore job into the scratch database Target (never the database itself),
+// restored by the restore job (runner: job) or the runner agent on the Db2 host (runner: host,
+// which pulls the drill from the state) into the scratch database Target (never the database),
 // the Probe query is run on it, and it is dropped; the outcome and the measured restore time are
 // recorded in the catalog, and a failed drill alerts. Drills wait out rotation windows and never
 // run beside a backup of the same database.
@@ -515,8 +516,8 @@ func (f *Fleet) validate(lo loadOptions) error {
 		}
 		if dr := d.Drill; dr != nil {
 			switch {
-			case d.Executor != ExecDb2CLI || d.Runner != RunnerJob:
-				add("%s: drill: drills are run by the restore job, for db2cli databases with runner: job", at)
+			case d.Executor != ExecDb2CLI:
+				add("%s: drill: drills restore through the Db2 command line, for db2cli databases", at)
 			case !aliasRE.MatchString(dr.Target) || dr.Target == d.Alias:
 				add("%s: drill.target %q must be a Db2 alias (1-8 upper-case letters, digits, @ # $ _) other than the database's own", at, dr.Target)
 			}

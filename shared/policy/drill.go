@@ -56,11 +56,19 @@ func drill(st *state.State, db config.Database, d Decision, now time.Time, eff *
 	}
 	run := state.RestoreRun{ID: DrillID(slot), Drill: true, Target: db.Drill.Target, StartedAt: now, LeaseUntil: now.Add(db.Lease)}
 	st.Restore, st.DrillSlot = &run, slot
-	req := DrillRequest(db, run)
-	eff.StartRestore = &req
+	if pulled(db) {
+		st.Restore.Requested = true // the state is the instruction: the host agent pulls it
+	} else {
+		req := DrillRequest(db, run)
+		eff.StartRestore = &req
+	}
 	eff.note("drill %s: restore the newest restorable point into %s", run.ID, run.Target)
 	return true
 }
+
+// pulled reports whether db's drills are pulled from the state by the runner agent on its Db2
+// host (runner: host) rather than started as restore job runs through Event Notifications.
+func pulled(db config.Database) bool { return db.Executor == config.ExecDb2CLI && db.Runner == config.RunnerHost }
 
 // reconcileRestore settles the restore drill in flight from its record, its lease, or its
 // unconfirmed request. It reports whether st changed.
@@ -80,7 +88,7 @@ func reconcileRestore(st *state.State, db config.Database, ev *RestoreEvidence, 
 		eff.note("lease expired for drill %s", run.ID)
 		return true
 	}
-	if !run.Requested && !now.Before(run.StartedAt.Add(StartGrace)) {
+	if !run.Requested && !pulled(db) && !now.Before(run.StartedAt.Add(StartGrace)) {
 		req := DrillRequest(db, run)
 		eff.StartRestore = &req
 		eff.note("drill %s not confirmed requested: asking again", run.ID)
