@@ -68,7 +68,9 @@ func drill(st *state.State, db config.Database, d Decision, now time.Time, eff *
 
 // pulled reports whether db's drills are pulled from the state by the runner agent on its Db2
 // host (runner: host) rather than started as restore job runs through Event Notifications.
-func pulled(db config.Database) bool { return db.Executor == config.ExecDb2CLI && db.Runner == config.RunnerHost }
+func pulled(db config.Database) bool {
+	return db.Executor == config.ExecDb2CLI && db.Runner == config.RunnerHost
+}
 
 // reconcileRestore settles the restore drill in flight from its record, its lease, or its
 // unconfirmed request. It reports whether st changed.
