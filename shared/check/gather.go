@@ -8,7 +8,6 @@ import (
 	"path"
 	"time"
 
-	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/keyprotect"
@@ -17,10 +16,7 @@ import (
 )
 
 // Keys is what the check asks Key Protect. *keyprotect.Client implements it.
-type Keys interface {
-	Key(ctx context.Context, keyRef string) (keyprotect.KeyInfo, error)
-	Versions(ctx context.Context, keyRef string) ([]keyprotect.Version, error)
-}
+type Keys = keyprotect.KeyReader
 
 // Sources are where Gather looks. Keys is optional (without it key versions are not checked).
 type Sources struct {
@@ -152,50 +148,21 @@ func objects(ctx context.Context, objs objstore.Store, e catalog.Entry, into map
 	return nil
 }
 
+// keyStatus is what Key Protect said of a key: its usability, or why it could not be asked.
 type keyStatus struct {
-	err      error
-	missing  bool
-	state    events.KeyState
-	versions map[string]bool
+	u   keyprotect.Usability
+	err error
 }
 
 func observeKey(ctx context.Context, keys Keys, crn string) keyStatus {
-	var s keyStatus
-	info, err := keys.Key(ctx, crn)
-	switch {
-	case keyprotect.IsNotFound(err):
-		s.missing = true
-		return s
-	case err != nil:
-		s.err = err
-		return s
-	}
-	s.state = info.State
-	if s.state == events.KeyActive {
-		vs, err := keys.Versions(ctx, crn)
-		if err != nil {
-			s.err = err
-			return s
-		}
-		s.versions = map[string]bool{}
-		for _, v := range vs {
-			s.versions[v.ID] = true
-		}
-	}
-	return s
+	u, err := keyprotect.Observe(ctx, keys, crn)
+	return keyStatus{u: u, err: err}
 }
 
-// unusable says why version of the key cannot open an image, or "" (as the restore judges).
+// unusable says why version of the key cannot open an image, or "" (keyprotect.Usability).
 func (k keyStatus) unusable(version string) string {
-	switch {
-	case k.err != nil:
+	if k.err != nil {
 		return "Key Protect could not be asked: " + k.err.Error()
-	case k.missing:
-		return "Key Protect has no such key"
-	case k.state != events.KeyActive:
-		return "the key is " + string(k.state)
-	case version != "" && !k.versions[version]:
-		return "Key Protect lists no such version of the key"
 	}
-	return ""
+	return k.u.Unusable(version)
 }
