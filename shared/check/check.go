@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -114,8 +115,10 @@ type Thresholds struct {
 
 // ThresholdsOf returns db's thresholds: max_age defaults to the longest gap between two slots
 // of its schedules plus its lease, min_chains to retention.keep_fulls, drill_max_age to twice
-// the drill schedule's longest gap plus the lease, tick_interval to DefaultTickInterval.
-func ThresholdsOf(db config.Database, from time.Time) Thresholds {
+// the drill schedule's longest gap plus the lease, tick_interval to DefaultTickInterval. The
+// gaps are measured once per distinct schedule (the scheduler asks for every database on every
+// tick).
+func ThresholdsOf(db config.Database) Thresholds {
 	t := Thresholds{MaxAge: db.Check.MaxAge, MinChains: db.Check.MinChains, DrillMaxAge: db.Check.DrillMaxAge, TickInterval: db.Check.TickInterval}
 	if t.TickInterval == 0 {
 		t.TickInterval = DefaultTickInterval
@@ -124,18 +127,43 @@ func ThresholdsOf(db config.Database, from time.Time) Thresholds {
 		t.MinChains = db.Retention.KeepFulls
 	}
 	if t.MaxAge == 0 {
+		var key []string
 		var scheds []cron.Schedule
 		for _, typ := range []events.BackupType{events.Full, events.Incremental, events.Delta} {
 			if s, ok := db.Schedule(typ); ok {
 				scheds = append(scheds, s)
+				key = append(key, db.Schedules[typ])
 			}
 		}
-		t.MaxAge = maxGap(scheds, from) + db.Lease
+		t.MaxAge = gap(strings.Join(key, "|"), scheds) + db.Lease
 	}
 	if s, ok := db.DrillSchedule(); ok && t.DrillMaxAge == 0 {
-		t.DrillMaxAge = 2*maxGap([]cron.Schedule{s}, from) + db.Lease
+		t.DrillMaxAge = 2*gap("drill|"+db.Drill.Cron, []cron.Schedule{s}) + db.Lease
 	}
 	return t
+}
+
+// gaps memoizes maxGap by schedule expressions; a fleet has a few distinct ones.
+var gaps struct {
+	sync.Mutex
+	m map[string]time.Duration
+}
+
+// gapReference is the start of the weeks over which a schedule's gaps are measured (a Monday).
+var gapReference = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func gap(key string, scheds []cron.Schedule) time.Duration {
+	gaps.Lock()
+	defer gaps.Unlock()
+	if g, ok := gaps.m[key]; ok {
+		return g
+	}
+	if gaps.m == nil || len(gaps.m) >= 4096 {
+		gaps.m = map[string]time.Duration{}
+	}
+	g := maxGap(scheds, gapReference)
+	gaps.m[key] = g
+	return g
 }
 
 // maxGap is the longest time between consecutive slots of the union of scheds over the 35
@@ -162,7 +190,7 @@ func maxGap(scheds []cron.Schedule, from time.Time) time.Duration {
 // Evaluate judges one database from what was observed. Pure.
 func Evaluate(o Observation) Result {
 	r := Result{Database: o.DB.Name}
-	th := ThresholdsOf(o.DB, o.Now.Truncate(24*time.Hour))
+	th := ThresholdsOf(o.DB)
 	add := func(name string, l Level, format string, args ...any) {
 		r.Items = append(r.Items, Item{Name: name, Level: l, Message: fmt.Sprintf(format, args...)})
 	}
