@@ -303,12 +303,32 @@ type BackupFailed struct {
 	DiscardedImage string `json:"discarded_image,omitempty"`
 }
 
-// RestoreRequested asks for a restore plan or run.
+// RestoreRequested asks for a restore run: of Database's images, by default its newest
+// restorable point rolled forward to the end of logs, in place.
 type RestoreRequested struct {
-	Database    string    `json:"database"`
+	Database string `json:"database"`
+	// Target, when set, is the image (timestamp) to restore, or none newer.
 	Target      string    `json:"target,omitempty"`
 	PointInTime time.Time `json:"point_in_time,omitzero"`
 	RequestedBy string    `json:"requested_by"`
+	// ID names the restore (its record in the catalog); derived from the event when empty.
+	ID string `json:"id,omitempty"`
+	// Into is the Db2 alias of a new database to restore into (RESTORE ... INTO); empty
+	// restores in place. An existing database of that name is replaced only with Replace.
+	Into    string `json:"into,omitempty"`
+	Replace bool   `json:"replace,omitempty"`
+	// StoragePaths redirect the restored database's storage group (a redirected restore).
+	StoragePaths []string `json:"storage_paths,omitempty"`
+	// Force disconnects the applications of a database restored in place (QUIESCE ... FORCE
+	// CONNECTIONS); without it a restore refuses while applications are connected.
+	Force bool `json:"force,omitempty"`
+	// WithoutRollForward restores an offline image as it is (WITHOUT ROLLING FORWARD).
+	WithoutRollForward bool `json:"without_roll_forward,omitempty"`
+	// Probe is an SQL query run on the restored database; Drop drops it afterwards (a drill).
+	Probe string `json:"probe,omitempty"`
+	Drop  bool   `json:"drop,omitempty"`
+	// Drill marks a scheduled restore drill.
+	Drill bool `json:"drill,omitempty"`
 }
 
 // RestoreCompleted says a restore finished.
@@ -317,6 +337,18 @@ type RestoreCompleted struct {
 	Images   []string `json:"images"`
 	Success  bool     `json:"success"`
 	Message  string   `json:"message,omitempty"`
+	// ID is the restore's id (its record in the catalog); Into the database restored into
+	// (empty: in place); Drill marks a restore drill.
+	ID    string `json:"id,omitempty"`
+	Into  string `json:"into,omitempty"`
+	Drill bool   `json:"drill,omitempty"`
+	// Class and Code classify a failure (Db2's message identifier, e.g. SQL4970N).
+	Class FailureClass `json:"class,omitempty"`
+	Code  string       `json:"code,omitempty"`
+	// Seconds is the measured restore time: from the first download to the database usable.
+	Seconds float64 `json:"seconds,omitempty"`
+	// ProbeResult is the first row the probe query returned.
+	ProbeResult string `json:"probe_result,omitempty"`
 }
 
 // Alert is what keyguard tells a person.
@@ -453,6 +485,13 @@ func (e RestoreRequested) Validate() error {
 	var p problems
 	p.need(text(e.Database), "database is required")
 	p.need(text(e.RequestedBy), "requested_by is required")
+	p.need(e.Target == "" || validImageTimestamp(e.Target), "target must be 14 digits (yyyymmddhhmmss)")
+	p.need(len(e.ID) <= 64, "id is at most 64 characters")
+	p.need(len(e.Into) <= 8, "into is a Db2 alias (at most 8 characters)")
+	p.need(len(e.StoragePaths) <= 16, "at most 16 storage paths")
+	p.need(len(e.Probe) <= maxField, "probe is at most 1024 bytes")
+	p.need(!e.WithoutRollForward || e.PointInTime.IsZero(), "without_roll_forward and point_in_time exclude each other")
+	p.need(!e.Drop || e.Into != "", "drop needs into: only a database restored into may be dropped")
 	return p.err(TypeRestoreRequested)
 }
 
@@ -460,6 +499,8 @@ func (e RestoreCompleted) Validate() error {
 	var p problems
 	p.need(text(e.Database), "database is required")
 	p.need(len(e.Images) > 0, "images must name at least one image")
+	p.need(e.Class == "" || e.Class.Valid(), "class must be transient, rotation, configuration or permanent")
+	p.need(e.Seconds >= 0, "seconds is negative")
 	return p.err(TypeRestoreCompleted)
 }
 

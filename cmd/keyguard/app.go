@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyguard-dev/keyguard/shared/check"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
@@ -41,6 +42,7 @@ type need int
 const (
 	needStore  need = 1 << iota // COS: states, catalog, images, the fleet policy object
 	needSender                  // Event Notifications
+	needKeys                    // Key Protect, when configured (check asks it; optional)
 )
 
 // ops returns the clients for a command that needs n.
@@ -62,6 +64,7 @@ type ops struct {
 	objs     objstore.Store
 	fleet    config.Source
 	sender   outbox.Sender      // nil unless the command sends
+	keys     check.Keys         // nil unless Key Protect is configured and the command asks it
 	download restore.Downloader // image files
 	out      io.Writer          // results
 	errOut   io.Writer          // progress
@@ -100,6 +103,13 @@ func opsFromEnv(getenv func(string) string, n need) (*ops, error) {
 		user: orText(getenv("USER"), "operator"), pollEvery: 2 * time.Second, sleep: sleepCtx,
 		bucket: c.COSBucket, fleetKey: c.FleetKey, fleetFile: c.FleetFile}
 	o.fleet = policySource{src: fleet, o: o}
+	if n&needKeys != 0 && c.KPURL != "" {
+		kp, err := c.Keys()
+		if err != nil {
+			return nil, fmt.Errorf("key protect (%s): %w", config.EnvKPURL, err)
+		}
+		o.keys = kp
+	}
 	if n&needSender != 0 {
 		c.Function = "cli" // the CloudEvents source: keyguard/cli
 		send, err := c.Sender(quiet)
@@ -123,6 +133,7 @@ func loadEnv(getenv func(string) string, n need) (runtime.Config, error) {
 		COSHMACKey: getenv(config.EnvCOSHMACKey), COSHMACSecret: secret.New(getenv(config.EnvCOSHMACSecret)),
 		ENURL: getenv(config.EnvENURL), ENInstanceID: getenv(config.EnvENInstanceID), ENSourceID: getenv(config.EnvENSourceID),
 		FleetFile: getenv(config.EnvFleetFile), FleetKey: getenv(config.EnvFleetKey),
+		KPURL: getenv(config.EnvKPURL), KPInstanceID: getenv(config.EnvKPInstanceID),
 	}
 	if c.IAMURL == "" {
 		c.IAMURL = runtime.DefaultIAMURL
@@ -153,6 +164,12 @@ func loadEnv(getenv func(string) string, n need) (runtime.Config, error) {
 		need(config.EnvENURL, c.ENURL, "Event Notifications, to send the request")
 		need(config.EnvENInstanceID, c.ENInstanceID, "the Event Notifications instance")
 		need(config.EnvENSourceID, c.ENSourceID, "the API source keyguard publishes under")
+		iam = true
+	}
+	if n&needKeys != 0 && (c.KPURL == "") != (c.KPInstanceID == "") {
+		p = append(p, "set both "+config.EnvKPURL+" and "+config.EnvKPInstanceID+", or neither")
+	}
+	if n&needKeys != 0 && c.KPURL != "" {
 		iam = true
 	}
 	if iam && !c.APIKey.IsSet() && c.TrustedProfile == "" {

@@ -71,7 +71,18 @@ func (o *ops) backupList(ctx context.Context, db string, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ImageTimestamp, typ, e.Mode, size(e.SizeBytes), short(e.KeyVersion),
 			chainCell(list, e), yesNo(e.Verification.Verified), logs, location(e))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	recs, err := catalog.New(o.objs).ListRestores(ctx, db)
+	if err != nil || len(recs) == 0 {
+		return err
+	}
+	fmt.Fprintf(o.out, "\nrestores of %s (oldest first):\n", db)
+	for _, r := range recs {
+		fmt.Fprintln(o.out, "  "+restoreLine(r))
+	}
+	return nil
 }
 
 // chainCell describes e's restore chain in one cell.

@@ -18,25 +18,27 @@ const (
 	exitOK      = 0 // the command did what was asked
 	exitFailure = 1 // it failed, or the rules refused it (the message says which and why)
 	exitUsage   = 2 // the command line is wrong (the message and the usage say how)
-	// 3 and above are reserved for `keyguard check`, one code per kind of finding.
+	// keyguard check exits as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 )
 
 const rootLong = `keyguard operates a keyguard deployment: the state of each database, its catalog of backups,
-on-demand backups, restore plans, retention and the fleet policy; "keyguard preflight" proves
-the deployment's wiring and permissions end to end.
+on-demand backups, restores and restore plans, checks, retention and the fleet policy; "keyguard
+preflight" proves the deployment's wiring and permissions end to end.
 
 It reads the same environment as the runner job: KEYGUARD_COS_ENDPOINT, KEYGUARD_COS_BUCKET
 (and KEYGUARD_COS_REGION, KEYGUARD_COS_PREFIX), COS credentials (KEYGUARD_COS_HMAC_KEY_ID and
 KEYGUARD_COS_HMAC_SECRET, or KEYGUARD_COS_INSTANCE_CRN with KEYGUARD_API_KEY), and the fleet
 policy from KEYGUARD_FLEET_FILE or the object KEYGUARD_FLEET_KEY (default config/fleet.yaml).
-Only "backup create" sends anything: it also needs KEYGUARD_EN_URL, KEYGUARD_EN_INSTANCE_ID and
-KEYGUARD_EN_SOURCE_ID. Try it on the local stack: "make serve" prints the variables to export.
+Only "backup create" and "restore" send anything: they also need KEYGUARD_EN_URL,
+KEYGUARD_EN_INSTANCE_ID and KEYGUARD_EN_SOURCE_ID. "check" asks Key Protect when
+KEYGUARD_KP_URL and KEYGUARD_KP_INSTANCE_ID are set. Try it on the local stack: "make serve"
+prints the variables to export.
 
 Flags go anywhere after the command's name, before or after its arguments, and take one dash
 or two (-json or --json).
 
 Exit codes: 0 done; 1 failed, or refused by the rules (the message says why); 2 bad command
-line; 3 and above are reserved for "keyguard check".`
+line. "keyguard check" exits as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.`
 
 // usageError is a bad command line (exit code 2).
 type usageError struct{ err error }
@@ -56,9 +58,12 @@ var errRefused = errors.New("refused")
 func execute(ctx context.Context, args []string, a *app) int {
 	cmd, err := run(ctx, args, a)
 	var ue *usageError
+	var ce *exitCodeError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
 	case errors.As(err, &ue):
 		fmt.Fprintf(a.errOut, "keyguard: %v\n\n%s", err, cmd.UsageString())
 		return exitUsage
@@ -91,7 +96,7 @@ func newRoot(a *app) *cobra.Command {
 	root.SetErr(a.errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.SetVersionTemplate("keyguard {{.Version}}\n")
-	root.AddCommand(newStatusCmd(a), newBackupCmd(a), newPlanRestoreCmd(a), newPruneCmd(a), newFleetCmd(a), newPreflightCmd(a), newVersionCmd(a))
+	root.AddCommand(newStatusCmd(a), newBackupCmd(a), newPlanRestoreCmd(a), newRestoreCmd(a), newCheckCmd(a), newPruneCmd(a), newFleetCmd(a), newPreflightCmd(a), newVersionCmd(a))
 	return root
 }
 

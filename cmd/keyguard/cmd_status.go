@@ -63,7 +63,15 @@ type dbStatus struct {
 	LastDecision        *state.Decision       `json:"last_decision,omitempty"`
 	LastRefusal         *state.Decision       `json:"last_refusal,omitempty"`
 	PendingAlerts       int                   `json:"pending_alerts"`
+	// Restore is a drill in flight, LastDrill how the last one ended; Restores the newest
+	// restores recorded in the catalog (status <db> only).
+	Restore   *state.RestoreRun       `json:"restore,omitempty"`
+	LastDrill *state.DrillOutcome     `json:"last_drill,omitempty"`
+	Restores  []catalog.RestoreRecord `json:"restores,omitempty"`
 }
+
+// shownRestores is how many of the newest restores status <db> shows.
+const shownRestores = 5
 
 // slot is a schedule slot: when, and the backup type it takes.
 type slot struct {
@@ -112,7 +120,14 @@ func (o *ops) status(ctx context.Context, dbs []string, asJSON bool) error {
 		s.HasState, s.Revision, s.Key, s.Window, s.Run = true, st.Revision, &st.Key, st.Window, st.Run
 		s.LastSuccess, s.LastFailure, s.ConsecutiveFailures, s.NextRetry = st.LastSuccess, st.LastFailure, st.ConsecutiveFailures, st.NextRetry
 		s.NeedFull, s.NeedFullReason, s.LastDecision, s.PendingAlerts = st.NeedFull, st.NeedFullReason, st.LastDecision, len(st.PendingAlerts)
-		s.LastRefusal = st.LastRefusal
+		s.LastRefusal, s.Restore, s.LastDrill = st.LastRefusal, st.Restore, st.LastDrill
+		if len(dbs) > 0 {
+			recs, err := catalog.New(o.objs).ListRestores(ctx, db)
+			if err != nil {
+				return err
+			}
+			s.Restores = recs[max(0, len(recs)-shownRestores):]
+		}
 		out = append(out, s)
 	}
 	switch {
@@ -297,6 +312,40 @@ func printStatus(w io.Writer, s dbStatus, now time.Time) {
 		row("last refused request", utc(d.At)+" "+d.Reason)
 	}
 	row("pending alerts", fmt.Sprint(s.PendingAlerts))
+	if r := s.Restore; r != nil {
+		row("drill in flight", fmt.Sprintf("%s into %s since %s, lease until %s", r.ID, r.Target, utc(r.StartedAt), utc(r.LeaseUntil)))
+	}
+	if d := s.LastDrill; d != nil {
+		v := fmt.Sprintf("%s %s (%s): restored in %.1fs", utc(d.At), d.ID, ago(d.At, now), d.Seconds)
+		if !d.Success {
+			v = fmt.Sprintf("%s %s (%s): FAILED (%s)", utc(d.At), d.ID, ago(d.At, now), d.Code)
+		}
+		row("last drill", v)
+	}
+	for i, r := range s.Restores {
+		k := ""
+		if i == 0 {
+			k = "restores"
+		}
+		row(k, restoreLine(r))
+	}
+}
+
+// restoreLine is one restore's history line: when it ended, its id, who asked, where to, the
+// images, the measured time and the outcome.
+func restoreLine(r catalog.RestoreRecord) string {
+	where := "in place"
+	if r.Into != "" {
+		where = "into " + r.Into
+	}
+	if !r.PointInTime.IsZero() {
+		where += " at " + utc(r.PointInTime)
+	}
+	outcome := fmt.Sprintf("restored in %.1fs", r.Seconds)
+	if !r.Success {
+		outcome = "FAILED (" + orText(r.Code, string(r.Class)) + ")"
+	}
+	return fmt.Sprintf("%s %s by %s, %s, %d image(s) to %s: %s", utc(r.EndedAt), r.ID, r.RequestedBy, where, len(r.Images), orDash(r.Target), outcome)
 }
 
 // completeDatabases completes database names from the fleet policy, when the environment

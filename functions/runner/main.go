@@ -1,8 +1,8 @@
 // Command runner is keyguard's backup runner for self-managed Db2: a Code Engine job run that
 // runs one backup from the backup.started event in ibmendata, or, with KEYGUARD_RUNNER_POLL set,
 // an agent on the Db2 host that pulls the runs the scheduler put in flight from the state objects
-// (databases with runner: host). Either way it verifies the image, uploads it to COS, catalogs it
-// and publishes the outcome. See shared/runner.
+// (databases with runner: host), and their restore drills. Either way it verifies the image,
+// uploads it to COS, catalogs it and publishes the outcome. See shared/runner.
 package main
 
 import (
@@ -18,6 +18,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/preflight"
+	"github.com/keyguard-dev/keyguard/shared/restore"
 	"github.com/keyguard-dev/keyguard/shared/runner"
 	"github.com/keyguard-dev/keyguard/shared/runtime"
 	"github.com/keyguard-dev/keyguard/shared/upload"
@@ -57,7 +58,14 @@ func main() {
 			if v := os.Getenv(config.EnvRunnerDatabases); v != "" {
 				dbs = strings.Split(v, ",")
 			}
-			p := &runner.Poller{Runner: r, States: d.States, Databases: dbs, Interval: interval}
+			// The agent also runs the drills of its databases (the restore job's logic, here
+			// where Db2 is), which it pulls from the state like runs.
+			rs := &restore.Restorer{Fleet: d.Fleet, DB2: r.DB2, Catalog: catalog.New(d.Objects), Download: up, Send: d.Send,
+				Marks: d.Objects, Leases: d.Objects, Log: d.Log}
+			if keys != nil {
+				rs.Keys = keys
+			}
+			p := &runner.Poller{Runner: r, States: d.States, Databases: dbs, Interval: interval, Restores: rs}
 			// Each poll is recorded, so that keyguard preflight can tell the agent is alive.
 			host, _ := os.Hostname()
 			agent := preflight.AgentName(host)

@@ -122,6 +122,7 @@ type Defaults struct {
 	// KeystoreKeyCRN is the Key Protect root key that wraps the data key of every keystore copy
 	// (each database's key_crn when empty).
 	KeystoreKeyCRN string `yaml:"keystore_key_crn"`
+	Check          Check  `yaml:"check"`
 }
 
 // RotationPolicy bounds the hold on backups after a key rotation.
@@ -178,9 +179,51 @@ type Database struct {
 	Tablespaces []string `yaml:"tablespaces"`
 	// IncludeLogs adds the logs needed to restore an online image to it (default true).
 	IncludeLogs *bool `yaml:"include_logs"`
+	// Drill, when set, has keyguard prove the backups restorable on a schedule.
+	Drill *Drill `yaml:"drill"`
+	// Check holds the thresholds keyguard check (and the scheduler) judge the database by.
+	Check Check `yaml:"check"`
 
 	schedules map[events.BackupType]cron.Schedule
+	drill     cron.Schedule
 }
+
+// Drill is a scheduled restore drill: at each slot of Cron (UTC) the newest restorable point is
+// restored by the restore job (runner: job) or the runner agent on the Db2 host (runner: host,
+// which pulls the drill from the state) into the scratch database Target (never the database),
+// the Probe query is run on it, and it is dropped; the outcome and the measured restore time are
+// recorded in the catalog, and a failed drill alerts. Drills wait out rotation windows and never
+// run beside a backup of the same database.
+type Drill struct {
+	Cron string `yaml:"cron"`
+	// Target is the Db2 alias of the scratch database (replaced at each drill).
+	Target string `yaml:"target"`
+	// Instance names the Db2 instance the scratch database is on, for the record (the restore
+	// job restores on the instance it runs against); the database's own when empty.
+	Instance string `yaml:"instance"`
+	// Probe is an SQL query run on the restored database (e.g. SELECT COUNT(*) FROM APP.ORDERS).
+	Probe string `yaml:"probe"`
+	// StoragePaths redirect the scratch database's storage (a redirected restore).
+	StoragePaths []string `yaml:"storage_paths"`
+}
+
+// Check holds what keyguard check judges a database by. Zero fields take their defaults.
+type Check struct {
+	// MaxAge is the recovery point objective: the last good backup older than this warns,
+	// older than twice this is critical (default: the longest gap between two slots of the
+	// database's schedules, plus its lease).
+	MaxAge time.Duration `yaml:"max_age"`
+	// MinChains is the fewest restorable full chains expected (default: retention.keep_fulls).
+	MinChains int `yaml:"min_chains"`
+	// DrillMaxAge is how old the last drill may be (default: twice the drill schedule's gap).
+	DrillMaxAge time.Duration `yaml:"drill_max_age"`
+	// TickInterval is the periodic timer's interval: no tick for twice this is the dead-man
+	// alarm (default 15m).
+	TickInterval time.Duration `yaml:"tick_interval"`
+}
+
+// DrillSchedule returns the parsed drill schedule, if the database has a drill.
+func (d Database) DrillSchedule() (cron.Schedule, bool) { return d.drill, d.drill != nil }
 
 // Schedule returns the parsed schedule of type t, if the database has one.
 func (d Database) Schedule(t events.BackupType) (cron.Schedule, bool) {
@@ -314,7 +357,7 @@ func Load(data []byte, opts ...LoadOption) (*Fleet, error) {
 			Mode: f.Defaults.Mode, Executor: f.Defaults.Executor, Lease: f.Defaults.Lease,
 			CatchUp: f.Defaults.CatchUp, AlertThreshold: f.Defaults.AlertThreshold,
 			Rotation: f.Defaults.Rotation, Retry: f.Defaults.Retry, Retention: f.Defaults.Retention, BackupDir: f.Defaults.BackupDir,
-			KeystoreKeyCRN: f.Defaults.KeystoreKeyCRN,
+			KeystoreKeyCRN: f.Defaults.KeystoreKeyCRN, Check: f.Defaults.Check,
 		}
 		if err := raw.Databases[i].Decode(&d); err != nil {
 			return nil, fmt.Errorf("%w: databases[%d]: %v", ErrInvalidFleet, i, err)
@@ -470,6 +513,32 @@ func (f *Fleet) validate(lo loadOptions) error {
 		q := d.Retry
 		if q.Base <= 0 || q.Max < q.Base || q.Factor < 1 || q.MaxAttempts < 1 {
 			add("%s: retry: need base > 0, max >= base, factor >= 1, max_attempts >= 1", at)
+		}
+		if dr := d.Drill; dr != nil {
+			switch {
+			case d.Executor != ExecDb2CLI:
+				add("%s: drill: drills restore through the Db2 command line, for db2cli databases", at)
+			case !aliasRE.MatchString(dr.Target) || dr.Target == d.Alias:
+				add("%s: drill.target %q must be a Db2 alias (1-8 upper-case letters, digits, @ # $ _) other than the database's own", at, dr.Target)
+			}
+			if strings.Contains(dr.Cron, "=") {
+				add("%s: drill.cron %q: schedules are UTC: no CRON_TZ= or TZ= prefix", at, dr.Cron)
+			} else if sc, err := cronParser.Parse(dr.Cron); err != nil {
+				add("%s: drill.cron %q: %v", at, dr.Cron, err)
+			} else {
+				d.drill = sc
+			}
+			if len(dr.Probe) > 1024 {
+				add("%s: drill.probe is longer than 1024 bytes", at)
+			}
+			for _, p := range dr.StoragePaths {
+				if !strings.HasPrefix(p, "/") {
+					add("%s: drill.storage_paths: %q is not an absolute path", at, p)
+				}
+			}
+		}
+		if d.Check.MaxAge < 0 || d.Check.MinChains < 0 || d.Check.DrillMaxAge < 0 || d.Check.TickInterval < 0 {
+			add("%s: check: thresholds must not be negative", at)
 		}
 	}
 	used := map[string]bool{}

@@ -16,6 +16,7 @@ const (
 	PathEvents  = "/events"  // keyguard and platform events (EN JSON or CloudEvents)
 	PathTick    = "/tick"    // scheduler ticks (EN periodic timer, Knative ping, keyguard ticker)
 	PathHealthz = "/healthz" // liveness; unauthenticated, changes nothing
+	PathMetrics = "/metrics" // Prometheus exposition (scheduler); bearer token, changes nothing
 )
 
 // Route says which event types Event Notifications delivers to which function and path. The

@@ -80,6 +80,11 @@ func TestParseHistory(t *testing.T) {
 				t.Errorf("a load's table spaces are not a backup's: %v", h.Entries[0].Tablespaces)
 			}
 		}},
+		"archive": {entries: 3, check: func(t *testing.T, h History) {
+			if e := h.Entries[2]; e.Op != OpArchiveLog || e.TypeCode != "1" || e.FirstLog != "S0000002.LOG" || e.End != "20261124023000" || len(h.Backups()) != 0 {
+				t.Errorf("entries %+v", h.Entries)
+			}
+		}},
 		"crlf":      {entries: 1},
 		"truncated": {err: unrec},
 		"garbage":   {err: unrec},

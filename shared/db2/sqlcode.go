@@ -174,6 +174,16 @@ var codes = []codeInfo{
 	{"SQL30082N", events.Configuration, "security processing failed (credentials)", false},
 	{"SQL2071N", events.Configuration, "an error occurred accessing a shared library (vendor or compression library)", false},
 	{"DB21061E", events.Configuration, "command line environment not initialized (db2profile not sourced)", false},
+	{"SQL4970N", events.Configuration, "roll-forward cannot reach its stop point: a log file it needs is missing", false},
+
+	// Restore: what an operator must decide or fix; trying again the same way does not help.
+	{"SQL1275N", events.Permanent, "the roll-forward stop time is before the time the image ends", false},
+	{"SQL1260N", events.Permanent, "the database is not in roll-forward pending state", false},
+	{"SQL2537N", events.Permanent, "roll-forward is required after restoring an online image", false},
+	{"SQL2542N", events.Permanent, "no image file matches the database alias and timestamp", false},
+	{"SQL2530N", events.Permanent, "the backup image is corrupted", false},
+	{"SQL2573N", events.Permanent, "an incremental image must be restored by an incremental restore", false},
+	{"SQL2581N", events.Permanent, "restore cannot extract the log files from the image (LOGTARGET)", true},
 
 	// Permanent.
 	{"SQL0104N", events.Permanent, "syntax error: an unexpected token was found", false},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,17 +89,54 @@ func Status(err error) int {
 	return http.StatusServiceUnavailable
 }
 
-// Mux serves routes (path -> handler) plus an unauthenticated GET /healthz.
+// MetricsSource is a handler that also has figures to expose (the scheduler); a nil
+// MetricsHandler means it has none.
+type MetricsSource interface {
+	MetricsHandler() http.Handler
+}
+
+// Mux serves routes (path -> handler) plus an unauthenticated GET /healthz, and, when a route's
+// handler is a MetricsSource, its Prometheus exposition on GET /metrics behind the same bearer
+// token as the routes: the figures name databases and their backup times, and the app is
+// reachable from the internet (Prometheus sends the token with authorization.credentials).
 func Mux(o Options, routes map[string]Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
-	for path, h := range routes {
+	metrics := false
+	for _, path := range sortedPaths(routes) {
+		h := routes[path]
 		mux.Handle("POST "+path, Serve(o, h))
+		if m, ok := h.(MetricsSource); ok && !metrics {
+			if mh := m.MetricsHandler(); mh != nil {
+				metrics = true
+				mux.Handle("GET "+config.PathMetrics, authOnly(o, mh))
+			}
+		}
 	}
 	return mux
+}
+
+func sortedPaths(routes map[string]Handler) []string {
+	paths := make([]string, 0, len(routes))
+	for p := range routes {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+// authOnly serves h to requests that carry the bearer token.
+func authOnly(o Options, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(o.Token, r) {
+			reply(w, http.StatusUnauthorized, Result{Outcome: "rejected", Detail: "missing or wrong bearer token"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Serve returns the HTTP handler for one route.

@@ -9,9 +9,9 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
-// Hold says why no backup of the database may start now, whatever asks for it (a schedule slot,
-// a retry, an operator): the key is not active, a rotation window is open, or a run is in
-// flight. ok is false when nothing holds. The reason starts with one of the Reason constants.
+// Hold says why no backup or drill of the database may start now, whatever asks for it (a
+// schedule slot, a retry, an operator, a drill): the key is not active, a rotation window is
+// open, a run is in flight, or a restore drill is. ok is false when nothing holds. The reason starts with one of the Reason constants.
 func Hold(st *state.State) (reason string, held bool) {
 	switch {
 	case st.Key.Blocked:
@@ -24,6 +24,8 @@ func Hold(st *state.State) (reason string, held bool) {
 		return fmt.Sprintf("%s (key version %s until at most %s)", ReasonRotationWindow, to, st.Window.MaxCloseAt.UTC().Format(time.RFC3339)), true
 	case st.Run != nil:
 		return fmt.Sprintf("%s (%s)", ReasonRunInFlight, st.Run.ID), true
+	case st.Restore != nil:
+		return fmt.Sprintf("%s (%s)", ReasonRestoreInFlight, st.Restore.ID), true
 	}
 	return "", false
 }

@@ -24,10 +24,11 @@ const (
 
 // Reasons for deferring. They are stable strings: operators and tests match on them.
 const (
-	ReasonRotationWindow = "rotation window"
-	ReasonRunInFlight    = "run in flight"
-	ReasonBackoff        = "backoff"
-	ReasonKeyNotActive   = "key not active"
+	ReasonRotationWindow  = "rotation window"
+	ReasonRunInFlight     = "run in flight"
+	ReasonBackoff         = "backoff"
+	ReasonKeyNotActive    = "key not active"
+	ReasonRestoreInFlight = "restore in flight"
 )
 
 // Decision is the outcome of Decide.

@@ -23,6 +23,9 @@ type Effects struct {
 	// Start is a run to ask the executor for (idempotent by run id: it may be a run already asked
 	// for whose start was not confirmed).
 	Start *state.Run
+	// StartRestore is a restore drill to ask the restore job for (restore.requested,
+	// idempotent by its id).
+	StartRestore *events.RestoreRequested
 	// Cancel is a run to stop: its lease expired, or its start failed for good.
 	Cancel *state.Run
 	Send   []Out
@@ -66,6 +69,8 @@ type TickInput struct {
 	// Unrestorable, when the key is destroyed and the alert is owed, is what the catalog holds
 	// under that key (nil: not listed, try again next tick).
 	Unrestorable *UnrestorableImages
+	// Restore is the evidence about the restore drill in flight (nil: none gathered).
+	Restore *RestoreEvidence
 }
 
 // TickResult is one tick's decision for one database.
@@ -86,7 +91,10 @@ type TickResult struct {
 //     cancelled; a run whose start was not confirmed is started again;
 //  4. a rotation window closes once Db2 re-wrapped and the settle time passed, or at its maximum;
 //  5. a destroyed key names the backups it made unrestorable;
-//  6. the schedule: start (the run goes in flight), defer (a Hold or the backoff) or idle.
+//  6. the schedule: start (the run goes in flight), defer (a Hold or the backoff) or idle;
+//  7. a restore drill in flight settled from its record or lease, and a drill due started when
+//     the database is idle and nothing holds it;
+//  8. the checks the state answers (package check): a critical one alerts once per cause.
 //
 // The decision is recorded in the state only when it differs from the last one (and a start
 // stands while its run is in flight), so an idle database, or one whose run is under way, costs
@@ -109,6 +117,9 @@ func Tick(st *state.State, db config.Database, in TickInput) TickResult {
 	}
 	if st.Run != nil {
 		r.Changed = reconcileRun(st, db, in.Run, now, &r.Effects) || r.Changed
+	}
+	if st.Restore != nil {
+		r.Changed = reconcileRestore(st, db, in.Restore, now, &r.Effects) || r.Changed
 	}
 	if w := st.Window; w != nil {
 		r.Changed = closeWindow(st, db, *w, in, &r.Effects) || r.Changed
@@ -138,6 +149,8 @@ func Tick(st *state.State, db config.Database, in TickInput) TickResult {
 		r.Start = &run
 		r.Changed = true
 	}
+	r.Changed = drill(st, db, d, now, &r.Effects) || r.Changed
+	r.Changed = checkAlerts(st, db, now, &r.Effects) || r.Changed
 	last := st.LastDecision
 	startKept := d.Action == Idle && st.Run != nil && last != nil && last.Action == string(Start) // the start stands while its run is in flight
 	if !startKept && (last == nil || last.Action != string(d.Action) || last.Reason != d.Reason || last.Type != d.Type) {

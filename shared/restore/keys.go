@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/keyprotect"
 )
@@ -17,67 +16,19 @@ import (
 // is refused before anything is downloaded or run.
 var ErrKeyUnavailable = errors.New("key unavailable")
 
-// keyStatus is what Key Protect says of one root key.
-type keyStatus struct {
-	crn string
-	// missing: Key Protect has no such key (404).
-	missing bool
-	state   events.KeyState
-	// versions are the key's versions (ListKeyVersions); nil unless the key is active.
-	versions map[string]bool
-}
+// keyStatus is what Key Protect says of one root key (the rule is keyprotect.Usability's).
+type keyStatus = keyprotect.Usability
 
-// unusable says why version (empty: not recorded) of the key cannot serve a restore, or "".
-//
-// A key version is usable when the key is active and the version is in the key's version list.
-// Key Protect wraps and unwraps only with an active key: a suspended (disabled), deactivated
-// (expired), pre-activation or destroyed key can open neither Db2's data keys nor the keystore
-// copy's, so a restore that needs it would fail half way. Key Protect cannot destroy one version
-// (a version becomes unavailable with its key), so a version missing from the list means the
-// catalog names a version this key never had. An unrecorded version passes on the key's state
-// (PlanRestore notes that it was not recorded).
-func (k keyStatus) unusable(version string) string {
-	switch {
-	case k.missing:
-		return "Key Protect has no such key"
-	case k.state == events.KeySuspended:
-		return "the key is suspended (disabled): enable it to restore"
-	case k.state != events.KeyActive:
-		return "the key is " + string(k.state)
-	case version != "" && !k.versions[version]:
-		return "Key Protect lists no such version of the key"
-	}
-	return ""
-}
-
-// observeKeys asks Key Protect for the state (and, for an active key, the versions) of each
-// distinct key CRN. A key Key Protect does not know is recorded as missing; any other failure
-// is returned (keyprotect.IsTransient tells whether a later attempt may succeed).
+// observeKeys asks Key Protect about each distinct key CRN (keyprotect.Observe).
 func observeKeys(ctx context.Context, keys Keys, crns []string) (map[string]keyStatus, error) {
 	out := make(map[string]keyStatus, len(crns))
 	for _, crn := range crns {
 		if _, done := out[crn]; done {
 			continue
 		}
-		s := keyStatus{crn: crn}
-		info, err := keys.Key(ctx, crn)
-		switch {
-		case keyprotect.IsNotFound(err):
-			s.missing = true
-		case err != nil:
-			return nil, fmt.Errorf("check key %s: %w", crn, err)
-		default:
-			s.state = info.State
-		}
-		if s.state == events.KeyActive {
-			vs, err := keys.Versions(ctx, crn)
-			if err != nil {
-				return nil, fmt.Errorf("check versions of key %s: %w", crn, err)
-			}
-			s.versions = make(map[string]bool, len(vs))
-			for _, v := range vs {
-				s.versions[v.ID] = true
-			}
+		s, err := keyprotect.Observe(ctx, keys, crn)
+		if err != nil {
+			return nil, err
 		}
 		out[crn] = s
 	}
@@ -104,7 +55,7 @@ func keyCRNs(entries []catalog.Entry) []string {
 func planWithKeys(entries []catalog.Entry, pit time.Time, all catalog.RestorePlan, status map[string]keyStatus) (catalog.RestorePlan, error) {
 	usable := func(crn, version string) bool {
 		s, ok := status[crn]
-		return ok && s.unusable(version) == ""
+		return ok && s.Unusable(version) == ""
 	}
 	p, err := catalog.PlanRestore(entries, pit, usable)
 	if err == nil && p.Target == all.Target {
@@ -128,7 +79,7 @@ func planWithKeys(entries []catalog.Entry, pit time.Time, all catalog.RestorePla
 		s, ok := status[n.crn]
 		reason := "not checked"
 		if ok {
-			reason = s.unusable(n.version)
+			reason = s.Unusable(n.version)
 		}
 		why = append(why, fmt.Sprintf("key version %s of %s is unusable: %s (needed by %s)", orText(n.version, "(unrecorded)"), n.crn, reason, strings.Join(users[n], ", ")))
 	}

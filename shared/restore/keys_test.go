@@ -25,9 +25,9 @@ func history() []catalog.Entry {
 }
 
 func status(state events.KeyState, versions ...string) keyStatus {
-	s := keyStatus{crn: catalogtest.KeyCRN, state: state, versions: map[string]bool{}}
+	s := keyStatus{CRN: catalogtest.KeyCRN, State: state, Versions: map[string]bool{}}
 	for _, v := range versions {
-		s.versions[v] = true
+		s.Versions[v] = true
 	}
 	return s
 }
@@ -47,10 +47,10 @@ func TestPlanWithKeys(t *testing.T) {
 				"the newest image whose keys are usable is 20261102020000", "target 20261102020000"}},
 		{"key suspended", history(), status(events.KeySuspended, "v1", "v2"), "",
 			[]string{"key version v2 of " + crn, "the key is suspended", "enable it", "no image has usable keys"}},
-		{"key destroyed", history(), keyStatus{crn: crn, state: events.KeyDestroyed}, "",
+		{"key destroyed", history(), keyStatus{CRN: crn, State: events.KeyDestroyed}, "",
 			[]string{"the key is destroyed", "20261109020000-delta"}},
 		{"key deactivated", history(), status(events.KeyDeactivated, "v1", "v2"), "", []string{"the key is deactivated"}},
-		{"key not found", history(), keyStatus{crn: crn, missing: true}, "", []string{"Key Protect has no such key"}},
+		{"key not found", history(), keyStatus{CRN: crn, Missing: true}, "", []string{"Key Protect has no such key"}},
 		{"unrecorded version, key active", func() []catalog.Entry {
 			h := history()
 			h[3].KeyVersion = ""
@@ -125,13 +125,13 @@ func TestObserveKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := got["active"]; s.state != events.KeyActive || !s.versions["v1"] || !s.versions["v2"] || s.unusable("v1") != "" || s.unusable("v3") == "" {
+	if s := got["active"]; s.State != events.KeyActive || !s.Versions["v1"] || !s.Versions["v2"] || s.Unusable("v1") != "" || s.Unusable("v3") == "" {
 		t.Fatalf("active: %+v", s)
 	}
-	if s := got["destroyed"]; s.unusable("v1") == "" || k.calls["versions destroyed"] != 0 {
+	if s := got["destroyed"]; s.Unusable("v1") == "" || k.calls["versions destroyed"] != 0 {
 		t.Fatalf("destroyed: %+v, versions asked %d times", s, k.calls["versions destroyed"])
 	}
-	if s := got["missing"]; !s.missing || s.unusable("") == "" {
+	if s := got["missing"]; !s.Missing || s.Unusable("") == "" {
 		t.Fatalf("missing: %+v", s)
 	}
 	if k.calls["key active"] != 1 {

@@ -59,7 +59,7 @@ func (r *Restorer) keystore(ctx context.Context, dir string, e catalog.Entry, ke
 				}
 				s = got[h.KeyCRN]
 			}
-			if why := s.unusable(h.KeyVersion); why != "" {
+			if why := s.Unusable(h.KeyVersion); why != "" {
 				return "", "", fmt.Errorf("%w: the keystore copy of image %s is sealed under key version %s of %s, which is unusable: %s",
 					ErrKeyUnavailable, e.Name(), h.KeyVersion, h.KeyCRN, why)
 			}

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,9 +21,12 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/outbox"
 )
 
-// Catalog lists a database's image entries (oldest first or in any order; PlanRestore sorts).
+// Catalog lists a database's image entries (oldest first or in any order; PlanRestore sorts)
+// and keeps the restore's record. *catalog.Catalog implements it.
 type Catalog interface {
 	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	// PutRestore stores a restore's record once (the same record again succeeds).
+	PutRestore(ctx context.Context, r catalog.RestoreRecord) error
 }
 
 // Marks records which restore events have been taken on. objstore.Store implements it.
@@ -101,30 +102,46 @@ func (r *Restorer) Handle(ctx context.Context, e events.Event) (edge.Result, err
 	if db.Executor != config.ExecDb2CLI {
 		return edge.Result{}, edge.Reject("database %q is backed up by %s; the restore job restores %s databases only", db.Name, db.Executor, config.ExecDb2CLI)
 	}
-	if dup, err := r.mark(ctx, db.Name, e, req); err != nil {
+	id := req.ID
+	if id == "" {
+		id = restoreID(e)
+	}
+	if !catalog.ValidRestoreID(id) {
+		return edge.Result{}, edge.Reject("restore id %q must be 1-64 letters, digits or '-'", id)
+	}
+	if dup, err := r.mark(ctx, db.Name, e, req, id); err != nil {
 		return edge.Result{}, err
 	} else if dup {
 		r.log().Info("restore duplicate", "database", db.Name, "event", e.ID)
 		return edge.Result{Outcome: "duplicate", Detail: "restore event " + e.ID + " was already taken on"}, nil
 	}
-	out := r.restore(ctx, db, req, restoreID(e))
-	if err := r.Send.Send(ctx, e.ID+"/outcome", out); err != nil {
+	o := r.restore(ctx, db, req, id)
+	// The record first: it is the truth a lost event does not change.
+	recorded := true
+	if err := r.Catalog.PutRestore(ctx, o.rec); err != nil {
+		recorded = false
+		r.log().Warn("recording the restore failed; its event still says how it ended", "db", db.Name, "restore", id, "err", err)
+	}
+	out := o.rec.Completed()
+	if err := r.Send.Send(ctx, e.ID+"/outcome", out); err != nil && !recorded {
 		return edge.Result{}, fmt.Errorf("publish outcome of restore %s: %w", e.ID, err)
+	} else if err != nil {
+		r.log().Warn("publishing the restore's outcome failed; it is recorded in the catalog", "db", db.Name, "restore", id, "err", err)
 	}
 	outcome := "restored"
 	if !out.Success {
 		outcome = "failed"
 	}
-	r.log().Info("restore outcome", "database", db.Name, "event", e.ID, "outcome", outcome, "message", out.Message)
+	r.log().Info("restore outcome", "database", db.Name, "event", e.ID, "restore", id, "outcome", outcome, "seconds", out.Seconds, "message", out.Message)
 	return edge.Result{Outcome: outcome, Detail: out.Message}, nil
 }
 
 // mark writes the create-only mark of event e and reports whether another attempt wrote it.
-func (r *Restorer) mark(ctx context.Context, db string, e events.Event, req events.RestoreRequested) (bool, error) {
+func (r *Restorer) mark(ctx context.Context, db string, e events.Event, req events.RestoreRequested, id string) (bool, error) {
 	if r.Marks == nil {
 		return false, nil
 	}
-	key := "restores/" + db + "/" + restoreID(e) + ".json"
+	key := "restores/" + db + "/" + id + ".json"
 	body, err := json.Marshal(struct {
 		Event       string    `json:"event"`
 		Source      string    `json:"source"`
@@ -147,129 +164,6 @@ func (r *Restorer) mark(ctx context.Context, db string, e events.Event, req even
 		return false, fmt.Errorf("read restore mark %s: %w", e.ID, gerr)
 	}
 	return string(got) != string(body), nil
-}
-
-// restore does the work and always returns an outcome to publish.
-func (r *Restorer) restore(ctx context.Context, db config.Database, req events.RestoreRequested, id string) events.RestoreCompleted {
-	images := []string{"(none)"}
-	if req.Target != "" {
-		images = []string{req.Target}
-	}
-	fail := func(err error) events.RestoreCompleted {
-		msg := fmt.Sprintf("restore of %s failed (%s): %v", db.Name, classOf(err), err)
-		return events.RestoreCompleted{Database: db.Name, Images: images, Message: truncate(msg, 4000)}
-	}
-	entries, err := r.Catalog.List(ctx, db.Name)
-	if err != nil {
-		return fail(fmt.Errorf("read catalog: %w", err))
-	}
-	if req.Target != "" {
-		entries = slices.DeleteFunc(entries, func(e catalog.Entry) bool { return e.ImageTimestamp > req.Target })
-	}
-	// What the catalog alone allows; the keys are checked below, against this plan.
-	noCheck := func(string, string) bool { return true }
-	if r.Keys == nil {
-		noCheck = nil // PlanRestore notes that keys were not checked
-	}
-	plan, err := catalog.PlanRestore(entries, req.PointInTime, noCheck)
-	if err != nil {
-		return fail(err)
-	}
-	images = images[:0]
-	for _, e := range plan.Images {
-		images = append(images, e.Name())
-	}
-	if req.Target != "" && plan.Target != req.Target {
-		return fail(fmt.Errorf("image %s cannot be restored (the newest that can, at or before it, is %s): %s",
-			req.Target, plan.Target, strings.Join(plan.Notes, "; ")))
-	}
-	var keys map[string]keyStatus
-	if r.Keys != nil {
-		if keys, err = observeKeys(ctx, r.Keys, keyCRNs(entries)); err != nil {
-			return fail(fmt.Errorf("check key availability: %w", err))
-		}
-		if plan, err = planWithKeys(entries, req.PointInTime, plan, keys); err != nil {
-			return fail(err)
-		}
-	}
-	if len(plan.Commands) != 2 {
-		return fail(fmt.Errorf("the restore plan has %d commands, want RESTORE and ROLLFORWARD", len(plan.Commands)))
-	}
-	// From here on the images are in use: retention keeps them until the lease is released.
-	release, err := r.hold(ctx, id, plan)
-	if err != nil {
-		return fail(err)
-	}
-	defer release()
-	notes := slices.Clone(plan.Notes)
-	// The keystore first: a copy that does not open fails the restore before the images are
-	// downloaded.
-	if target := plan.Images[len(plan.Images)-1]; target.Keystore != nil {
-		dir, note, err := r.keystore(ctx, db.BackupDir, target, keys)
-		if err != nil {
-			return fail(fmt.Errorf("keystore copied with %s: %w", plan.Target, err))
-		}
-		if note != "" {
-			notes = append(notes, note)
-		}
-		notes = append(notes, fmt.Sprintf("the keystore copied with image %s is in %s: putting it in place (KEYSTORE_LOCATION) is the operator's call", plan.Target, dir))
-	}
-	var local []string
-	defer func() {
-		for _, p := range local {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				r.log().Warn("remove downloaded image", "path", p, "err", err)
-			}
-		}
-	}()
-	for _, e := range plan.Images {
-		for _, obj := range e.Images {
-			p, err := imagePath(db.BackupDir, e, obj)
-			if err != nil {
-				return fail(err)
-			}
-			local = append(local, p)
-			if err := DownloadFile(ctx, r.Download, obj, p); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	restoreCmd := planCommand(plan.Commands[0], plan.Database, db.Alias)
-	restoreCmd = slices.Insert(restoreCmd, slices.Index(restoreCmd, "TAKEN"), "FROM", db.BackupDir)
-	restoreCmd = append(restoreCmd, "REPLACE", "EXISTING", "WITHOUT", "PROMPTING")
-	if err := r.db2(ctx, restoreCmd); err != nil {
-		return fail(err)
-	}
-	out, err := r.run(ctx, "db2", "get", "db", "cfg", "for", db.Alias)
-	if err != nil {
-		return fail(err)
-	}
-	cfg, err := db2.ParseDBConfig(out)
-	if err != nil {
-		return fail(fmt.Errorf("db cfg for %s after the restore: %w", db.Alias, err))
-	}
-	rolled := "no roll-forward: Db2 did not leave the database rollforward pending (offline image of a non-recoverable database), so it is as of the image"
-	if cfg.RollforwardPending {
-		if err := r.db2(ctx, planCommand(plan.Commands[1], plan.Database, db.Alias)); err != nil {
-			return fail(err)
-		}
-		rolled = "rolled forward " + plan.RollForward
-	}
-	msg := fmt.Sprintf("restored %s to image %s from %s; %s", db.Name, plan.Target, strings.Join(images, ", "), rolled)
-	for _, n := range notes {
-		msg += "; " + n
-	}
-	return events.RestoreCompleted{Database: db.Name, Images: images, Success: true, Message: truncate(msg, 4000)}
-}
-
-// planCommand splits a plan command ("RESTORE DATABASE <name> ...") into db2 argv with the
-// Db2 alias in place of the catalog's database name.
-func planCommand(cmd, name, alias string) []string {
-	f := strings.Fields(cmd)
-	if len(f) > 2 && f[2] == name {
-		f[2] = alias
-	}
-	return append([]string{"db2"}, f...)
 }
 
 // imagePath is where obj of entry e goes in dir: its Db2 image name, which RESTORE looks for.
@@ -316,7 +210,7 @@ func (r *Restorer) run(ctx context.Context, argv ...string) (string, error) {
 // and Db2's own errors are what they say; anything else is transient.
 func classOf(err error) events.FailureClass {
 	switch {
-	case errors.Is(err, ErrChecksum), errors.Is(err, objstore.ErrNotFound), errors.Is(err, catalog.ErrNoRestorableChain):
+	case errors.Is(err, ErrChecksum), errors.Is(err, objstore.ErrNotFound), errors.Is(err, catalog.ErrNoRestorableChain), errors.Is(err, ErrRefused):
 		return events.Permanent
 	}
 	if c, ok := keyClass(err); ok {

@@ -10,6 +10,8 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
@@ -19,9 +21,10 @@ type StateReader interface {
 }
 
 // Poller is the runner as an agent on a self-managed Db2 host: every interval it reads the state
-// of the db2cli databases it serves and runs, once, each run the scheduler put in flight. The run
-// is idempotent through the catalog (a run id already cataloged is only announced again), so a
-// restarted agent or two polls of the same run back up once.
+// of the db2cli databases it serves and runs, once, each run the scheduler put in flight, and,
+// with Restores set, each restore drill in flight (state.Restore). A run is idempotent through
+// the catalog (a run id already cataloged is only announced again) and a restore through its
+// mark (restores/<db>/<id>.json), so a restarted agent or two polls back up or restore once.
 type Poller struct {
 	Runner    *Runner
 	States    StateReader
@@ -30,6 +33,9 @@ type Poller struct {
 	// OnPoll, when set, is told of every pass Run makes (how many runs it ran, its error): the
 	// agent records its polls there for the deployment preflight.
 	OnPoll func(ctx context.Context, ran int, err error)
+	// Restores runs the drills of the databases served (the restore job's logic on this host);
+	// nil leaves them to their lease, which fails them.
+	Restores edge.Handler
 
 	done map[string]bool
 }
@@ -61,6 +67,14 @@ func (p *Poller) Poll(ctx context.Context) (int, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", db.Name, err))
 			continue
 		}
+		if rs := st.Restore; rs != nil && p.Restores != nil && !p.done[rs.ID] && !clock.Or(p.Runner.Clock).Now().After(rs.LeaseUntil) {
+			if err := p.restore(ctx, db, *rs); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", rs.ID, err))
+			} else {
+				p.remember(rs.ID)
+				n++
+			}
+		}
 		r := st.Run
 		if r == nil || p.done[r.ID] || clock.Or(p.Runner.Clock).Now().After(r.LeaseUntil) {
 			continue
@@ -78,13 +92,31 @@ func (p *Poller) Poll(ctx context.Context) (int, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", r.ID, err))
 			continue // not marked done: the next pass tries to publish again
 		}
-		if len(p.done) >= maxDone { // a long-lived agent: forget old runs (each is recorded anyway)
-			clear(p.done)
-		}
-		p.done[r.ID] = true
+		p.remember(r.ID)
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+func (p *Poller) remember(id string) {
+	if len(p.done) >= maxDone { // a long-lived agent: forget old runs (each is recorded anyway)
+		clear(p.done)
+	}
+	p.done[id] = true
+}
+
+// restore runs the drill rs of db on this host, as the restore job would (its mark makes a
+// second delivery a no-op).
+func (p *Poller) restore(ctx context.Context, db config.Database, rs state.RestoreRun) error {
+	if db.Drill == nil {
+		return fmt.Errorf("restore %s of %s: the fleet policy has no drill for it (the restore is left to its lease)", rs.ID, db.Name)
+	}
+	e, err := events.Encode(db.Name+"/restore/"+rs.ID, "keyguard/runner-poll", rs.StartedAt, policy.DrillRequest(db, rs))
+	if err != nil {
+		return err
+	}
+	_, err = p.Restores.Handle(ctx, e)
+	return err
 }
 
 // Run polls every Interval until ctx ends.

@@ -359,3 +359,12 @@ func (b db2Backups) Backups(ctx context.Context, instanceCRN string) (int, error
 	list, err := b.c.ListBackups(ctx, instanceCRN)
 	return len(list), err
 }
+
+// MetricsHandler exposes the wrapped handler's figures (edge.MetricsSource), so that wrapping a
+// route for the preflight does not hide the scheduler's /metrics.
+func (h *preflightRoute) MetricsHandler() http.Handler {
+	if m, ok := h.next.(edge.MetricsSource); ok {
+		return m.MetricsHandler()
+	}
+	return nil
+}

@@ -31,7 +31,7 @@ func routes(fn string, d Deps) (map[string]edge.Handler, error) {
 	cat := catalog.New(d.Objects)
 	switch fn {
 	case config.FnScheduler:
-		s := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Execs: d.Execs, Send: d.Send, Catalog: cat, Clock: d.Clock, Log: d.Log}
+		s := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Execs: d.Execs, Send: d.Send, Catalog: cat, Clock: d.Clock, Log: d.Log, Beats: d.Objects}
 		if d.Keys != nil {
 			s.Keys = d.Keys
 		}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/check"
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/errkind"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
 	"github.com/keyguard-dev/keyguard/shared/policy"
 	"github.com/keyguard-dev/keyguard/shared/state"
@@ -76,6 +79,9 @@ type Catalog interface {
 	Record(ctx context.Context, e *catalog.Entry, r catalog.RunRecord) error
 	// List returns a database's entries (for the alert a destroyed key owes).
 	List(ctx context.Context, db string) ([]catalog.Entry, error)
+	// GetRestore returns a restore's record (a drill's outcome), or an error wrapping
+	// catalog.ErrNotFound.
+	GetRestore(ctx context.Context, db, id string) (catalog.RestoreRecord, error)
 }
 
 // Scheduler handles ticks. Set every field but Keys (optional), Clock and Log.
@@ -101,6 +107,33 @@ type Scheduler struct {
 	// tick.shard events, which Event Notifications delivers to scheduler instances that Code
 	// Engine scales out (DefaultShardSize when 0; negative never splits).
 	ShardSize int
+	// Beats, when set, is where each delivery leaves its heartbeat (check.HeartbeatKey, one
+	// small object per shard, written once per delivery whatever the fleet's size), which
+	// keyguard check reads to tell that ticks still arrive. objstore.Store implements it.
+	Beats Beats
+
+	metricsOnce sync.Once
+	metrics     *metrics
+}
+
+// Beats stores heartbeats.
+type Beats interface {
+	Put(ctx context.Context, key string, body []byte, c objstore.Cond) (string, error)
+}
+
+// heartbeat leaves the trace of a delivery that decided n databases of shard sh. A failure is
+// logged: the next delivery writes it again.
+func (s *Scheduler) heartbeat(ctx context.Context, sh events.TickShard, n int) {
+	if s.Beats == nil {
+		return
+	}
+	body, err := json.Marshal(check.Heartbeat{Tick: sh.Tick, At: clock.Or(s.Clock).Now(), Shard: sh.Shard, Shards: sh.Shards, Databases: n})
+	if err == nil {
+		_, err = s.Beats.Put(ctx, check.HeartbeatKey(sh.Shard, sh.Shards), body, objstore.Cond{})
+	}
+	if err != nil {
+		s.log().Warn("heartbeat not written", "shard", sh.Shard, "err", err)
+	}
 }
 
 // Defaults of the scheduler's fan-out.
@@ -175,6 +208,7 @@ func (s *Scheduler) HandleShard(ctx context.Context, sh events.TickShard) (edge.
 
 func (s *Scheduler) handleRun(ctx context.Context, fleet *config.Fleet, sh events.TickShard) (edge.Result, error) {
 	reports, rest, err := s.run(ctx, fleet, sh)
+	s.heartbeat(ctx, sh, len(reports))
 	counts := map[policy.Action]int{}
 	for _, r := range reports {
 		counts[r.Action]++
@@ -234,6 +268,7 @@ func (s *Scheduler) Tick(ctx context.Context) ([]DBReport, error) {
 	sorted := fleet.ShardDatabases(0, 1)
 	keys := s.pollKeys(ctx, keysOf(sorted))
 	reports, _, err := s.decide(ctx, fleet, sorted, keys, time.Time{})
+	s.heartbeat(ctx, events.TickShard{Tick: clock.Or(s.Clock).Now(), Shard: 0, Shards: 1}, len(reports))
 	return reports, errors.Join(err, s.managed(ctx, fleet, keysOf(sorted), keys))
 }
 
@@ -380,6 +415,7 @@ func (s *Scheduler) tickOne(ctx context.Context, fleet *config.Fleet, db config.
 		_, ferr := outbox.Flush(ctx, s.Store, s.Send, cur)
 		return rep, errors.Join(fmt.Errorf("update state: %w", err), ferr)
 	}
+	s.figures().observe(db.Name, cur, st, res, now)
 	d := res.Decision
 	rep.Action, rep.Type, rep.Reason, rep.Notes = d.Action, d.Type, d.Reason, res.Notes
 	if res.Start != nil {
@@ -412,6 +448,16 @@ func (s *Scheduler) observe(ctx context.Context, fleet *config.Fleet, db config.
 	}
 	if st.Run != nil {
 		in.Run = s.evidence(ctx, db, *st.Run)
+	}
+	if st.Restore != nil {
+		in.Restore = &policy.RestoreEvidence{ID: st.Restore.ID}
+		switch rec, err := s.Catalog.GetRestore(ctx, db.Name, st.Restore.ID); {
+		case err == nil:
+			in.Restore.Record = &rec
+		case !errors.Is(err, catalog.ErrNotFound):
+			s.log().Warn("reading the drill's record failed; the drill is left as it is", "database", db.Name, "restore", st.Restore.ID, "err", err)
+			in.Restore.Unknown = true
+		}
 	}
 	destroyedNow := in.Key != nil && in.Key.State == events.KeyDestroyed && st.Key.State != events.KeyDestroyed
 	if policy.NeedsUnrestorable(st) || destroyedNow {
@@ -489,6 +535,11 @@ func (s *Scheduler) act(ctx context.Context, db config.Database, eff policy.Effe
 			errs = append(errs, err)
 		}
 	}
+	if eff.StartRestore != nil {
+		if err := s.startRestore(ctx, db, *eff.StartRestore); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, o := range eff.Send {
 		if kp != nil && o.Payload.EventType() == events.TypeKeyRotated && !kp.announce(o.ID) {
 			continue // one announcement per key per delivery
@@ -539,6 +590,25 @@ func (s *Scheduler) start(ctx context.Context, db config.Database, run state.Run
 		return fmt.Errorf("start %s: %w; and recording it: %w", run.ID, err, uerr)
 	}
 	return fmt.Errorf("start %s: %w", run.ID, err)
+}
+
+// startRestore asks the restore job for a drill (restore.requested, under the drill's id, so a
+// repeated send starts one restore), then records that it was asked; until then every tick asks
+// again.
+func (s *Scheduler) startRestore(ctx context.Context, db config.Database, req events.RestoreRequested) error {
+	if err := s.Send.Send(ctx, db.Name+"/restore/"+req.ID, req); err != nil {
+		return fmt.Errorf("request drill %s: %w", req.ID, err)
+	}
+	_, err := state.Update(ctx, s.Store, db.Name, nil, func(st *state.State) error {
+		if !policy.RestoreRequested(st, req.ID) {
+			return state.ErrNoChange
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, state.ErrNoChange) {
+		s.log().Warn("recording a requested drill failed; the next tick asks again", "database", db.Name, "restore", req.ID, "err", err)
+	}
+	return nil
 }
 
 func (s *Scheduler) cancel(ctx context.Context, db config.Database, run state.Run) {

@@ -2,7 +2,9 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +34,11 @@ func TestWorstCaseStateStaysUnderBudget(t *testing.T) {
 			st.LastSuccess = &Outcome{RunID: run.ID, Type: run.Type, At: at, Message: long, Image: "20260101000000", RequestedBy: long, Reason: long}
 			st.NeedFull, st.NeedFullReason = true, long
 			st.LastDecision = &Decision{At: at, Action: "defer", Reason: long}
+			// Drill ids are policy.DrillID's: "drill-" and a UTC slot, 22 bytes; targets are Db2 aliases.
+			st.Restore = &RestoreRun{ID: "drill-20260101T000000Z", Drill: true, Target: "ABCDEFGH", StartedAt: at, LeaseUntil: at, Requested: true}
+			st.DrillSlot = at
+			st.CheckAlerted = slices.Repeat([]string{strings.Repeat("c", 40)}, 100)
+			st.LastDrill = &DrillOutcome{ID: "drill-20260101T000000Z", At: at, Seconds: 1e9, Code: long}
 			st.LastRefusal = &Decision{At: at, Action: "defer", Reason: long}
 			st.Window = &RotationWindow{FromVersion: run.KeyVersion, ToVersion: run.KeyVersion, RotatedAt: at, OpenedAt: at, MinCloseAt: at, MaxCloseAt: at, DetectedBy: "cloud-logs"}
 			st.Slots = map[events.BackupType]time.Time{events.Full: at, events.Incremental: at, events.Delta: at}
@@ -61,6 +68,13 @@ func TestWorstCaseStateStaysUnderBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("worst-case state after a year: %d bytes (budget %d, hard limit %d)", len(body), BudgetBytes, MaxEncodedSize)
+	if testing.Verbose() {
+		var fields map[string]json.RawMessage
+		_ = json.Unmarshal(body, &fields)
+		for k, v := range fields {
+			t.Logf("  %s: %d bytes", k, len(v))
+		}
+	}
 	if len(body) > BudgetBytes {
 		t.Fatalf("state is %d bytes, over its budget of %d", len(body), BudgetBytes)
 	}

@@ -20,9 +20,12 @@ func (s *State) Clone() *State {
 	c.LastFailure = ptr(s.LastFailure)
 	c.NextRetry = ptr(s.NextRetry)
 	c.LastDecision = ptr(s.LastDecision)
+	c.Restore = ptr(s.Restore)
+	c.LastDrill = ptr(s.LastDrill)
 	c.LastRefusal = ptr(s.LastRefusal)
 	c.Slots = maps.Clone(s.Slots)
 	c.Seen = slices.Clone(s.Seen)
+	c.CheckAlerted = slices.Clone(s.CheckAlerted)
 	if s.PendingAlerts != nil {
 		c.PendingAlerts = make([]PendingAlert, len(s.PendingAlerts))
 		for i, p := range s.PendingAlerts {

@@ -27,6 +27,10 @@ func full() *State {
 		Seen:          []string{"a", "b"},
 		PendingAlerts: []PendingAlert{{ID: "p", Alert: events.Alert{Severity: events.Critical, Reason: "r", Message: "m", Related: []string{"x"}}, Count: 2}},
 		LastDecision:  &Decision{At: t0, Action: "start", Reason: "r"},
+		Restore:       &RestoreRun{ID: "d1", Drill: true, Target: "SCR", StartedAt: t0, LeaseUntil: t0},
+		DrillSlot:     t0,
+		LastDrill:     &DrillOutcome{ID: "d0", At: t0, Success: true, Seconds: 1},
+		CheckAlerted:  []string{"backup age"},
 		LastRefusal:   &Decision{At: t0, Action: "defer", Reason: "request by ops refused: run in flight (r1)"},
 	}
 }

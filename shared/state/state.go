@@ -63,6 +63,46 @@ type State struct {
 	// LastRefusal is the last on-demand request a hold refused (also recorded as the last
 	// decision, which the next tick replaces): the one who asked finds it here.
 	LastRefusal *Decision `json:"last_refusal,omitempty"`
+
+	// Restore is the restore drill in flight: it holds backups of the database until its record
+	// is in the catalog or its lease ends.
+	Restore *RestoreRun `json:"restore,omitempty"`
+	// DrillSlot is the drill schedule's slot last taken.
+	DrillSlot time.Time `json:"drill_slot,omitzero"`
+	// LastDrill is how the last drill ended (from its record in the catalog).
+	LastDrill *DrillOutcome `json:"last_drill,omitempty"`
+	// CheckAlerted names the checks (package check) found critical and alerted on, once per
+	// cause until it clears; bounded by the number of checks.
+	CheckAlerted []string `json:"check_alerted,omitempty"`
+}
+
+// Bounds of CheckAlerted: the checks that may alert from the scheduler (six, short names).
+const (
+	MaxCheckAlerted = 6
+	maxCheckName    = 24
+)
+
+// RestoreRun is a restore the scheduler started (a drill).
+type RestoreRun struct {
+	ID         string    `json:"id"`
+	Drill      bool      `json:"drill,omitempty"`
+	Target     string    `json:"target,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	LeaseUntil time.Time `json:"lease_until"`
+	// Requested is set once Event Notifications accepted the restore.requested that starts
+	// it; until then every tick sends it again (the restore job takes one per id).
+	Requested bool `json:"requested,omitempty"`
+}
+
+// DrillOutcome is how a drill ended.
+type DrillOutcome struct {
+	ID      string    `json:"id"`
+	At      time.Time `json:"at"`
+	Success bool      `json:"success"`
+	// Seconds is the measured restore time (the RTO the drill proved).
+	Seconds float64 `json:"seconds,omitempty"`
+	// Code is Db2's message of a failed drill; its restore record in the catalog says the rest.
+	Code string `json:"code,omitempty"`
 }
 
 // KeyInfo is what the state knows of the database's root key.
@@ -313,6 +353,15 @@ func (s *State) bound() {
 		if d != nil {
 			d.Reason = Truncate(d.Reason, MaxText)
 		}
+	}
+	if s.LastDrill != nil {
+		s.LastDrill.Code = Truncate(s.LastDrill.Code, 32)
+	}
+	if len(s.CheckAlerted) > MaxCheckAlerted {
+		s.CheckAlerted = s.CheckAlerted[:MaxCheckAlerted]
+	}
+	for i, c := range s.CheckAlerted {
+		s.CheckAlerted[i] = Truncate(c, maxCheckName)
 	}
 	s.NeedFullReason = Truncate(s.NeedFullReason, MaxText)
 	if n := len(s.Seen) - MaxSeen; n > 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
+	"github.com/keyguard-dev/keyguard/shared/check"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/state"
@@ -25,13 +26,15 @@ import (
 // of the state objects with the scheduler's parallelism. KEYGUARD_SCALE=10000,50000 chooses the
 // sizes (default 10000).
 
-// countingObjects counts the calls of the functions' object store, per state object.
+// countingObjects counts the calls of the functions' object store, per state object; beats
+// counts the scheduler's heartbeats (one per delivery) apart from the other writes.
 type countingObjects struct {
 	objstore.Store
-	mu   sync.Mutex
-	gets map[string]int
-	puts atomic.Int64
-	all  atomic.Int64
+	mu    sync.Mutex
+	gets  map[string]int
+	puts  atomic.Int64
+	beats atomic.Int64
+	all   atomic.Int64
 }
 
 func (c *countingObjects) Get(ctx context.Context, key string) ([]byte, string, error) {
@@ -46,7 +49,11 @@ func (c *countingObjects) Get(ctx context.Context, key string) ([]byte, string, 
 
 func (c *countingObjects) Put(ctx context.Context, key string, body []byte, cond objstore.Cond) (string, error) {
 	c.all.Add(1)
-	c.puts.Add(1)
+	if strings.HasPrefix(key, check.HeartbeatPrefix) {
+		c.beats.Add(1)
+	} else {
+		c.puts.Add(1)
+	}
 	return c.Store.Put(ctx, key, body, cond)
 }
 
@@ -60,6 +67,7 @@ func (c *countingObjects) reset() {
 	c.gets = map[string]int{}
 	c.mu.Unlock()
 	c.puts.Store(0)
+	c.beats.Store(0)
 	c.all.Store(0)
 }
 
@@ -149,6 +157,9 @@ func benchIdleTick(b *testing.B, n int) {
 		}
 		if p := counted.puts.Load(); p != 0 {
 			b.Fatalf("%d writes on an idle tick", p)
+		}
+		if h := counted.beats.Load(); h != int64(max(shards, 1)) {
+			b.Fatalf("%d heartbeats on a tick of %d delivery(ies), want one each", h, max(shards, 1))
 		}
 		// The floor: the same GETs, raw, with the scheduler's parallelism.
 		t0 = time.Now()

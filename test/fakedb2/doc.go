@@ -2,7 +2,7 @@
 // ./cmd, whose output follows IBM's documented formats and whose database is a JSON state file
 // named by the FAKEDB2_STATE environment variable (see clp.State for its fields and clp.Fault for
 // the failures it can inject: online-not-allowed, backup-pending, trackmod-off, disk-full,
-// key-unavailable, corrupt-image).
+// key-unavailable, corrupt-image, restore-media).
 //
 // Use it from a test:
 //
@@ -16,4 +16,14 @@
 // full, a delta on the latest backup, whether or not that image's file still exists), and `db2
 // list history backup all|since <ts> for <db>` prints that history; every command line is
 // appended to State.Calls, so a test can assert what was run.
+//
+// Recovery follows Db2's documented rules closely enough to fail for the right reasons: Write
+// commits rows at a time into the active log file, which backups and ARCHIVE LOG archive;
+// RESTORE (INCREMENTAL AUTOMATIC, INTO a new database, REDIRECT with SET STOGROUP PATHS and
+// CONTINUE, LOGTARGET, WITHOUT ROLLING FORWARD, INCREMENTAL ABORT) sets a database's rows to the
+// image's; ROLLFORWARD replays the writes after it, to the end of the logs or to a time, and
+// halts with SQL4970N when a log file it needs is missing from the archive (State.MissingLogs)
+// and from its OVERFLOW LOG PATH, or when the time is past the newest log record; QUIESCE and
+// FORCE APPLICATION disconnect applications; SELECT COUNT(*) reads the connected database's
+// rows; DROP DATABASE drops. testdata/recover.golden in package clp is a whole session.
 package fakedb2

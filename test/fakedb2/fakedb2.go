@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyguard-dev/keyguard/test/fakedb2/clp"
 )
@@ -33,6 +34,7 @@ const (
 	FaultDiskFull         = clp.FaultDiskFull
 	FaultKeyUnavailable   = clp.FaultKeyUnavailable
 	FaultCorruptImage     = clp.FaultCorruptImage
+	FaultRestoreMedia     = clp.FaultRestoreMedia
 )
 
 // StateEnv is the environment variable the fake binaries read the state file's path from.
@@ -101,6 +103,17 @@ func WriteState(t testing.TB, path string, s State) {
 	}
 }
 
+// Write commits a transaction of rows at time at to the fake database of the state file at
+// path (outside tests too: the local stack writes between backups).
+func Write(path string, at time.Time, rows int64) error {
+	s, err := clp.Load(path)
+	if err != nil {
+		return err
+	}
+	s.AddWrite(at, rows)
+	return clp.Save(path, s)
+}
+
 // ReadState reads the state file at path (with the fake's History and Calls).
 func ReadState(t testing.TB, path string) State {
 	t.Helper()
@@ -154,3 +167,6 @@ func (r Runner) Run(ctx context.Context, argv []string) (string, int, error) {
 	}
 	return out.String(), -1, fmt.Errorf("fakedb2: %s: %w", argv[0], err)
 }
+
+// LogName is the file name of log number n (S0000001.LOG).
+func LogName(n int) string { return clp.LogName(n) }

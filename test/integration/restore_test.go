@@ -77,8 +77,9 @@ func TestRestoreIncrementalChainFromCOS(t *testing.T) {
 	if rs.Timestamp != ts[2] || !rs.Incremental || !rs.Automatic || !slices.Equal(rs.Images, ts) || rs.From != g.dir || rs.RollForward != "END OF LOGS" {
 		t.Fatalf("db2 restore %+v, want target %s with chain %v rolled forward to end of logs", rs, ts[2], ts)
 	}
-	if !slices.Contains(st.Calls, "db2 RESTORE DATABASE SALES INCREMENTAL AUTOMATIC FROM "+g.dir+" TAKEN AT "+ts[2]+" REPLACE EXISTING WITHOUT PROMPTING") ||
-		!slices.Contains(st.Calls, "db2 ROLLFORWARD DATABASE SALES TO END OF LOGS AND STOP") {
+	logs := filepath.Join(g.dir, "logs-"+done.ID)
+	if !slices.Contains(st.Calls, "db2 restore database SALES incremental automatic from "+g.dir+" taken at "+ts[2]+" logtarget "+logs+" replace existing without prompting") ||
+		!slices.Contains(st.Calls, "db2 rollforward database SALES to end of logs and stop overflow log path ("+logs+")") {
 		t.Fatalf("db2 calls %q", st.Calls)
 	}
 	// The images are gone; the keystore copy stays for the operator.

@@ -15,6 +15,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
+	"github.com/keyguard-dev/keyguard/shared/restore"
 	"github.com/keyguard-dev/keyguard/shared/runner"
 	"github.com/keyguard-dev/keyguard/shared/state"
 	"github.com/keyguard-dev/keyguard/shared/upload"
@@ -292,5 +293,43 @@ func TestRunnerAgentPullsRunsFromTheState(t *testing.T) {
 	}
 	if n := len(fakedb2.ReadState(t, g.state).History); n != 1 {
 		t.Fatalf("restarted agent backed up again: %d", n)
+	}
+}
+
+// TestRunnerAgentRunsDrillsFromTheState: a drill the scheduler put in the state of a database
+// served by a host agent is run by the agent (the restore job's logic, where Db2 is), once,
+// into the scratch database, probed and dropped, and recorded in the catalog.
+func TestRunnerAgentRunsDrillsFromTheState(t *testing.T) {
+	g := newRunnerRig(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/db2/archive/", TrackMod: true, ImageBytes: 1 << 20, NextTimestamp: "20261124020000", Rows: 42})
+	f, _ := g.r.Fleet.Fleet(context.Background())
+	f.Databases[0].Runner = config.RunnerHost
+	f.Databases[0].Drill = &config.Drill{Cron: "@weekly", Target: "SCRATCH", Probe: "SELECT COUNT(*) FROM APP.ORDERS"}
+	if _, ok := g.run(t, "run-full", events.Full).(events.BackupCompleted); !ok {
+		t.Fatalf("backup: %+v", g.out.last())
+	}
+	states := state.NewObjectStore(g.objs)
+	ctx := context.Background()
+	rs := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: g.up, Send: g.out, Marks: g.objs, Leases: g.objs}
+	poller := &runner.Poller{Runner: g.r, States: states, Interval: time.Second, Restores: rs}
+	now := time.Now().UTC()
+	_, err := state.Update(ctx, states, "sales", func() *state.State { return state.New("sales", runnerKey) }, func(st *state.State) error {
+		st.Restore = &state.RestoreRun{ID: "drill-20261124T050000Z", Drill: true, Target: "SCRATCH", StartedAt: now, LeaseUntil: now.Add(time.Hour), Requested: true}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := poller.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := g.cat.GetRestore(ctx, "sales", "drill-20261124T050000Z")
+	if err != nil || !rec.Success || !rec.Drill || rec.Into != "SCRATCH" || rec.ProbeResult != "42" {
+		t.Fatalf("drill record %+v %v", rec, err)
+	}
+	s := fakedb2.ReadState(t, g.state)
+	if len(s.Restores) != 1 || len(s.Copies) != 0 {
+		t.Fatalf("db2 restores %+v copies %+v: want one restore, its database dropped", s.Restores, s.Copies)
 	}
 }

@@ -270,6 +270,11 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			}
 		}
 	}
+	if o.Db2CLI != nil {
+		if err := s.startRestoreJob(o.Db2CLI, log); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

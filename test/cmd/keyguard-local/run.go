@@ -143,7 +143,7 @@ func devDb2(f *config.Fleet, work string, d *stack.Db2CLI, start time.Time) erro
 		if err := os.MkdirAll(db.BackupDir, 0o700); err != nil {
 			return err
 		}
-		st := fakedb2.State{Database: db.Alias, Instance: db.Db2Instance(), ImageBytes: 4 << 20, NextTimestamp: start.Format("20060102150405")}
+		st := fakedb2.State{Database: db.Alias, Instance: db.Db2Instance(), ImageBytes: 4 << 20, NextTimestamp: start.Format("20060102150405"), Rows: 1200}
 		if db.Mode == events.Online {
 			st.LogArchMeth1, st.TrackMod = "DISK:/db2/archive/", true
 		}
@@ -282,6 +282,8 @@ func describe(typ string, data []byte) string {
 		return fmt.Sprintf("%-8s rotation window closed after %s (%s); next backup is full under version %s", v.Database, v.ClosedAt.Sub(v.OpenedAt).Round(time.Minute), v.Reason, short(v.KeyVersion))
 	case *events.KeyRotated:
 		return fmt.Sprintf("%-8s key rotated: version %s -> %s (detected by %s)", "-", short(v.OldVersion), short(v.NewVersion), v.DetectedBy)
+	case *events.RestoreRequested, *events.RestoreCompleted:
+		return describeRestore(p)
 	}
 	b, _ := json.Marshal(p)
 	return fmt.Sprintf("%-8s %s %s", "-", typ, b)
@@ -320,7 +322,7 @@ func summary(ctx context.Context, out io.Writer, st *stack.Stack, tl *timeline, 
 		return errors.New("scenario ended badly: " + strings.Join(problems, "; "))
 	}
 	fmt.Fprintln(out, "  every rotation window closed, every alert delivered, no delivery lost")
-	return nil
+	return checkReport(ctx, out, st)
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("Mon 01-02 15:04") }

@@ -84,7 +84,7 @@ func (c *session) dispatch(tok []string) int {
 	case is("connect", "to") && len(tok) == 3:
 		return c.connect(tok[2])
 	case is("connect", "reset") && len(tok) == 2, is("terminate") && len(tok) == 1:
-		c.s.Connected = false
+		c.s.Connected, c.s.ConnectedTo = false, ""
 		if lower[0] == "terminate" {
 			c.printf("DB20000I  The TERMINATE command completed successfully.\n")
 		} else {
@@ -106,6 +106,24 @@ func (c *session) dispatch(tok []string) int {
 		return c.restore(tok[2:])
 	case is("rollforward", "database") || is("rollforward", "db"):
 		return c.rollforward(tok[2:])
+	case is("list", "history", "archive", "log", "all", "for") && len(tok) == 7:
+		return c.listArchived(tok[6])
+	case (is("archive", "log", "for", "database") || is("archive", "log", "for", "db")) && len(tok) == 5:
+		return c.archiveLog(tok[4])
+	case (is("quiesce", "database") || is("quiesce", "db")) && len(tok) >= 3:
+		return c.quiesce(lower[2:])
+	case (is("unquiesce", "database") || is("unquiesce", "db")) && len(tok) == 2:
+		return c.unquiesce()
+	case is("force", "application") || is("force", "applications"):
+		return c.force(tok[2:])
+	case (is("drop", "database") || is("drop", "db")) && len(tok) == 3:
+		return c.drop(tok[2])
+	case (is("update", "dbm", "*", "using") || is("update", "database", "manager", "*")) && len(tok) >= 5:
+		return c.updateDbmCfg(tok)
+	case is("set", "stogroup", "paths", "for"):
+		return c.setStogroupPaths(tok)
+	case is("select") || is("values") || is("with"):
+		return c.query(strings.Join(tok, " "))
 	}
 	return c.syntax(tok[0], "BEGIN-OF-STATEMENT")
 }
@@ -118,7 +136,8 @@ func (c *session) syntax(token, after string) int {
 		"SQL0104N  An unexpected token %q was found following %q.  \nExpected tokens may include:  \"JOIN <joined_table>\".  SQLSTATE=42601", token, after)
 }
 
-func (c *session) known(db string) bool { return strings.EqualFold(db, c.s.Database) }
+// known reports whether db is the fake's own database (and it was not dropped).
+func (c *session) known(db string) bool { return strings.EqualFold(db, c.s.Database) && !c.s.Dropped }
 
 func (c *session) notFound(db string) int {
 	return c.fail("SQL1013N  The database alias name or database name %q could not be \nfound.  SQLSTATE=42705", strings.ToUpper(db))
@@ -133,7 +152,8 @@ func (c *session) backupPending() int {
 }
 
 func (c *session) dbCfg(db string) int {
-	if !c.known(db) {
+	ref, ok := c.db(db)
+	if !ok {
 		return c.notFound(db)
 	}
 	s := c.s
@@ -144,10 +164,11 @@ func (c *session) dbCfg(db string) int {
 		return "NO"
 	}
 	rollforward := "NO"
-	if s.RollforwardPending {
+	if *ref.rfPending {
 		rollforward = "DATABASE"
 	}
-	c.printf("\n       Database Configuration for Database %s\n\n", s.Database)
+	backupPending := s.BackupPending && ref.main
+	c.printf("\n       Database Configuration for Database %s\n\n", ref.name)
 	for _, l := range [][3]string{
 		{"Database configuration release level", "", "0x1500"},
 		{"Database release level", "", "0x1500"},
@@ -158,11 +179,11 @@ func (c *session) dbCfg(db string) int {
 		{"Alternate collating sequence", "ALT_COLLATE", ""},
 		{"Database page size", "", "8192"},
 		{},
-		{"Backup pending", "", yn(s.BackupPending)},
+		{"Backup pending", "", yn(backupPending)},
 		{},
-		{"All committed transactions have been written to disk", "", yn(!s.BackupPending && !s.RollforwardPending)},
+		{"All committed transactions have been written to disk", "", yn(!backupPending && !*ref.rfPending)},
 		{"Rollforward pending", "", rollforward},
-		{"Restore pending", "", "NO"},
+		{"Restore pending", "", yn(*ref.rsPending)},
 		{},
 		{"Log retain for recovery status", "", map[bool]string{true: "RECOVERY", false: "NO"}[s.recoverable()]},
 		{"User exit for logging status", "", yn(s.recoverable())},
@@ -214,7 +235,7 @@ func (c *session) listApplications(db string) int {
 	if c.known(db) {
 		n = c.s.Applications
 	}
-	own := c.s.Connected && c.known(db)
+	own := c.connectedTo(db) && c.known(db)
 	if n == 0 && !own {
 		c.printf("SQL1611W  No data was returned by Database System Monitor.  \n")
 		return exitWarning
@@ -236,19 +257,25 @@ func (c *session) listApplications(db string) int {
 }
 
 func (c *session) connect(db string) int {
+	ref, ok := c.db(db)
 	switch {
-	case !c.known(db):
+	case !ok:
 		return c.notFound(db)
 	case c.s.Has(FaultKeyUnavailable):
 		return c.keystore()
-	case c.s.BackupPending || c.s.Has(FaultBackupPending):
+	case ref.main && (c.s.BackupPending || c.s.Has(FaultBackupPending)):
 		return c.backupPending()
-	case c.s.RollforwardPending:
-		return c.fail("SQL1117N  A connection to or activation of database %q cannot be made \nbecause of ROLL-FORWARD PENDING.  SQLSTATE=57019", c.s.Database)
+	case *ref.rsPending:
+		return c.fail("SQL1119N  A connection to or activation of database %q cannot be made \nbecause a previous restore is incomplete or still in progress.  SQLSTATE=57019", ref.name)
+	case *ref.rfPending:
+		return c.fail("SQL1117N  A connection to or activation of database %q cannot be made \nbecause of ROLL-FORWARD PENDING.  SQLSTATE=57019", ref.name)
 	}
-	c.s.Connected = true
+	c.s.Connected, c.s.ConnectedTo = true, ""
+	if !ref.main {
+		c.s.ConnectedTo = ref.name
+	}
 	c.printf("\n   Database Connection Information\n\n Database server        = DB2/LINUXX8664 11.5.9.0\n"+
-		" SQL authorization ID   = %s\n Local database alias   = %s\n\n", strings.ToUpper(c.s.instance()), c.s.Database)
+		" SQL authorization ID   = %s\n Local database alias   = %s\n\n", strings.ToUpper(c.s.instance()), ref.name)
 	return exitOK
 }
 
@@ -395,7 +422,7 @@ func (c *session) backup(tok []string) int {
 		return c.fail("SQL2426N  The database has not been configured to allow the incremental \nbackup operation. Reason code = \"1\".")
 	case b.incr && c.base(typ, b.tablespaces) == "":
 		return c.fail("SQL2426N  The database has not been configured to allow the incremental \nbackup operation. Reason code = \"2\".")
-	case !b.online && (s.Applications > 0 || s.Connected):
+	case !b.online && (s.Applications > 0 || c.connectedTo(s.Database)):
 		return c.fail("SQL1035N  The operation failed because the specified database cannot be \nconnected to in the mode requested.  SQLSTATE=57019")
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -429,7 +456,12 @@ func (c *session) backup(tok []string) int {
 	}
 	s.History = append(s.History, Backup{Timestamp: ts, Type: typ, Mode: mode, Tablespaces: b.tablespaces,
 		IncludeLogs: b.includeLogs, Compress: b.compress, Image: path, SizeBytes: s.imageBytes(), SHA256: sum,
-		Base: c.base(typ, b.tablespaces), EID: len(s.History) + 1})
+		Base: c.base(typ, b.tablespaces), EID: len(s.History) + 1, Rows: s.Rows, Log: s.LogSeq})
+	if s.recoverable() {
+		// The backup closes the active log, which an online image carries (INCLUDE LOGS).
+		at, _ := time.Parse("20060102150405", ts)
+		s.closeLog(at)
+	}
 	c.printf("\nBackup successful. The timestamp for this backup image is : %s\n\n", ts)
 	return exitOK
 }

@@ -6,21 +6,24 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // restoreCmd is a parsed RESTORE DATABASE command.
 type restoreCmd struct {
-	db, dir, ts, into           string
-	incr, auto                  bool
-	replace, withoutRollForward bool
+	db, dir, ts, into, logTarget string
+	incr, auto                   bool
+	replace, withoutRollForward  bool
+	redirect, abort, cont        bool
 }
 
-// parseRestore reads `<db> [incremental [automatic|auto]] [from <dir>] [taken at <ts>]
-// [into <db>] [replace existing] [without rolling forward] [without prompting]`, options in any
-// order, keywords in any case. On a syntax error it returns the unexpected token and the one
-// before it, as SQL0104N names them.
+// parseRestore reads `<db> [incremental [automatic|auto|abort]] [from <dir>] [taken at <ts>]
+// [into <db>] [logtarget <dir>] [replace existing] [redirect] [without rolling forward]
+// [without prompting]`, options in any order, keywords in any case, and `<db> continue` and
+// `<db> abort` (of a redirected restore). On a syntax error it returns the unexpected token and
+// the one before it, as SQL0104N names them.
 func parseRestore(tok []string) (restoreCmd, string, string) {
 	var r restoreCmd
 	if len(tok) == 0 {
@@ -47,19 +50,28 @@ func parseRestore(tok []string) (restoreCmd, string, string) {
 		switch t {
 		case "incremental":
 			r.incr = true
-			if i+1 < len(tok) && slices.Contains([]string{"automatic", "auto"}, strings.ToLower(tok[i+1])) {
-				r.auto = true
-				i++
+			if i+1 < len(tok) {
+				switch strings.ToLower(tok[i+1]) {
+				case "automatic", "auto":
+					r.auto = true
+					i++
+				case "abort":
+					r.abort = true
+					i++
+				}
 			}
-		case "from", "into":
+		case "from", "into", "logtarget":
 			w, ok := next()
 			if !ok {
 				return r, "END-OF-STATEMENT", tok[i]
 			}
-			if t == "from" {
+			switch t {
+			case "from":
 				r.dir = w
-			} else {
+			case "into":
 				r.into = w
+			default:
+				r.logTarget = w
 			}
 		case "taken":
 			if w, ok := word("at"); !ok {
@@ -75,6 +87,12 @@ func parseRestore(tok []string) (restoreCmd, string, string) {
 				return r, w, tok[i]
 			}
 			r.replace = true
+		case "redirect":
+			r.redirect = true
+		case "continue":
+			r.cont = true
+		case "abort":
+			r.abort = true
 		case "without":
 			w, ok := word("prompting", "rolling")
 			if !ok {
@@ -91,36 +109,62 @@ func parseRestore(tok []string) (restoreCmd, string, string) {
 		}
 		prev = tok[i]
 	}
+	if (r.cont || r.abort) && (r.dir != "" || r.ts != "" || r.auto || r.redirect || r.replace || r.logTarget != "") {
+		return r, prev, r.db
+	}
 	return r, "", ""
 }
 
 // restore runs RESTORE DATABASE: it finds the image of the TAKEN AT timestamp in the FROM
-// directory under its Db2 name, checks it as db2ckbkp does and, for INCREMENTAL AUTOMATIC, finds
-// and checks every image of its chain (from History) in the same directory. An online image,
-// or an offline one of a recoverable database restored without WITHOUT ROLLING FORWARD, leaves
-// the database rollforward pending. The fake knows one database, so INTO must name it.
+// directory under its Db2 name, checks it as db2ckbkp does and, for INCREMENTAL AUTOMATIC,
+// restores every image of its chain (from History) from the same directory, oldest first: an
+// image missing or damaged there (or FaultRestoreMedia) stops the restore with the database
+// restore pending, until RESTORE ... INCREMENTAL ABORT. INTO names the database restored into:
+// the fake's own, or a new one (a Copy), created by the restore. An online image, or an offline
+// one of a recoverable database restored without WITHOUT ROLLING FORWARD, leaves the database
+// rollforward pending. LOGTARGET extracts the log file an online image carries. REDIRECT stops
+// before restoring, until SET STOGROUP PATHS and RESTORE ... CONTINUE. An encrypted image needs
+// the keystore KEYSTORE_LOCATION names.
 func (c *session) restore(tok []string) int {
 	r, bad, after := parseRestore(tok)
 	if bad != "" || after != "" {
 		return c.syntax(bad, after)
+	}
+	if r.abort {
+		return c.restoreAbort(r)
+	}
+	if r.cont {
+		return c.restoreContinue(r)
 	}
 	s := c.s
 	dir := r.dir
 	if dir == "" {
 		dir, _ = os.Getwd()
 	}
+	into := r.into
+	if into == "" || strings.EqualFold(into, s.Database) {
+		into = ""
+	}
+	_, exists := c.db(orText(into, s.Database))
 	switch {
-	case !c.known(r.db):
+	case !c.known(r.db) && !c.imageOf(r.db):
 		return c.notFound(r.db)
-	case r.into != "" && !c.known(r.into):
-		return c.notFound(r.into)
 	case s.Has(FaultKeyUnavailable):
 		return c.keystore()
-	case s.Applications > 0 || s.Connected:
+	case into == "" && exists && (s.Applications > 0 || c.connectedTo(s.Database)):
 		return c.fail("SQL1035N  The operation failed because the specified database cannot be \nconnected to in the mode requested.  SQLSTATE=57019")
+	case into != "" && exists && c.connectedTo(into):
+		return c.fail("SQL1035N  The operation failed because the specified database cannot be \nconnected to in the mode requested.  SQLSTATE=57019")
+	case into != "" && !validAlias(into):
+		return c.fail("SQL1001N  %q is not a valid database name.  SQLSTATE=2E000", into)
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return c.fail("SQL2036N  The path for the file or device %q is not valid.", dir)
+	}
+	if r.logTarget != "" {
+		if st, err := os.Stat(r.logTarget); err != nil || !st.IsDir() {
+			return c.fail("SQL2036N  The path for the file or device %q is not valid.", r.logTarget)
+		}
 	}
 	ts := r.ts
 	if ts == "" {
@@ -138,40 +182,145 @@ func (c *session) restore(tok []string) int {
 	if code != exitOK {
 		return code
 	}
-	images := []string{ts}
 	switch {
 	case target.Type != "full" && !r.incr:
 		return c.fail("SQL2573N  An incremental backup image must be restored as part of an \nincremental RESTORE operation.")
-	case target.Type != "full" && r.auto:
+	case r.withoutRollForward && target.Mode == "online":
+		return c.fail("SQL2537N  Roll-forward is required following the Restore.")
+	case target.Encrypted && !c.keystoreReadable():
+		return c.fail("SQL1728N  The command or operation failed because the keystore could not be \naccessed. Reason code \"1\".")
+	case r.logTarget != "" && !target.IncludeLogs:
+		return c.fail("SQL2581N  Restore is unable to extract log files or restore a log directory \nfrom the backup image to the specified path. Reason code \"3\".")
+	}
+	rec := Restore{Timestamp: ts, Incremental: r.incr, Automatic: r.auto, Images: []string{ts}, From: dir, Into: into,
+		WithoutRollingForward: r.withoutRollForward, LogTarget: r.logTarget, Replace: r.replace}
+	if target.Type != "full" && r.auto {
 		chain, ok := c.chain(ts)
 		if !ok {
 			return c.noImage(ts)
 		}
-		for _, b := range chain[:len(chain)-1] {
-			if _, code := c.checkImage(dir, b.Timestamp); code != exitOK {
-				return code
+		rec.Images = rec.Images[:0]
+		for _, b := range chain {
+			rec.Images = append(rec.Images, b.Timestamp)
+		}
+	}
+	warn := ""
+	switch {
+	case exists && !r.replace && into == "":
+		warn = "SQL2539W  The specified name of the backup image to restore is the same as the \nname of the target database.  Restoring to an existing database that is the \nsame as the backup image database will cause the current database to be \noverwritten by the backup version.\n"
+	case exists && !r.replace:
+		warn = "SQL2529W  Warning!  Restoring to an existing database that is different from \nthe database on the backup image, and that has a different name, will cause \nthe existing database to be overwritten.\n"
+	}
+	if r.redirect {
+		s.Redirected = &rec
+		c.printf("%sSQL1277W  A redirected restore operation is being performed. During a table \nspace restore, only table spaces being restored can have their paths \nreconfigured. During a database restore, storage group storage paths and DMS \ntable space containers can be reconfigured.\nDB20000I  The RESTORE DATABASE command completed successfully.\n", warn)
+		return exitWarning
+	}
+	return c.finishRestore(rec, warn)
+}
+
+// finishRestore reads the images of rec after the first and makes the restored database.
+func (c *session) finishRestore(rec Restore, warn string) int {
+	s := c.s
+	name := orText(rec.Into, s.Database)
+	ref := c.create(name)
+	for i, ts := range rec.Images[:len(rec.Images)-1] {
+		// The target was read first; the chain is restored from its full on.
+		_, code := c.checkImage(rec.From, ts)
+		if code == exitOK && i == 0 && s.Has(FaultRestoreMedia) {
+			code = c.fail("SQL2062N  An error occurred while accessing media %q. Reason code: \"11\".", rec.From)
+		}
+		if code != exitOK {
+			*ref.rsPending = true
+			return code
+		}
+	}
+	if rec.LogTarget != "" {
+		if b, ok := c.backupAt(rec.Timestamp); ok {
+			if err := os.WriteFile(filepath.Join(rec.LogTarget, LogName(b.Log)), []byte("fake db2 log file "+LogName(b.Log)+"\n"), 0o600); err != nil {
+				return c.fail("SQL2581N  Restore is unable to extract log files or restore a log directory \nfrom the backup image to the specified path. Reason code \"1\".")
 			}
 		}
-		images = images[:0]
-		for _, b := range chain {
-			images = append(images, b.Timestamp)
-		}
 	}
-	if r.withoutRollForward && target.Mode == "online" {
-		return c.fail("SQL2537N  Roll-forward is required following the Restore.")
+	target, _ := c.backupAt(rec.Timestamp)
+	*ref.rows = target.Rows
+	rec.Rows = target.Rows
+	*ref.rsPending = false
+	*ref.rfPending = target.Mode == "online" || (s.recoverable() && !rec.WithoutRollingForward)
+	if ref.main {
+		s.BackupPending, s.Quiesced = false, false
+	} else {
+		ref.cp.StoragePaths = rec.StoragePaths
 	}
-	s.Connected = false
-	s.BackupPending = false
-	s.RollforwardPending = target.Mode == "online" || (s.recoverable() && !r.withoutRollForward)
-	s.Restores = append(s.Restores, Restore{Timestamp: ts, Incremental: r.incr, Automatic: r.auto, Images: images, From: dir,
-		WithoutRollingForward: r.withoutRollForward})
-	code = exitOK
-	if !r.replace {
-		c.printf("SQL2539W  The specified name of the backup image to restore is the same as the \nname of the target database.  Restoring to an existing database that is the \nsame as the backup image database will cause the current database to be \noverwritten by the backup version.\n")
+	s.Restores = append(s.Restores, rec)
+	code := exitOK
+	if warn != "" {
+		c.printf("%s", warn)
 		code = exitWarning
 	}
 	c.printf("DB20000I  The RESTORE DATABASE command completed successfully.\n")
 	return code
+}
+
+// restoreContinue finishes a redirected restore.
+func (c *session) restoreContinue(r restoreCmd) int {
+	rec := c.s.Redirected
+	if rec == nil {
+		return c.fail("SQL2553N  The RESTORE DATABASE command cannot be continued because no \nredirected restore is in progress.")
+	}
+	c.s.Redirected = nil
+	return c.finishRestore(*rec, "")
+}
+
+// restoreAbort ends an incomplete incremental or redirected restore: RESTORE ...
+// [INCREMENTAL] ABORT [INTO <db>].
+func (c *session) restoreAbort(r restoreCmd) int {
+	name := orText(r.into, r.db)
+	if c.s.Redirected != nil {
+		name = orText(c.s.Redirected.Into, c.s.Database)
+		c.s.Redirected = nil
+	}
+	if ref, ok := c.db(name); ok {
+		*ref.rsPending = false
+	}
+	c.printf("DB20000I  The RESTORE DATABASE command completed successfully.\n")
+	return exitOK
+}
+
+// create returns the database a restore makes: the fake's own, or a Copy (created if new).
+func (c *session) create(name string) dbRef {
+	if ref, ok := c.db(name); ok {
+		return ref
+	}
+	if strings.EqualFold(name, c.s.Database) {
+		c.s.Dropped = false
+		ref, _ := c.db(name)
+		return ref
+	}
+	c.s.Copies = append(c.s.Copies, Copy{Name: strings.ToUpper(name)})
+	ref, _ := c.db(name)
+	return ref
+}
+
+// imageOf reports whether db names the fake's database even after DROP DATABASE (whose images
+// can still be restored).
+func (c *session) imageOf(db string) bool { return strings.EqualFold(db, c.s.Database) }
+
+// backupAt is the history entry of the image taken at ts.
+func (c *session) backupAt(ts string) (Backup, bool) {
+	for _, b := range c.s.History {
+		if b.Timestamp == ts {
+			return b, true
+		}
+	}
+	return Backup{}, false
+}
+
+func orText(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
 }
 
 func (c *session) imageName(ts string) string {
@@ -190,7 +339,7 @@ func (c *session) checkImage(dir, ts string) (ImageMeta, int) {
 		return v.Meta, c.fail("SQL2530N  The backup image is corrupted. Restore of database from this \nbackup image is not possible.")
 	case err != nil:
 		return v.Meta, c.noImage(ts)
-	case !c.known(v.Meta.Database) || v.Meta.Timestamp != ts || len(v.Meta.Tablespaces) > 0:
+	case !c.imageOf(v.Meta.Database) || v.Meta.Timestamp != ts || len(v.Meta.Tablespaces) > 0:
 		return v.Meta, c.noImage(ts)
 	}
 	return v.Meta, exitOK
@@ -228,10 +377,12 @@ type rollforwardCmd struct {
 	to          string
 	local       bool
 	stop, query bool
+	// overflow is the OVERFLOW LOG PATH, where logs missing from the archive may be found.
+	overflow string
 }
 
 // parseRollforward reads `<db> [to end of logs | to <time> [using utc|local time]]
-// [and stop|and complete | stop | complete] | <db> query status`.
+// [and stop|and complete | stop | complete] [overflow log path (<dir>)] | <db> query status`.
 func parseRollforward(tok []string) (rollforwardCmd, string, string) {
 	var r rollforwardCmd
 	if len(tok) == 0 {
@@ -286,6 +437,26 @@ func parseRollforward(tok []string) (rollforwardCmd, string, string) {
 				return r, w, "QUERY"
 			}
 			r.query = true
+		case "overflow":
+			if w, ok := word("log"); !ok {
+				return r, w, "OVERFLOW"
+			}
+			if w, ok := word("path"); !ok {
+				return r, w, "LOG"
+			}
+			var dir []string
+			for i+1 < len(tok) {
+				i++
+				dir = append(dir, tok[i])
+				if strings.HasSuffix(tok[i], ")") {
+					break
+				}
+			}
+			joined := strings.Join(dir, "")
+			if !strings.HasPrefix(joined, "(") || !strings.HasSuffix(joined, ")") || len(joined) < 3 {
+				return r, orText(joined, "END-OF-STATEMENT"), "PATH"
+			}
+			r.overflow = strings.Trim(joined, "()")
 		default:
 			return r, tok[i], prev
 		}
@@ -300,35 +471,47 @@ func parseRollforward(tok []string) (rollforwardCmd, string, string) {
 // RollForwardLayout is how ROLLFORWARD ... TO <time> spells the stop time.
 const RollForwardLayout = "2006-01-02-15.04.05.000000"
 
-// rollforward applies (pretend) logs after a restore. It needs ROLL-FORWARD PENDING; AND STOP
-// ends it and records where it went on the last Restore.
+// rollforward replays the writes committed after the restored image, to the end of the logs
+// or to the stop time. It needs ROLL-FORWARD PENDING. Every log file holding a write it replays
+// (and, for an online image, the one the image was taken in) must be in the archive or in the
+// overflow log path; a stop time later than the newest log record it can read cannot be reached.
+// Either halts with SQL4970N and leaves the database pending. AND STOP ends the pending state and
+// records where it went on the restore.
 func (c *session) rollforward(tok []string) int {
 	r, bad, after := parseRollforward(tok)
 	if bad != "" || after != "" {
 		return c.syntax(bad, after)
 	}
 	s := c.s
-	if !c.known(r.db) {
+	ref, ok := c.db(r.db)
+	if !ok {
 		return c.notFound(r.db)
 	}
-	if !s.RollforwardPending {
-		return c.fail("SQL1260N  Database %q is not in ROLL-FORWARD PENDING state.", s.Database)
+	if !*ref.rfPending {
+		return c.fail("SQL1260N  Database %q is not in ROLL-FORWARD PENDING state.", ref.name)
 	}
 	var last *Restore
-	if n := len(s.Restores); n > 0 {
-		last = &s.Restores[n-1]
+	for i := len(s.Restores) - 1; i >= 0; i-- {
+		if strings.EqualFold(orText(s.Restores[i].Into, s.Database), ref.name) {
+			last = &s.Restores[i]
+			break
+		}
 	}
 	imageTime := time.Time{}
+	var image Backup
 	if last != nil {
 		imageTime, _ = time.Parse("20060102150405", last.Timestamp)
+		image, _ = c.backupAt(last.Timestamp)
 	}
 	if r.query {
-		c.status("DB pending", imageTime)
+		c.status(ref.name, "DB pending", imageTime)
 		return exitOK
 	}
-	committed, went := imageTime.Add(time.Second), "END OF LOGS"
+	var stop time.Time
+	went := "END OF LOGS"
 	if r.to != "" {
-		stop, err := time.Parse(RollForwardLayout, r.to)
+		var err error
+		stop, err = time.Parse(RollForwardLayout, r.to)
 		if err != nil {
 			stop, err = time.Parse("2006-01-02-15.04.05", r.to)
 		}
@@ -336,29 +519,79 @@ func (c *session) rollforward(tok []string) int {
 			return c.fail("SQL2032N  The \"TO\" parameter is not valid.")
 		}
 		if stop.Before(imageTime) {
-			return c.fail("SQL1275N  The stoptime passed to roll-forward must be greater than or equal to \n%q, because database %q on node(s) \"0\" contains information later \nthan the specified time.", imageTime.Format(RollForwardLayout), s.Database)
+			return c.fail("SQL1275N  The stoptime passed to roll-forward must be greater than or equal to \n%q, because database %q on node(s) \"0\" contains information later \nthan the specified time.", imageTime.Format(RollForwardLayout), ref.name)
 		}
-		committed, went = stop, stop.Format(RollForwardLayout)
+		went = stop.Format(RollForwardLayout)
 	} else if !r.endOfLogs && !r.stop {
 		return c.syntax("END-OF-STATEMENT", r.db)
 	}
+	// What the logs hold after the image, and whether each log needed can be read.
+	rows, committed := image.Rows, imageTime.Add(time.Second)
+	readable := func(n int) bool {
+		if !slices.Contains(s.MissingLogs, LogName(n)) {
+			return true
+		}
+		if r.overflow == "" {
+			return false
+		}
+		_, err := os.Stat(filepath.Join(r.overflow, LogName(n)))
+		return err == nil
+	}
+	halt := func(n int) int {
+		return c.fail("SQL4970N  Roll-forward recovery on database %q cannot reach the specified stop \npoint (end-of-log or point-in-time) on database partition(s) \"0\". Roll-forward \nrecovery processing has halted on log file %q.", ref.name, LogName(n))
+	}
+	if last != nil && image.Mode == "online" && !readable(image.Log) {
+		return halt(image.Log)
+	}
+	end := imageTime // the newest log record that can be read
+	for _, a := range s.Archived {
+		if n := logNumber(a.Name); n >= image.Log && readable(n) && a.End.After(end) {
+			end = a.End
+		}
+	}
+	for _, w := range s.Writes {
+		if ref.main && w.Log == s.LogSeq && w.At.After(end) { // the active log, on this instance only
+			end = w.At
+		}
+		if !w.At.After(imageTime) || (!stop.IsZero() && w.At.After(stop)) {
+			continue
+		}
+		if !readable(w.Log) {
+			return halt(w.Log)
+		}
+		rows += w.Rows
+		committed = w.At
+	}
+	if !stop.IsZero() {
+		if stop.After(end) {
+			return halt(s.LogSeq)
+		}
+		committed = stop
+	}
 	if !r.stop {
-		c.status("DB working", committed)
+		c.status(ref.name, "DB working", committed)
 		c.printf("DB20000I  The ROLLFORWARD command completed successfully.\n")
 		return exitOK
 	}
-	s.RollforwardPending = false
+	*ref.rfPending = false
+	*ref.rows = rows
 	if last != nil {
 		last.RollForward = went
+		last.Rows = rows
 	}
-	c.status("not pending", committed)
+	c.status(ref.name, "not pending", committed)
 	c.printf("DB20000I  The ROLLFORWARD command completed successfully.\n")
 	return exitOK
 }
 
-func (c *session) status(state string, committed time.Time) {
+func logNumber(name string) int {
+	n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, "S"), ".LOG"))
+	return n
+}
+
+func (c *session) status(db, state string, committed time.Time) {
 	c.printf("\n                                 Rollforward Status\n\n")
-	c.printf(" Input database alias                   = %s\n Number of members have returned status = 1\n\n", c.s.Database)
+	c.printf(" Input database alias                   = %s\n Number of members have returned status = 1\n\n", db)
 	c.printf(" Member ID                              = 0\n Rollforward status                     = %s\n", state)
 	next, processed := "S0000002.LOG", "S0000000.LOG - S0000001.LOG"
 	if state == "not pending" {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/db2"
@@ -30,6 +31,7 @@ func TestRestoreIncrementalAutomaticThenRollforward(t *testing.T) {
 	dir := t.TempDir()
 	state := newState(t, State{Database: "SALES", LogArchMeth1: "DISK:/archive/", TrackMod: true, ImageBytes: MinImageBytes + 10, NextTimestamp: "20261124013000"})
 	ts := backups(t, state, dir)
+	write(t, state, time.Date(2026, 11, 24, 2, 10, 0, 0, time.UTC), 1) // the logs reach past 02:00
 
 	out, code := run(t, state, "db2 rollforward database SALES to end of logs and stop"[4:])
 	if code != exitError || !strings.HasPrefix(out, "SQL1260N") {
@@ -67,6 +69,19 @@ func TestRestoreIncrementalAutomaticThenRollforward(t *testing.T) {
 	}
 	if out, code = run(t, state, "connect to SALES"); code != exitOK {
 		t.Fatalf("connect after rollforward: %d\n%s", code, out)
+	}
+}
+
+// write commits a transaction of rows at time at.
+func write(t *testing.T, state string, at time.Time, rows int64) {
+	t.Helper()
+	s, err := Load(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddWrite(at, rows)
+	if err := Save(state, s); err != nil {
+		t.Fatal(err)
 	}
 }
 

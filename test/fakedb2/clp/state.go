@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // StateEnv names the environment variable holding the state file's path.
@@ -33,11 +34,15 @@ const (
 	// FaultCorruptImage lets the backup succeed but flips one byte of the image body, so
 	// db2ckbkp reports a checksum error.
 	FaultCorruptImage Fault = "corrupt-image"
+	// FaultRestoreMedia fails an automatic incremental restore with SQL2062N while it reads the
+	// second image of the chain, leaving the database restore pending until RESTORE ...
+	// INCREMENTAL ABORT.
+	FaultRestoreMedia Fault = "restore-media"
 )
 
 // Faults lists every fault.
 func Faults() []Fault {
-	return []Fault{FaultOnlineNotAllowed, FaultBackupPending, FaultTrackModOff, FaultDiskFull, FaultKeyUnavailable, FaultCorruptImage}
+	return []Fault{FaultOnlineNotAllowed, FaultBackupPending, FaultTrackModOff, FaultDiskFull, FaultKeyUnavailable, FaultCorruptImage, FaultRestoreMedia}
 }
 
 // State is the fake database, read from and written back to the state file by every command.
@@ -76,6 +81,95 @@ type State struct {
 	Calls []string `json:"calls,omitempty"`
 	// Restores is every successful RESTORE DATABASE, oldest first (written by the fake).
 	Restores []Restore `json:"restores,omitempty"`
+
+	// Rows is the database's data, as a count of rows: Write adds to it, a restore sets it to
+	// the image's and a roll-forward adds the writes it replays.
+	Rows int64 `json:"rows,omitempty"`
+	// Writes are the committed transactions, oldest first (see Write), each in the log file that
+	// was active when it committed.
+	Writes []Write `json:"writes,omitempty"`
+	// LogSeq is the number of the active log file (S<LogSeq>.LOG, 7 digits). A backup of a
+	// recoverable database and ARCHIVE LOG close it into Archived and open the next.
+	LogSeq int `json:"log_seq,omitempty"`
+	// Archived are the archived log files, oldest first (LIST HISTORY ARCHIVE LOG prints them).
+	Archived []ArchivedLog `json:"archived,omitempty"`
+	// MissingLogs names archived log files that are gone from the archive: a roll-forward that
+	// needs one halts with SQL4970N unless the file is in its overflow log path.
+	MissingLogs []string `json:"missing_logs,omitempty"`
+	// RestorePending is set by an incremental or redirected restore that did not finish, until
+	// RESTORE ... ABORT.
+	RestorePending bool `json:"restore_pending,omitempty"`
+	// Quiesced is set by QUIESCE DATABASE and cleared by UNQUIESCE or a restore.
+	Quiesced bool `json:"quiesced,omitempty"`
+	// Dropped is set once DROP DATABASE dropped the fake's own database.
+	Dropped bool `json:"dropped,omitempty"`
+	// ConnectedTo is the alias the CLP session is connected to when it is not Database.
+	ConnectedTo string `json:"connected_to,omitempty"`
+	// Copies are the databases RESTORE ... INTO created from the fake's images.
+	Copies []Copy `json:"copies,omitempty"`
+	// Redirected is a redirected restore waiting for SET STOGROUP PATHS and RESTORE ...
+	// CONTINUE (or ABORT).
+	Redirected *Restore `json:"redirected,omitempty"`
+	// Queries is every SQL statement run through the CLP, oldest first (written by the fake).
+	Queries []string `json:"queries,omitempty"`
+}
+
+// Write is one committed transaction.
+type Write struct {
+	At   time.Time `json:"at"`
+	Rows int64     `json:"rows"`
+	// Log is the number of the log file it was written to.
+	Log int `json:"log"`
+}
+
+// ArchivedLog is one archived log file and the time its records span.
+type ArchivedLog struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Copy is a database created by RESTORE ... INTO from an image of the fake's database.
+type Copy struct {
+	Name               string   `json:"name"`
+	Rows               int64    `json:"rows"`
+	RollforwardPending bool     `json:"rollforward_pending,omitempty"`
+	RestorePending     bool     `json:"restore_pending,omitempty"`
+	StoragePaths       []string `json:"storage_paths,omitempty"`
+}
+
+// LogName is the file name of log number n.
+func LogName(n int) string { return fmt.Sprintf("S%07d.LOG", n) }
+
+// AddWrite commits a transaction of rows at time at into the active log file.
+func (s *State) AddWrite(at time.Time, rows int64) {
+	s.Writes = append(s.Writes, Write{At: at.UTC(), Rows: rows, Log: s.LogSeq})
+	s.Rows += rows
+}
+
+// closeLog archives the active log file (its records end at end, or at its last write when
+// later) and opens the next one.
+func (s *State) closeLog(end time.Time) {
+	var start time.Time
+	if n := len(s.Archived); n > 0 {
+		start = s.Archived[n-1].End
+	}
+	for _, w := range s.Writes {
+		if w.Log == s.LogSeq && w.At.After(end) {
+			end = w.At
+		}
+		if w.Log == s.LogSeq && (start.IsZero() || w.At.Before(start)) {
+			start = w.At
+		}
+	}
+	if start.IsZero() {
+		start = end
+	}
+	if end.Before(start) {
+		end = start
+	}
+	s.Archived = append(s.Archived, ArchivedLog{Name: LogName(s.LogSeq), Start: start, End: end})
+	s.LogSeq++
 }
 
 // Restore is one RESTORE DATABASE the fake ran.
@@ -93,6 +187,16 @@ type Restore struct {
 	// RollForward is what the ROLLFORWARD ... AND STOP that ended the pending state went to
 	// ("END OF LOGS" or the UTC stop time); empty until then.
 	RollForward string `json:"roll_forward,omitempty"`
+	// Into is the database restored into when it is not the fake's own (RESTORE ... INTO).
+	Into string `json:"into,omitempty"`
+	// LogTarget is where the image's logs were extracted (LOGTARGET); StoragePaths the storage
+	// group paths a redirected restore set.
+	LogTarget    string   `json:"log_target,omitempty"`
+	StoragePaths []string `json:"storage_paths,omitempty"`
+	// Rows is the restored database's data after the restore (and after its roll-forward).
+	Rows int64 `json:"rows,omitempty"`
+	// Replace is REPLACE EXISTING.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // Backup is one image the fake wrote.
@@ -112,6 +216,10 @@ type Backup struct {
 	Base string `json:"base,omitempty"`
 	// EID is the history entry's id.
 	EID int `json:"eid,omitempty"`
+	// Rows is the database's data when the image was taken; Log the log file active during the
+	// backup (the one an online image with INCLUDE LOGS carries).
+	Rows int64 `json:"rows,omitempty"`
+	Log  int   `json:"log,omitempty"`
 }
 
 // object names what b backed up: the database, or its table spaces.
