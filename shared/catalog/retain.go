@@ -55,21 +55,19 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 		return slices.Clone(entries), nil
 	}
 	n := len(h.sorted)
-	chains := make([][]int, n)
-	for i, e := range h.sorted {
-		chains[i], _ = h.chain(e.ImageTimestamp) // nil when broken
-	}
+	complete, parent := h.links()
 	kept := make([]bool, n)
 	done := make([]bool, n)
+	chained := make([]bool, n) // i and its whole chain are kept
 	var mark func(i int)
 	mark = func(i int) {
 		if done[i] {
 			return
 		}
 		done[i], kept[i] = true, true
-		if chains[i] != nil {
-			for _, j := range chains[i] {
-				kept[j] = true
+		if complete[i] {
+			for j := i; j >= 0 && !chained[j]; j = parent[j] {
+				chained[j], kept[j] = true, true
 			}
 			return
 		}
@@ -91,7 +89,7 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 			}
 		}
 	}
-	restorableDB := func(i int) bool { return chains[i] != nil && h.sorted[i].Scope == ScopeDatabase }
+	restorableDB := func(i int) bool { return complete[i] && h.sorted[i].Scope == ScopeDatabase }
 
 	// The newest KeepFulls full chains, and everything since the oldest of them (everything,
 	// when there are fewer fulls).
@@ -130,11 +128,12 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 			mark(i)
 		}
 	}
+	keep, drop = make([]Entry, 0, n), make([]Entry, 0, n/4)
 	for i, e := range h.sorted {
 		if kept[i] {
-			keep = append(keep, e)
+			keep = append(keep, *e)
 		} else {
-			drop = append(drop, e)
+			drop = append(drop, *e)
 		}
 	}
 	slices.SortFunc(drop, func(a, b Entry) int { return Compare(b, a) })
