@@ -548,11 +548,20 @@ func baseKeyOf(h *head) string {
 }
 
 // listing is the view as ListReport would give it: summaries sorted by Compare, and what could
-// not be read, two entries of one timestamp included.
+// not be read, two entries of one timestamp included. It reorders v.rows: call it last.
 func (v *indexView) listing() Listing {
 	db := v.h.Database
-	l := Listing{Database: db, Entries: make([]Entry, 0, len(v.rows)), Skipped: slices.Clone(v.skipped)}
-	for i := 0; i < len(v.rows); {
+	l := Listing{Database: db, Skipped: slices.Clone(v.skipped)}
+	dup := false
+	for i := 1; i < len(v.rows) && !dup; i++ {
+		dup = v.rows[i].ImageTimestamp == v.rows[i-1].ImageTimestamp
+	}
+	if !dup {
+		l.Entries = v.rows // the view's own copy
+	} else {
+		l.Entries = make([]Entry, 0, len(v.rows))
+	}
+	for i := 0; dup && i < len(v.rows); {
 		j := i + 1
 		for j < len(v.rows) && v.rows[j].ImageTimestamp == v.rows[i].ImageTimestamp {
 			j++

@@ -25,6 +25,11 @@ import (
 // its key CRN and version by their number in the "k" lines before them. Decoding is strict:
 // unknown or repeated lines, rows out of order, a newer version, or a summary that breaks the
 // rules of Validate it keeps are errors wrapping ErrIndex.
+//
+// A keyguard that writes entries older readers cannot judge (an entry schema whose new fields
+// change what retention or a chain may do) must write a newer IndexVersion: older readers then
+// rebuild the index from the entries, report the entries they cannot read, and retention
+// pauses, as it does for a listing (Listing.Retain).
 
 // IndexVersion is the version of the index format this package writes and reads.
 const IndexVersion = 1
@@ -934,14 +939,16 @@ func decodeBaseText(body []byte, db string) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIndex, err)
 	}
-	raw, err := io.ReadAll(io.LimitReader(zr, int64(baseTextLimit)+1))
-	if err != nil {
+	// Straight into a string, which the summaries then share (no copy of the text).
+	var raw strings.Builder
+	raw.Grow(min(8*len(body), baseTextLimit+1))
+	if _, err := io.Copy(&raw, io.LimitReader(zr, int64(baseTextLimit)+1)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIndex, err)
 	}
-	if len(raw) > baseTextLimit {
+	if raw.Len() > baseTextLimit {
 		return nil, fmt.Errorf("%w: more than %d bytes once decompressed", ErrIndex, baseTextLimit)
 	}
-	return parseBaseText(string(raw), db)
+	return parseBaseText(raw.String(), db)
 }
 
 // parseBaseText parses the decompressed text of a base of db.

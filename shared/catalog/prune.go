@@ -82,9 +82,24 @@ func (c *Catalog) Prune(ctx context.Context, db string, policy RetentionPolicy, 
 		return Pruned{}, fmt.Errorf("prune catalog of %s: %w", db, err)
 	}
 	l := v.listing()
-	res := Pruned{Skipped: l.Skipped}
-	keep, drop := l.Retain(policy, now, inUse)
-	res.Kept = len(keep)
+	res := Pruned{Skipped: l.Skipped, Kept: len(l.Entries)}
+	// Listing.Retain, keeping the work that the mark for the next Prune reuses: r is the
+	// retention of what is kept (nil when nothing may be dropped: an unreadable object, or
+	// entries Retain cannot order).
+	var drop []Entry
+	var r *retention
+	if len(l.Skipped) == 0 {
+		if r, err = newRetention(l.Entries); err != nil {
+			r = nil
+		} else if kept := r.kept(policy, now, inUse); slices.Contains(kept, false) {
+			var keep []Entry
+			keep, drop = r.split(kept)
+			res.Kept = len(keep)
+			if r, err = newRetention(keep); err != nil {
+				r = nil
+			}
+		}
+	}
 	// Whether the head is still exactly what this pass saw, plus its own deletions.
 	clean, expect := v.exact, v.gen
 	if len(drop) > 0 {
@@ -105,15 +120,18 @@ func (c *Catalog) Prune(ctx context.Context, db string, policy RetentionPolicy, 
 	var runsErr error
 	pruneRuns := runsDue(v.h, now) && len(l.Skipped) == 0
 	if pruneRuns {
-		runs := make(map[string]bool, len(keep))
-		for _, e := range keep {
+		runs := make(map[string]bool, res.Kept)
+		for _, e := range l.Entries {
 			runs[e.RunID] = true
+		}
+		for _, e := range drop {
+			delete(runs, e.RunID)
 		}
 		res.RunRecords, runsErr = c.PruneRuns(ctx, db, runs, now.Add(-RunRecordAge))
 	}
 	var m *retained
-	if clean && len(l.Skipped) == 0 {
-		m = retentionMark(keep, policy, now, inUse)
+	if clean && r != nil {
+		m = retentionMark(r, policy, now, inUse)
 	}
 	if m != nil || pruneRuns {
 		// Best effort: without the mark, the next Prune reads everything again.
@@ -135,16 +153,18 @@ func (c *Catalog) Prune(ctx context.Context, db string, policy RetentionPolicy, 
 
 func runsDue(h *head, now time.Time) bool { return now.Sub(h.RunsPruned) >= runsPruneEvery }
 
-// retentionMark is the mark of a retention pass at now that kept keep (sorted by Compare), or
-// nil when retention would drop some of keep again (a history whose chains break other than by
+// retentionMark is the mark of a retention pass at now whose kept entries r orders, or nil
+// when retention would drop some of them again (a history whose chains break other than by
 // missing or discarded images) or too many images are in use to record.
-func retentionMark(keep []Entry, policy RetentionPolicy, now time.Time, inUse map[string]bool) *retained {
-	if _, drop := Retain(keep, policy, now, inUse); len(drop) > 0 {
+func retentionMark(r *retention, policy RetentionPolicy, now time.Time, inUse map[string]bool) *retained {
+	if slices.Contains(r.kept(policy, now, inUse), false) {
 		return nil
 	}
-	m := &retained{KeepFulls: policy.KeepFulls, KeepDays: policy.KeepDays, At: now.UTC(), Count: len(keep)}
-	if n := len(keep); n > 0 {
-		m.Through, m.ThroughStarted = keep[n-1].Name(), keep[n-1].StartedAt.UTC()
+	n := len(r.h.sorted)
+	m := &retained{KeepFulls: policy.KeepFulls, KeepDays: policy.KeepDays, At: now.UTC(), Count: n}
+	if n > 0 {
+		last := r.h.sorted[n-1]
+		m.Through, m.ThroughStarted = last.Name(), last.StartedAt.UTC()
 	}
 	for ts, use := range inUse {
 		if use && ValidTimestamp(ts) {
@@ -160,7 +180,7 @@ func retentionMark(keep []Entry, policy RetentionPolicy, now time.Time, inUse ma
 		// covering its start only gets newer): the last horizon that drops nothing bounds it.
 		m.Due = m.At
 		for _, d := range dueHorizons {
-			if _, drop := Retain(keep, policy, now.Add(d), inUse); len(drop) > 0 {
+			if slices.Contains(r.kept(policy, now.Add(d), inUse), false) {
 				break
 			}
 			m.Due = m.At.Add(d)

@@ -35,7 +35,11 @@ func TestQuickPruneIsSafe(t *testing.T) {
 			inUse0[entries[rng.IntN(len(entries))].ImageTimestamp] = true
 		}
 		keep, _ := Retain(entries, policy, t0, inUse0)
-		m := retentionMark(keep, policy, t0, inUse0)
+		r, err := newRetention(keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := retentionMark(r, policy, t0, inUse0)
 		if m == nil {
 			continue
 		}
@@ -116,7 +120,8 @@ func TestQuietRefuses(t *testing.T) {
 	mk := func() *head {
 		full := Entry{Database: "db1", ImageTimestamp: "20240303010000", Type: events.Full, Mode: events.Online, Scope: ScopeDatabase,
 			StartedAt: time.Date(2024, 3, 3, 1, 0, 0, 0, time.UTC), EndedAt: time.Date(2024, 3, 3, 2, 0, 0, 0, time.UTC), KeyCRN: "k", RunID: "r"}
-		m := retentionMark([]Entry{full}, RetentionPolicy{KeepDays: 30}, at, map[string]bool{"20240303010000": true})
+		r, _ := newRetention([]Entry{full})
+		m := retentionMark(r, RetentionPolicy{KeepDays: 30}, at, map[string]bool{"20240303010000": true})
 		m.Rows = 1
 		return &head{Database: "db1", Rows: []Entry{full}, Retained: m}
 	}
