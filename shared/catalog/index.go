@@ -218,7 +218,8 @@ func (c *Catalog) compact(ctx context.Context, h *head) (oldBase, newBase string
 }
 
 // dropOrphans deletes the bases of db older than orphanAge that are neither keep nor current:
-// bases written by a compaction that lost its compare-and-swap and could not clean up.
+// bases written by a compaction that lost its compare-and-swap and could not clean up, or
+// replaced by one whose writer may not delete (best effort: errors are ignored).
 func (c *Catalog) dropOrphans(ctx context.Context, db, keep, current string) {
 	infos, err := c.store.List(ctx, indexPrefix(db)+"base-")
 	if err != nil {

@@ -175,3 +175,42 @@ func TestIndexWritesWhoseAnswerWasLost(t *testing.T) {
 		t.Fatalf("marks left behind:\n%s", text)
 	}
 }
+
+// noDeletes refuses deletions, as the runner's and the scheduler's access does.
+type noDeletes struct{ objstore.Store }
+
+func (noDeletes) Delete(context.Context, string) error { return errors.New("403 AccessDenied") }
+func (noDeletes) DeleteMany(context.Context, []string) error {
+	return errors.New("403 AccessDenied")
+}
+
+// TestPruneDropsBasesOthersCouldNotDelete: writers without the right to delete (the runner)
+// leave the bases their compactions replaced; retention, which may delete, removes those
+// older than an hour and keeps the current one.
+func TestPruneDropsBasesOthersCouldNotDelete(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMemory()
+	runner := catalog.NewWithOptions(noDeletes{mem}, catalog.Options{CompactAfter: 2})
+	var last catalog.Entry
+	for i := range 9 {
+		last = catalogtest.Sample("db1", fmt.Sprintf("202403%02d010000", i+3), events.Full, "")
+		if err := runner.Put(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bases, _ := mem.List(ctx, "index/db1/base-")
+	if len(bases) < 3 {
+		t.Fatalf("%d bases; want the old ones left behind", len(bases))
+	}
+	clk := clock.NewFake(time.Now().Add(2 * time.Hour))
+	c := catalog.NewWithOptions(mem, catalog.Options{Clock: clk})
+	if _, err := c.Prune(ctx, "db1", catalog.RetentionPolicy{KeepFulls: 20}, last.EndedAt); err != nil {
+		t.Fatal(err)
+	}
+	if bases, _ := mem.List(ctx, "index/db1/base-"); len(bases) != 1 || !strings.Contains(head(t, mem), bases[0].Key) {
+		t.Fatalf("after Prune the bases are %v; want the current one alone", bases)
+	}
+	if l, err := c.Summaries(ctx, "db1"); err != nil || len(l.Entries) != 9 {
+		t.Fatalf("Summaries = %d entries, %v", len(l.Entries), err)
+	}
+}

@@ -129,6 +129,9 @@ func (c *Catalog) Prune(ctx context.Context, db string, policy RetentionPolicy, 
 		}
 		res.RunRecords, runsErr = c.PruneRuns(ctx, db, runs, now.Add(-RunRecordAge))
 	}
+	// Bases left behind by compactions whose writer could not delete them (the runner and the
+	// scheduler may write, only retention deletes), best effort.
+	c.dropOrphans(ctx, db, baseKeyOf(v.h), "")
 	var m *retained
 	if clean && r != nil {
 		m = retentionMark(r, policy, now, inUse)
