@@ -204,10 +204,11 @@ func BenchmarkCatalog100k(b *testing.B) {
 
 // BenchmarkCatalogDelete1000: retention deleting 1,000 entries of a catalog of 2,000, each with
 // its image file, in versitygw: DeleteMany (index marks, one GET per entry for its files, S3
-// DeleteObjects for files and entries) and, as completion deleted before, Delete one entry at a
-// time; beside the floor measured in the same loop: S3 DeleteObjects of the same 2,000 keys
-// (1,000 entries and their images) with nothing else. The entries are written again, untimed,
-// before each operation and each floor.
+// DeleteObjects for files and entries), Delete one entry at a time (as the operator's backup
+// delete does), and one at a time the way Delete worked before the index (as completion
+// deleted: a listing, a GET and two DELETEs per entry); each beside the floor measured in the
+// same loop: S3 DeleteObjects of the same 2,000 keys (1,000 entries and their images) with
+// nothing else. The entries are written again, untimed, before each operation and each floor.
 //
 //	go test ./test/integration -run '^$' -bench BenchmarkCatalogDelete1000 -benchtime 3x
 func BenchmarkCatalogDelete1000(b *testing.B) {
@@ -251,27 +252,55 @@ func BenchmarkCatalogDelete1000(b *testing.B) {
 		}
 		return time.Since(t0)
 	}
-	for _, mode := range []string{"batch", "one-by-one"} {
+	// What Delete did before the index, one entry at a time: find the entry (a listing of its
+	// timestamp), read it, delete its image, then the entry.
+	before := func(b *testing.B, ts string) {
+		infos, err := objs.List(ctx, catalog.Prefix("sales")+ts+"-")
+		if err != nil || len(infos) != 1 {
+			b.Fatalf("List %s = %v, %v", ts, infos, err)
+		}
+		body, _, err := objs.Get(ctx, infos[0].Key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := catalog.Decode(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, k := range []string{e.Images[0].Key, infos[0].Key} {
+			if err := objs.Delete(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, mode := range []string{"batch", "one-by-one", "one-by-one-before-the-index"} {
 		b.Run(mode, func(b *testing.B) {
 			var op, fl time.Duration
 			for b.Loop() {
 				refill(b)
 				t0 := time.Now()
-				if mode == "batch" {
+				switch mode {
+				case "batch":
 					if got, err := c.DeleteMany(ctx, "sales", tss); err != nil || got != drop {
 						b.Fatalf("DeleteMany = %d, %v", got, err)
 					}
-				} else {
+				case "one-by-one":
 					for _, ts := range tss {
 						if err := c.Delete(ctx, "sales", ts); err != nil {
 							b.Fatal(err)
 						}
 					}
+				default:
+					for _, ts := range tss {
+						before(b, ts)
+					}
 				}
 				op += time.Since(t0)
-				b.StopTimer()
-				check(b)
-				b.StartTimer()
+				if mode != "one-by-one-before-the-index" {
+					b.StopTimer()
+					check(b)
+					b.StartTimer()
+				}
 				fl += floor(b)
 			}
 			per := float64(b.N)
