@@ -128,11 +128,13 @@ func (c *Catalog) update(ctx context.Context, db string, change func(h *head) (b
 		}
 		s.h.Generation++
 		oldBase, newBase, err := c.compact(ctx, s.h)
-		if errors.Is(err, errBaseGone) {
+		switch {
+		case errors.Is(err, errBaseGone):
 			continue // a newer head names another base
-		}
-		if err != nil {
-			return nil, err
+		case err != nil:
+			// The change matters more than the compaction, which the next write tries again
+			// (an unreadable base is rebuilt by the next reader).
+			oldBase, newBase = "", ""
 		}
 		body := encodeHead(s.h)
 		_, err = c.store.Put(ctx, IndexHeadKey(db), body, objstore.Cond{IfMatch: s.etag})
@@ -177,7 +179,7 @@ func backoff(ctx context.Context, attempt int) error {
 // compact folds h's rows and removed names into a new base when they number more than
 // CompactAfter, writes it (create-only, under a name of its own), and points h at it. It
 // returns the old base's key (to delete once h is written) and the new one's (to delete if it
-// is not).
+// is not). On error h is unchanged.
 func (c *Catalog) compact(ctx context.Context, h *head) (oldBase, newBase string, err error) {
 	if len(h.Rows)+len(h.Removed) <= c.compactAfter() || !h.Building.IsZero() {
 		return "", "", nil
