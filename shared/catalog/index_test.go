@@ -214,3 +214,34 @@ func TestPruneDropsBasesOthersCouldNotDelete(t *testing.T) {
 		t.Fatalf("Summaries = %d entries, %v", len(l.Entries), err)
 	}
 }
+
+// TestPutWithAnUnreadableBase: a Put whose intent would compact the head over an unreadable
+// base still records the entry; the next reader rebuilds the index.
+func TestPutWithAnUnreadableBase(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMemory()
+	c := catalog.NewWithOptions(mem, catalog.Options{CompactAfter: 2})
+	put := func(day int) {
+		t.Helper()
+		if err := c.Put(ctx, catalogtest.Sample("db1", fmt.Sprintf("202403%02d010000", day), events.Full, "")); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	for day := 3; day < 7; day++ {
+		put(day)
+	}
+	bases, err := mem.List(ctx, "index/db1/base-")
+	if err != nil || len(bases) != 1 {
+		t.Fatalf("bases %v, %v", bases, err)
+	}
+	if _, err := mem.Put(ctx, bases[0].Key, []byte("garbage"), objstore.Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	for day := 7; day < 11; day++ {
+		put(day)
+	}
+	l, err := c.Summaries(ctx, "db1")
+	if err != nil || len(l.Entries) != 8 {
+		t.Fatalf("Summaries = %v, %v; want 8 entries", catalogtest.Names(l.Entries), err)
+	}
+}
