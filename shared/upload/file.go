@@ -105,7 +105,12 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // hashFile reads f once, in order, and returns its size and SHA-256 as the Object of key: ErrSize
 // when f does not hold exactly size bytes.
 func hashFile(ctx context.Context, f *os.File, size int64, key string) (Object, error) {
-	src := newSource(fileFrom(ctx, f, 0), size)
+	return hashReader(fileFrom(ctx, f, 0), size, key)
+}
+
+// hashReader is hashFile over the reader of a file.
+func hashReader(r io.Reader, size int64, key string) (Object, error) {
+	src := newSource(r, size)
 	buf := make([]byte, hashBuffer)
 	for {
 		_, eof, err := src.fill(buf)
@@ -157,11 +162,15 @@ func (up *upload) runFile(ctx context.Context, f *os.File, size int64, unchanged
 		wg        sync.WaitGroup
 		hashed    = make(chan Object, 1)
 	)
+	// The checksum pass reads each part once it is handed to an uploader: in step with the
+	// parts (whose bytes the SDK is reading too), never racing ahead for the CPU they need.
+	dispatched := make(chan struct{}, n)
 	if hashFirst {
 		hashed <- first
 	} else {
 		wg.Go(func() {
-			obj, err := hashFile(ctx, f, size, up.key)
+			r := &pacedReader{ctx: ctx, r: fileFrom(ctx, f, 0), partSize: up.partSize, parts: dispatched}
+			obj, err := hashReader(r, size, up.key)
 			if err != nil {
 				cancel(err)
 			}
@@ -189,11 +198,13 @@ feed:
 	for num := int64(1); num <= n; num++ {
 		select {
 		case work <- num:
+			dispatched <- struct{}{}
 		case <-ctx.Done():
 			break feed
 		}
 	}
 	close(work)
+	close(dispatched)
 	wg.Wait()
 	obj := <-hashed
 	if context.Cause(ctx) == nil {
@@ -211,4 +222,36 @@ feed:
 		return Object{}, 0, err
 	}
 	return obj, len(completed), nil
+}
+
+// pacedReader reads r part by part, each part once a token for it has come from parts; once
+// parts is closed, to the end.
+type pacedReader struct {
+	ctx      context.Context
+	r        io.Reader
+	partSize int64
+	read     int64 // bytes read
+	allowed  int64 // bytes that may be read before the next token
+	parts    <-chan struct{}
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if p.read == p.allowed {
+		select {
+		case _, ok := <-p.parts:
+			if ok {
+				p.allowed += p.partSize
+			} else {
+				p.allowed = math.MaxInt64
+			}
+		case <-p.ctx.Done():
+			return 0, p.ctx.Err()
+		}
+	}
+	if rest := p.allowed - p.read; int64(len(b)) > rest {
+		b = b[:rest]
+	}
+	n, err := p.r.Read(b)
+	p.read += int64(n)
+	return n, err
 }

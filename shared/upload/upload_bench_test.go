@@ -90,6 +90,9 @@ func BenchmarkUploadFileWays(b *testing.B) {
 			}
 			secs[w] += time.Since(t0).Seconds()
 			cpus[w] += (cpuTime() - c0).Seconds()
+			if testing.Verbose() {
+				b.Logf("%s: %.2f s wall, %.2f s CPU", way.name, time.Since(t0).Seconds(), (cpuTime() - c0).Seconds())
+			}
 			if err := objs.Delete(ctx, key); err != nil {
 				b.Fatal(err)
 			}
