@@ -51,10 +51,11 @@ var s3Actions = map[string]string{
 	"CompleteMultipartUpload": "cloud-object-storage.object.post_complete_upload",
 	"AbortMultipartUpload":    "cloud-object-storage.object.delete_upload",
 	"DeleteObject":            "cloud-object-storage.object.delete",
+	"DeleteObjects":           "cloud-object-storage.object.post_multi_delete",
 }
 
 // deleteOps need CapDelete; every other operation is CapObjects.
-var deleteOps = map[string]bool{"DeleteObject": true}
+var deleteOps = map[string]bool{"DeleteObject": true, "DeleteObjects": true}
 
 // objectActions returns the IAM actions of CapObjects and of CapDelete, sorted.
 func objectActions() (objects, deletes []string) {

@@ -153,7 +153,8 @@ func capabilitiesOf(t *testing.T, fn string) []Capability {
 		t.Fatalf("neither functions/%s/main.go nor its composition uses its handler package shared/%s", fn, fn)
 	}
 	handlerPkg := parseDir(t, "shared/"+fn)
-	if calls(handlerPkg, "Delete") {
+	// Prune is the catalog's retention, which deletes.
+	if calls(handlerPkg, "Delete") || calls(handlerPkg, "Prune") {
 		caps = append(caps, CapDelete)
 	}
 	if calls(handlerPkg, "Rotate") {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
@@ -18,14 +19,30 @@ import (
 // each GET is a round trip to COS.
 const listWorkers = 8
 
-// Catalog keeps entries in an object store (COS in production; the key prefix is the store's).
-// It holds no state of its own and is safe for concurrent use.
+// Catalog keeps entries in an object store (COS in production; the key prefix is the store's),
+// with an index per database beside them (see Summaries). It holds no state of its own and is
+// safe for concurrent use.
 type Catalog struct {
 	store objstore.Store
+	clock clock.Clock
+	// compactAt is Options.CompactAfter.
+	compactAt int
 }
 
-// New returns a Catalog over store.
-func New(store objstore.Store) *Catalog { return &Catalog{store: store} }
+// New returns a Catalog over store, with the default Options.
+func New(store objstore.Store) *Catalog { return NewWithOptions(store, Options{}) }
+
+// NewWithOptions returns a Catalog over store.
+func NewWithOptions(store objstore.Store, o Options) *Catalog {
+	return &Catalog{store: store, clock: o.Clock, compactAt: o.CompactAfter}
+}
+
+func (c *Catalog) compactAfter() int {
+	if c.compactAt > 0 {
+		return c.compactAt
+	}
+	return DefaultCompactAfter
+}
 
 // Put validates e and stores it at e.Key() if no entry exists for its database and timestamp
 // (If-None-Match: *). Storing an entry equal to the stored one succeeds (an idempotent retry,
@@ -61,8 +78,14 @@ func (c *Catalog) Put(ctx context.Context, e Entry) error {
 			return fmt.Errorf("put catalog entry %s: %w: %s is stored for the same timestamp", key, ErrExists, k)
 		}
 	}
+	// The intent first: a crash between the entry and its summary leaves an intent that the
+	// next reader of the index resolves.
+	if err := c.intend(ctx, e.Database, e.Name()); err != nil {
+		return fmt.Errorf("put catalog entry %s: %w", key, err)
+	}
 	_, err = c.store.Put(ctx, key, body, objstore.Cond{IfNoneMatch: true})
 	if err == nil {
+		c.index(ctx, e)
 		return nil
 	}
 	if !errors.Is(err, objstore.ErrPrecondition) {
@@ -74,15 +97,21 @@ func (c *Catalog) Put(ctx context.Context, e Entry) error {
 		return fmt.Errorf("put catalog entry %s: exists, and reading it back failed: %w", key, gerr)
 	}
 	if bytes.Equal(old, body) {
+		c.index(ctx, e)
 		return nil
 	}
 	if prev, derr := Decode(old); derr == nil {
 		if again, eerr := Encode(prev); eerr == nil && bytes.Equal(again, body) {
+			c.index(ctx, e)
 			return nil // same entry, stored with other formatting
 		}
 	}
 	return fmt.Errorf("put catalog entry %s: %w", key, ErrExists)
 }
+
+// index puts the stored entry e in the index. Its failure is not the Put's: the entry is
+// stored, and its intent in the index makes the next reader add it.
+func (c *Catalog) index(ctx context.Context, e Entry) { _ = c.indexed(ctx, e) }
 
 // keysAt lists the keys of db's entries at timestamp (normally zero or one).
 func (c *Catalog) keysAt(ctx context.Context, db, timestamp string) ([]string, error) {
@@ -198,7 +227,9 @@ func (c *Catalog) List(ctx context.Context, db string) ([]Entry, error) {
 }
 
 // ListReport reads every object under catalog/<db>/ with a few concurrent GETs and returns the
-// entries it could read and the objects it skipped, with the reason (see Skipped). Objects in
+// entries it could read and the objects it skipped, with the reason (see Skipped): the record
+// itself, whole entries, at one GET each. Summaries returns the same from the index, in one
+// read; rebuilding the index calls ListReport. Objects in
 // the reserved sub-folders runs/ and restores/ are ignored. An entry deleted during the call is
 // left out. The error is non-nil only when the store fails (listing, or reading an object:
 // then nothing is returned, never a partial view presented as complete) or db is not a valid
@@ -309,34 +340,30 @@ func validName(name string) bool {
 	return ok
 }
 
-// Delete removes db's entry taken at timestamp: first the files keyguard stored for it (keys
-// under images/<db>/, keystore included; external locations are left alone), then the entry, so
-// that a crash in between leaves the entry for the next retention run, which deletes it again
-// (Retain is deterministic). Deleting a missing entry succeeds (idempotent). Only retention
-// calls it, with entries Retain dropped. Safe concurrently with other keys; two concurrent
-// Deletes of one entry both succeed.
+// Delete removes db's entry taken at timestamp with the files keyguard stored for it (keys
+// under images/<db>/, keystore included; external locations are left alone): first from the
+// index, so that no reader of the index plans on it any more, then its files, then the entry,
+// then its mark in the index (see DeleteMany, which deletes many at once). A crash in between
+// leaves a mark that the next Prune finishes. Deleting a missing entry succeeds (idempotent);
+// an unreadable one, or two entries at timestamp, is an error wrapping ErrInvalid. Retention
+// and the operator call it. Safe concurrently; two concurrent Deletes of one entry both
+// succeed.
 func (c *Catalog) Delete(ctx context.Context, db, timestamp string) error {
-	e, err := c.Get(ctx, db, timestamp)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil
-	case err != nil:
+	if err := checkName(db, timestamp); err != nil {
 		return fmt.Errorf("delete catalog entry: %w", err)
 	}
-	files := slices.Clone(e.Images)
-	if e.Keystore != nil {
-		files = append(files, *e.Keystore)
+	keys, err := c.keysAt(ctx, db, timestamp)
+	switch {
+	case err != nil:
+		return fmt.Errorf("delete catalog entry %s/%s: %w", db, timestamp, err)
+	case len(keys) == 0:
+		return nil
+	case len(keys) > 1:
+		return fmt.Errorf("delete catalog entry %s/%s: %w: several entries %v", db, timestamp, ErrInvalid, keys)
 	}
-	for _, o := range files {
-		if o.External() || !strings.HasPrefix(o.Key, imagePrefix(db)) {
-			continue
-		}
-		if err := c.store.Delete(ctx, o.Key); err != nil {
-			return fmt.Errorf("delete catalog entry %s: image %s: %w", e.Key(), o.Key, err)
-		}
-	}
-	if err := c.store.Delete(ctx, e.Key()); err != nil {
-		return fmt.Errorf("delete catalog entry %s: %w", e.Key(), err)
+	name := strings.TrimSuffix(strings.TrimPrefix(keys[0], Prefix(db)), ".json")
+	if _, _, err := c.deleteNames(ctx, db, []string{name}); err != nil {
+		return fmt.Errorf("delete catalog entry: %w", err)
 	}
 	return nil
 }

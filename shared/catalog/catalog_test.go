@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -23,7 +24,9 @@ type retriedStore struct {
 }
 
 func (s *retriedStore) Put(ctx context.Context, key string, body []byte, c objstore.Cond) (string, error) {
-	s.puts++
+	if strings.HasPrefix(key, "catalog/") {
+		s.puts++
+	}
 	if _, err := s.Store.Put(ctx, key, body, c); err != nil {
 		return "", err
 	}
@@ -42,7 +45,10 @@ func TestPutAfterLostResponseIsSuccess(t *testing.T) {
 		t.Fatalf("Put whose retry saw 412 = %v, want nil (the stored entry is ours)", err)
 	}
 	if s.puts != 1 {
-		t.Errorf("%d puts, want 1", s.puts)
+		t.Errorf("%d puts of the entry, want 1", s.puts)
+	}
+	if l, err := c.Summaries(ctx, "db1"); err != nil || len(l.Entries) != 1 {
+		t.Errorf("Summaries = %+v, %v; want the entry", l, err)
 	}
 	got, err := c.Get(ctx, "db1", e.ImageTimestamp)
 	if err != nil || !catalogtest.Equal(got, e) {

@@ -47,16 +47,20 @@ func (e *ChainError) Unwrap() error { return ErrBrokenChain }
 // history is one database's entries sorted by Compare (UTC instants), with an index by
 // timestamp.
 type history struct {
-	db     string
-	sorted []Entry
+	db string
+	// sorted points into the caller's entries, which are never modified.
+	sorted []*Entry
 	byTS   map[string]int
 }
 
 // newHistory sorts a copy of entries. Entries of several databases, or two entries with one
 // timestamp, are an error.
 func newHistory(entries []Entry) (*history, error) {
-	h := &history{sorted: slices.Clone(entries), byTS: make(map[string]int, len(entries))}
-	slices.SortStableFunc(h.sorted, Compare)
+	h := &history{sorted: make([]*Entry, len(entries)), byTS: make(map[string]int, len(entries))}
+	for i := range entries {
+		h.sorted[i] = &entries[i]
+	}
+	slices.SortStableFunc(h.sorted, compareRefs)
 	for i, e := range h.sorted {
 		if i == 0 {
 			h.db = e.Database
@@ -73,7 +77,7 @@ func newHistory(entries []Entry) (*history, error) {
 }
 
 // line identifies the entries a chain may mix: the same scope and the same table spaces.
-func line(e Entry) string {
+func line(e *Entry) string {
 	if e.Scope != ScopeTablespace {
 		return string(e.Scope)
 	}
@@ -121,7 +125,7 @@ func Chain(entries []Entry, target string) ([]Entry, error) {
 func (h *history) pick(idx []int) []Entry {
 	out := make([]Entry, len(idx))
 	for i, j := range idx {
-		out[i] = h.sorted[j]
+		out[i] = *h.sorted[j]
 	}
 	return out
 }
@@ -133,11 +137,11 @@ func (h *history) chain(target string) ([]int, error) {
 		return nil, fmt.Errorf("chain of %s/%s: %w", h.db, target, ErrNotFound)
 	}
 	tname := h.sorted[i].Name()
-	brk := func(img Entry, missing bool, reason string, args ...any) error {
+	brk := func(img *Entry, missing bool, reason string, args ...any) error {
 		return &ChainError{Database: h.db, Target: tname, Image: img.Name(), Parent: img.ParentTimestamp,
 			Missing: missing, Reason: fmt.Sprintf(reason, args...)}
 	}
-	gone := func(img, discarded Entry, reason string, args ...any) error {
+	gone := func(img, discarded *Entry, reason string, args ...any) error {
 		err := brk(img, false, reason, args...).(*ChainError)
 		err.Discarded = discarded.ImageTimestamp
 		return err
@@ -187,6 +191,51 @@ func (h *history) chain(target string) ([]int, error) {
 	}
 	slices.Reverse(rev)
 	return rev, nil
+}
+
+// links returns, for each entry of h, whether its restore chain is complete (h.chain of its
+// timestamp succeeds) and the index of its parent in that chain (-1 for a full, or when a link
+// is broken): the checks of chain, each link checked once.
+func (h *history) links() (complete []bool, parent []int) {
+	n := len(h.sorted)
+	complete, parent = make([]bool, n), make([]int, n)
+	for i, cur := range h.sorted {
+		parent[i] = -1
+		switch {
+		case cur.IsDiscarded():
+		case cur.Type == events.Full:
+			complete[i] = true
+		default:
+			if p, ok := h.link(i); ok {
+				complete[i], parent[i] = complete[p], p
+			}
+		}
+	}
+	return complete, parent
+}
+
+// link returns the parent of the i-th entry, not a full, when the link to it holds (the checks
+// chain makes of one link).
+func (h *history) link(i int) (int, bool) {
+	cur := h.sorted[i]
+	if !cur.Type.Valid() {
+		return -1, false
+	}
+	p, ok := h.byTS[cur.ParentTimestamp]
+	if !ok || p >= i {
+		return -1, false
+	}
+	parent := h.sorted[p]
+	l := line(cur)
+	if parent.IsDiscarded() || line(parent) != l || cur.Type == events.Incremental && parent.Type != events.Full {
+		return -1, false
+	}
+	for k := i - 1; k > p; k-- {
+		if b := h.sorted[k]; line(b) == l && (cur.Type != events.Incremental || b.Type == events.Full) {
+			return -1, false
+		}
+	}
+	return p, true
 }
 
 // RestorePlan is what a restore to a point in time needs.

@@ -17,6 +17,24 @@
 // Entries are ordered by Compare: by their UTC instants, not by Db2's timestamps, which are
 // the server's local time and repeat an hour when clocks go back.
 //
+// The index. Reading one object per entry does not scale (100,000 entries are 100,000 GETs,
+// and a listing of catalog/<db>/ alone outlasts an event's delivery), so each database has an
+// index beside its entries, at index/<database>/ (outside catalog/, whose objects are
+// immutable records copied to the archive): a small head, rewritten by compare-and-swap
+// (If-Match; If-None-Match to create), and a base, written once under a name of its own and
+// replaced when the head grows past Options.CompactAfter summaries. The index holds one
+// Summary per entry (the fields retention, chains, planning and listings read), never the
+// only copy of anything: it is rebuilt from the entries when missing or unreadable (Reindex
+// rebuilds it on demand). Put records an intent on the head before it writes the entry and
+// replaces it with the summary after, so a crash in between leaves an intent that the next
+// reader resolves by reading the entry. Delete and DeleteMany mark entries as deleting on the
+// head before they delete anything (no reader of the index sees them from then on), then
+// delete the files, the entries (S3 DeleteObjects, a thousand keys a request), and the marks;
+// the next Prune finishes a deletion that stopped half way. Every change of the head is
+// idempotent and retried on conflict, so concurrent Puts, deletions, prunes and rebuilds lose
+// nothing. Summaries, Prune, DeleteMany and the PlanRestore and Chain methods are served by
+// the index; List, ListReport and Get read the entries themselves.
+//
 // Chain, PlanRestore and Retain are pure functions of a database's entries. Chain follows the
 // ParentTimestamp links the way Db2's RESTORE ... INCREMENTAL AUTOMATIC walks its recovery
 // history (see Chain). Retain never drops an image that a kept chain needs, never keeps fewer
@@ -24,7 +42,8 @@
 // drops an image a running restore uses.
 //
 // Users: the backup runner writes entries (Put); the completion handler applies retention
-// (ListReport, Listing.Retain, Delete); the operator command line and the restore flow plan
-// restores (List, PlanRestore). Catalog is safe for concurrent use; the pure functions do not
-// modify their arguments.
+// (Prune: Summaries, Listing.Retain, DeleteMany, incremental across successes); the operator
+// command line and the restore flow plan restores (List and PlanRestore, or the index-served
+// Catalog.PlanRestore). Catalog is safe for concurrent use; the pure functions do not modify
+// their arguments.
 package catalog

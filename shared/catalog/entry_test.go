@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -281,5 +283,34 @@ func TestKeys(t *testing.T) {
 	}
 	if (catalog.Object{Key: "images/db1/x"}).External() || !(catalog.Object{Key: "s3://b/k"}).External() {
 		t.Error("External misclassifies")
+	}
+}
+
+// TestValidTimestampAgreesWithTimeParse: ValidTimestamp accepts exactly what
+// time.Parse(TimestampLayout) accepts among 14-digit strings (leap years, month lengths, hours).
+func TestValidTimestampAgreesWithTimeParse(t *testing.T) {
+	check := func(s string) {
+		_, err := time.Parse(catalog.TimestampLayout, s)
+		if got := catalog.ValidTimestamp(s); got != (err == nil) {
+			t.Errorf("ValidTimestamp(%q) = %v, time.Parse: %v", s, got, err)
+		}
+	}
+	for _, year := range []string{"0000", "1900", "1970", "2000", "2023", "2024", "2100", "9999"} {
+		for month := 0; month <= 13; month++ {
+			for day := 0; day <= 32; day++ {
+				check(fmt.Sprintf("%s%02d%02d000000", year, month, day))
+			}
+		}
+	}
+	for _, hms := range []string{"235959", "240000", "236000", "235960", "000000", "995999"} {
+		check("20240229" + hms)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, 14)
+		for i := range b {
+			b[i] = byte('0' + rng.IntN(10))
+		}
+		check(string(b))
 	}
 }

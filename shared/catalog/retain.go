@@ -50,26 +50,61 @@ type RetentionPolicy struct {
 // Archived logs are not catalog entries: whoever prunes them must keep those the kept images
 // need (LogRange).
 func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[string]bool) (keep, drop []Entry) {
-	h, err := newHistory(entries)
+	r, err := newRetention(entries)
 	if err != nil {
 		return slices.Clone(entries), nil
 	}
-	n := len(h.sorted)
-	chains := make([][]int, n)
-	for i, e := range h.sorted {
-		chains[i], _ = h.chain(e.ImageTimestamp) // nil when broken
+	return r.split(r.kept(policy, now, inUse))
+}
+
+// retention is Retain's work on one history that does not depend on the policy or the time:
+// the order, and each entry's chain. kept can then be asked for several instants.
+type retention struct {
+	h        *history
+	complete []bool
+	parent   []int
+}
+
+func newRetention(entries []Entry) (*retention, error) {
+	h, err := newHistory(entries)
+	if err != nil {
+		return nil, err
 	}
+	complete, parent := h.links()
+	return &retention{h: h, complete: complete, parent: parent}, nil
+}
+
+// split returns the entries kept (oldest first) and the others (newest first: the order to
+// delete in).
+func (r *retention) split(kept []bool) (keep, drop []Entry) {
+	keep, drop = make([]Entry, 0, len(kept)), make([]Entry, 0, len(kept)/4)
+	for i, e := range r.h.sorted {
+		if kept[i] {
+			keep = append(keep, *e)
+		} else {
+			drop = append(drop, *e)
+		}
+	}
+	slices.Reverse(drop) // entries are sorted, and no two compare equal (one timestamp each)
+	return keep, drop
+}
+
+// kept marks the entries Retain keeps under policy at now, by their index in r.h.sorted.
+func (r *retention) kept(policy RetentionPolicy, now time.Time, inUse map[string]bool) []bool {
+	h, complete, parent := r.h, r.complete, r.parent
+	n := len(h.sorted)
 	kept := make([]bool, n)
 	done := make([]bool, n)
+	chained := make([]bool, n) // i and its whole chain are kept
 	var mark func(i int)
 	mark = func(i int) {
 		if done[i] {
 			return
 		}
 		done[i], kept[i] = true, true
-		if chains[i] != nil {
-			for _, j := range chains[i] {
-				kept[j] = true
+		if complete[i] {
+			for j := i; j >= 0 && !chained[j]; j = parent[j] {
+				chained[j], kept[j] = true, true
 			}
 			return
 		}
@@ -91,7 +126,7 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 			}
 		}
 	}
-	restorableDB := func(i int) bool { return chains[i] != nil && h.sorted[i].Scope == ScopeDatabase }
+	restorableDB := func(i int) bool { return complete[i] && h.sorted[i].Scope == ScopeDatabase }
 
 	// The newest KeepFulls full chains, and everything since the oldest of them (everything,
 	// when there are fewer fulls).
@@ -130,13 +165,5 @@ func Retain(entries []Entry, policy RetentionPolicy, now time.Time, inUse map[st
 			mark(i)
 		}
 	}
-	for i, e := range h.sorted {
-		if kept[i] {
-			keep = append(keep, e)
-		} else {
-			drop = append(drop, e)
-		}
-	}
-	slices.SortFunc(drop, func(a, b Entry) int { return Compare(b, a) })
-	return keep, drop
+	return kept
 }

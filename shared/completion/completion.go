@@ -24,18 +24,11 @@ type Catalog interface {
 	GetRun(ctx context.Context, db, runID string) (catalog.RunRecord, error)
 	// Record writes a run's entry (when not nil) and record, create-only and idempotent.
 	Record(ctx context.Context, e *catalog.Entry, r catalog.RunRecord) error
-	// ListReport lists the entries and names the objects it could not read.
-	ListReport(ctx context.Context, db string) (catalog.Listing, error)
-	Delete(ctx context.Context, db, timestamp string) error
-	// PruneRuns deletes the run records written before cutoff, except those of the runs in keep.
-	PruneRuns(ctx context.Context, db string, keep map[string]bool, cutoff time.Time) (int, error)
-	// InUse returns the timestamps of the images running restores hold leases on.
-	InUse(ctx context.Context, db string, now time.Time) (map[string]bool, error)
+	// Prune applies a retention policy at now (catalog.Catalog.Prune): it deletes what
+	// retention drops, never what a running restore leases, nothing while an object of the
+	// catalog is unreadable, and old run records once a day.
+	Prune(ctx context.Context, db string, policy catalog.RetentionPolicy, now time.Time) (catalog.Pruned, error)
 }
-
-// runRecordAge is how long run records outlive their runs: reconciliation needs them for a few
-// leases at most.
-const runRecordAge = 30 * 24 * time.Hour
 
 // Handler handles backup outcomes.
 type Handler struct {
@@ -163,41 +156,22 @@ func (h *Handler) log() *slog.Logger {
 
 // prune applies the database's retention to its catalog: it deletes, newest first, the images no
 // kept restore chain needs, never below keep_fulls full chains, never one a running restore has
-// leased (catalog.Listing.Retain decides, with InUse; nothing while an object of the catalog is
-// unreadable), and the run records of the entries it deleted.
+// leased, nothing while an object of the catalog is unreadable (catalog.Catalog.Prune decides,
+// through the catalog's index: most successes read its head alone).
 func (h *Handler) prune(ctx context.Context, db config.Database, now time.Time) (int, error) {
 	if h.Catalog == nil {
 		return 0, nil
 	}
-	l, err := h.Catalog.ListReport(ctx, db.Name)
-	if err != nil {
-		return 0, fmt.Errorf("list catalog: %w", err)
-	}
-	for _, s := range l.Skipped {
+	p, err := h.Catalog.Prune(ctx, db.Name, catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now)
+	for _, s := range p.Skipped {
 		h.log().Warn("retention paused: catalog object unreadable", "database", db.Name, "key", s.Key, "reason", s.Reason)
 	}
-	// Images running restores use (their leases) are kept with their chains. A catalog that
-	// cannot tell which are in use is not pruned.
-	inUse, err := h.Catalog.InUse(ctx, db.Name, now)
-	if err != nil {
-		return 0, fmt.Errorf("read restore leases: %w", err)
-	}
-	keep, drop := l.Retain(catalog.RetentionPolicy{KeepFulls: db.Retention.KeepFulls, KeepDays: db.Retention.KeepDays}, now, inUse)
-	for i, e := range drop {
-		if err := h.Catalog.Delete(ctx, db.Name, e.ImageTimestamp); err != nil {
-			return i, fmt.Errorf("delete %s: %w", e.Name(), err)
-		}
+	for _, e := range p.Dropped {
 		h.log().Info("retention deleted image", "database", db.Name, "image", e.Name(), "type", e.Type)
 	}
-	if len(l.Skipped) > 0 {
-		return len(drop), nil // run records of unreadable entries are unknown: keep them all
+	if err != nil {
+		return len(p.Dropped), fmt.Errorf("retention: %w", err)
 	}
-	runs := make(map[string]bool, len(keep))
-	for _, e := range keep {
-		runs[e.RunID] = true
-	}
-	if _, err := h.Catalog.PruneRuns(ctx, db.Name, runs, now.Add(-runRecordAge)); err != nil {
-		return len(drop), err
-	}
-	return len(drop), nil
+	h.log().Debug("retention", "database", db.Name, "kept", p.Kept, "dropped", len(p.Dropped), "from_head_alone", p.Quick, "run_records_deleted", p.RunRecords)
+	return len(p.Dropped), nil
 }

@@ -25,7 +25,10 @@ type COS struct {
 	prefix string
 }
 
-var _ Store = (*COS)(nil)
+var (
+	_ Store        = (*COS)(nil)
+	_ BatchDeleter = (*COS)(nil)
+)
 
 // NewCOS returns a Store over bucket, with every key stored under prefix. A non-empty prefix
 // without a trailing "/" gets one ("keyguard" stores "keyguard/state/db1.json"). The client is
@@ -99,6 +102,44 @@ func (c *COS) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	return nil
+}
+
+// DeleteMany removes keys with S3 DeleteObjects (quiet mode), MaxBatchDelete keys a request;
+// missing keys are not errors. A key the server refuses fails the call, named with its S3 error
+// code; the other keys of its request are deleted.
+func (c *COS) DeleteMany(ctx context.Context, keys []string) error {
+	full := make([]*s3.ObjectIdentifier, 0, len(keys))
+	for _, k := range keys {
+		f, err := c.full(k)
+		if err != nil {
+			return fmt.Errorf("objstore: delete %s: %w", k, err)
+		}
+		full = append(full, &s3.ObjectIdentifier{Key: aws.String(f)})
+	}
+	var failed []error
+	for len(full) > 0 {
+		batch := full[:min(MaxBatchDelete, len(full))]
+		full = full[len(batch):]
+		out, err := c.client.DeleteObjectsWithContext(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(c.bucket),
+			Delete: &s3.Delete{Objects: batch, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return classify(ctx, fmt.Sprintf("delete %d keys from", len(batch)), aws.StringValue(batch[0].Key), err)
+		}
+		for _, e := range out.Errors {
+			code := aws.StringValue(e.Code)
+			if code == s3.ErrCodeNoSuchKey {
+				continue
+			}
+			err := fmt.Errorf("objstore: delete %s: %s: %s", aws.StringValue(e.Key), code, aws.StringValue(e.Message))
+			if TransientS3(0, code, nil) {
+				err = transientError{err}
+			}
+			failed = append(failed, err)
+		}
+	}
+	return joinFailures(fmt.Sprintf("objstore: delete %d keys", len(keys)), failed)
 }
 
 // List returns the objects under prefix (relative to the store's prefix), sorted by key, reading

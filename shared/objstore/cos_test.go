@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -427,5 +428,70 @@ func TestCOSClientTokenSource(t *testing.T) {
 	if _, err := objstore.NewCOSClient(objstore.Options{Endpoint: endpoint, APIKey: "k", InstanceCRN: "crn",
 		Token: func() (string, int64, error) { return "", 0, nil }}); err == nil {
 		t.Error("an API key and a token source together were accepted")
+	}
+}
+
+// TestCOSDeleteManyPerKeyErrors: DeleteObjects answers 200 with an <Error> per key it refused.
+// A missing key is not an error; a refused one fails the call naming key and code, marked
+// transient when the code is; requests carry at most MaxBatchDelete keys and a Content-MD5.
+func TestCOSDeleteManyPerKeyErrors(t *testing.T) {
+	cases := []struct {
+		name      string
+		code      string
+		wantErr   bool
+		transient bool
+	}{
+		{"missing key", "NoSuchKey", false, false},
+		{"refused", "AccessDenied", true, false},
+		{"busy", "InternalError", true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var sizes []int
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if _, ok := r.URL.Query()["delete"]; !ok || r.Method != http.MethodPost {
+					http.Error(w, "unexpected "+r.Method+" "+r.URL.String(), http.StatusBadRequest)
+					return
+				}
+				if r.Header.Get("Content-MD5") == "" {
+					http.Error(w, "no Content-MD5", http.StatusBadRequest)
+					return
+				}
+				var body strings.Builder
+				if _, err := io.Copy(&body, r.Body); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				sizes = append(sizes, strings.Count(body.String(), "<Object>"))
+				first := len(sizes) == 1
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/xml")
+				out := `<?xml version="1.0" encoding="UTF-8"?><DeleteResult>`
+				if first {
+					out += `<Error><Key>p/k0007</Key><Code>` + c.code + `</Code><Message>m</Message></Error>`
+				}
+				fmt.Fprint(w, out+`</DeleteResult>`)
+			}))
+			defer srv.Close()
+			s := objstore.NewCOS(hmacClient(t, srv.URL), bucket, "p")
+			var keys []string
+			for i := range objstore.MaxBatchDelete + 1 {
+				keys = append(keys, fmt.Sprintf("k%04d", i))
+			}
+			err := objstore.DeleteMany(context.Background(), s, keys)
+			if (err != nil) != c.wantErr {
+				t.Fatalf("DeleteMany = %v, want error %v", err, c.wantErr)
+			}
+			if err != nil && (!strings.Contains(err.Error(), "p/k0007") || !strings.Contains(err.Error(), c.code)) {
+				t.Errorf("error %q does not name the key and the code", err)
+			}
+			if got := objstore.IsTransient(err); got != c.transient {
+				t.Errorf("IsTransient = %v, want %v (%v)", got, c.transient, err)
+			}
+			if fmt.Sprint(sizes) != fmt.Sprint([]int{objstore.MaxBatchDelete, 1}) {
+				t.Errorf("requests carried %v keys, want [%d 1]", sizes, objstore.MaxBatchDelete)
+			}
+		})
 	}
 }

@@ -28,7 +28,10 @@ type memObject struct {
 	mod  time.Time
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store        = (*Memory)(nil)
+	_ BatchDeleter = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
@@ -81,6 +84,21 @@ func (m *Memory) Delete(ctx context.Context, key string) error {
 	}
 	m.mu.Lock()
 	delete(m.objects, key)
+	m.mu.Unlock()
+	return nil
+}
+
+// DeleteMany removes keys at once; missing keys are not errors.
+func (m *Memory) DeleteMany(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := m.check(ctx, k); err != nil {
+			return fmt.Errorf("objstore: delete %s: %w", k, err)
+		}
+	}
+	m.mu.Lock()
+	for _, k := range keys {
+		delete(m.objects, k)
+	}
 	m.mu.Unlock()
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -72,6 +74,76 @@ type Store interface {
 	// List returns the objects whose key starts with prefix, sorted by key (byte order), or an
 	// empty list. It is not a snapshot: objects written during the call may or may not appear.
 	List(ctx context.Context, prefix string) ([]Info, error)
+}
+
+// MaxBatchDelete is the most keys one S3 DeleteObjects request takes.
+const MaxBatchDelete = 1000
+
+// BatchDeleter is a Store that deletes many keys in few requests (S3 DeleteObjects,
+// MaxBatchDelete keys a request). Use the DeleteMany function, which falls back to Delete for
+// stores without it.
+type BatchDeleter interface {
+	// DeleteMany removes keys. Missing keys are not errors (idempotent). When it fails, any
+	// subset of keys may be gone; calling it again with the same keys is safe. Safe concurrently.
+	DeleteMany(ctx context.Context, keys []string) error
+}
+
+// deleteWorkers bounds the concurrent single deletes of DeleteMany's fallback.
+const deleteWorkers = 8
+
+// DeleteMany removes keys from s: in batches when s is a BatchDeleter, else with a few
+// concurrent Deletes. Missing keys are not errors; an invalid key fails the call before anything
+// is deleted. On failure any subset of keys may be gone (retrying is safe); the error joins the
+// failures (at most a few are named).
+func DeleteMany(ctx context.Context, s Store, keys []string) error {
+	for _, k := range keys {
+		if err := ValidateKey(k); err != nil {
+			return fmt.Errorf("objstore: delete %d keys: %w", len(keys), err)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if b, ok := s.(BatchDeleter); ok {
+		return b.DeleteMany(ctx, keys)
+	}
+	var (
+		mu     sync.Mutex
+		failed []error
+		wg     sync.WaitGroup
+	)
+	next := make(chan string)
+	for range min(deleteWorkers, len(keys)) {
+		wg.Go(func() {
+			for k := range next {
+				if err := s.Delete(ctx, k); err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	return joinFailures(fmt.Sprintf("objstore: delete %d keys", len(keys)), failed)
+}
+
+// joinFailures wraps the first few of failed (nil when empty) with what was being done and how
+// many failed in all. Transient failures keep their mark.
+func joinFailures(what string, failed []error) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	const named = 3
+	err := fmt.Errorf("%s: %d failed: %w", what, len(failed), errors.Join(failed[:min(named, len(failed))]...))
+	if slices.ContainsFunc(failed, IsTransient) {
+		return transientError{err}
+	}
+	return err
 }
 
 // ValidateKey reports whether key is usable as a key: not empty, valid UTF-8 without control

@@ -11,7 +11,6 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -83,7 +82,8 @@ type Options struct {
 	// than MaxParts parts, a larger part size is used for it.
 	PartSize int64
 	// Concurrency is how many parts are sent at once: DefaultConcurrency when 0, at most
-	// MaxConcurrency. Memory use is about (Concurrency+1) x PartSize.
+	// MaxConcurrency. Upload of a stream holds about (Concurrency+1) x PartSize bytes of
+	// buffers; UploadFile reads the parts from the file in place.
 	Concurrency int
 	// ServerSideEncryption, when set, is sent as x-amz-server-side-encryption ("AES256"). Leave
 	// it empty for a bucket protected by Key Protect (the bucket's root key applies).
@@ -174,23 +174,6 @@ func (u *Uploader) full(key string) (string, error) {
 	return full, objstore.ValidateKey(full)
 }
 
-// UploadFile uploads the file at path to key (see Upload), with the file's size.
-func (u *Uploader) UploadFile(ctx context.Context, key, path string) (Object, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Object{}, fmt.Errorf("upload %s: %w", key, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Object{}, fmt.Errorf("upload %s: %w", key, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return Object{}, fmt.Errorf("upload %s: %s is not a regular file", key, path)
-	}
-	return u.Upload(ctx, key, f, fi.Size())
-}
-
 // Upload streams r to key and returns its size and SHA-256. size is the number of bytes r will
 // give, or -1 when unknown; a known size that r does not match is ErrSize (nothing is stored).
 // A stream that fits in one part is one PUT; a longer one is a multipart upload of
@@ -208,13 +191,9 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 	if size < -1 {
 		return Object{}, fmt.Errorf("upload %s: negative size %d", key, size)
 	}
-	partSize := u.opt.PartSize
-	if size > partSize*maxParts {
-		const mib = 1 << 20
-		partSize = ((size+maxParts-1)/maxParts + mib - 1) / mib * mib
-		if partSize > MaxPartSize {
-			return Object{}, fmt.Errorf("upload %s: %w: %d bytes", key, ErrTooLarge, size)
-		}
+	partSize, err := u.partSizeFor(size)
+	if err != nil {
+		return Object{}, fmt.Errorf("upload %s: %w", key, err)
 	}
 	prog, stop := u.track("upload", key, size)
 	defer stop()
@@ -238,6 +217,20 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 	u.opt.Logger.Debug("upload finished", "key", full, "bytes", obj.Size, "parts", parts,
 		"seconds", d.Seconds(), "mb_per_s", float64(obj.Size)/1e6/max(d.Seconds(), 1e-9))
 	return obj, nil
+}
+
+// partSizeFor is the part size for a stream of size bytes (-1: unknown): Options.PartSize, or
+// the least whole number of MiB that keeps a known size within MaxParts parts.
+func (u *Uploader) partSizeFor(size int64) (int64, error) {
+	partSize := u.opt.PartSize
+	if size > partSize*maxParts {
+		const mib = 1 << 20
+		partSize = ((size+maxParts-1)/maxParts + mib - 1) / mib * mib
+		if partSize > MaxPartSize {
+			return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+		}
+	}
+	return partSize, nil
 }
 
 // existing handles a create-only upload to a key that exists: read the whole stream for its
@@ -494,12 +487,16 @@ func (up *upload) sse() *string {
 
 // put stores a stream that fits in one part with one PUT.
 func (up *upload) put(ctx context.Context, data []byte) (Object, error) {
-	obj := up.src.object(up.key)
+	return up.putBody(ctx, bytes.NewReader(data), int64(len(data)), up.src.object(up.key))
+}
+
+// putBody stores the n bytes of body, whose size and checksum obj gives, with one PUT.
+func (up *upload) putBody(ctx context.Context, body io.ReadSeeker, n int64, obj Object) (Object, error) {
 	_, err := up.u.api.PutObjectWithContext(ctx, &s3.PutObjectInput{
 		Bucket:               aws.String(up.u.bucket),
 		Key:                  aws.String(up.full),
-		Body:                 bytes.NewReader(data),
-		ContentLength:        aws.Int64(int64(len(data))),
+		Body:                 body,
+		ContentLength:        aws.Int64(n),
 		Metadata:             map[string]*string{metaToken: aws.String(up.token)},
 		ServerSideEncryption: up.sse(),
 	}, up.createOnly()...)
@@ -567,16 +564,22 @@ func (up *upload) create(ctx context.Context) (string, error) {
 }
 
 func (up *upload) part(ctx context.Context, id string, p part) (string, error) {
+	return up.partBody(ctx, id, p.num, bytes.NewReader(p.data), int64(len(p.data)))
+}
+
+// partBody sends the n bytes of body as part num. The SDK reads body twice (to sign it, then to
+// send it) and seeks back to retry, so body can be a section of a file read in place.
+func (up *upload) partBody(ctx context.Context, id string, num int64, body io.ReadSeeker, n int64) (string, error) {
 	out, err := up.u.api.UploadPartWithContext(ctx, &s3.UploadPartInput{
 		Bucket:        aws.String(up.u.bucket),
 		Key:           aws.String(up.full),
 		UploadId:      aws.String(id),
-		PartNumber:    aws.Int64(p.num),
-		Body:          bytes.NewReader(p.data),
-		ContentLength: aws.Int64(int64(len(p.data))),
+		PartNumber:    aws.Int64(num),
+		Body:          body,
+		ContentLength: aws.Int64(n),
 	})
 	if err != nil {
-		return "", classify(ctx, fmt.Sprintf("upload part %d", p.num), up.full, err)
+		return "", classify(ctx, fmt.Sprintf("upload part %d", num), up.full, err)
 	}
 	return aws.StringValue(out.ETag), nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -451,6 +452,17 @@ func TestUploadFile(t *testing.T) {
 	if _, want := sum(t, bytes.NewReader(payload)); obj.SHA256 != want || obj.Size != int64(len(payload)) {
 		t.Errorf("UploadFile = %+v", obj)
 	}
+	// Create-only: the same file again is success, another file at the key ErrExists.
+	if again, err := u.UploadFile(context.Background(), "images/db1/20240303010000/"+filepath.Base(path), path); err != nil || again != obj {
+		t.Errorf("UploadFile of the same file again = %+v, %v; want %+v", again, err, obj)
+	}
+	payload[5*mib+7] ^= 1
+	if err := os.WriteFile(path, payload, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.UploadFile(context.Background(), "images/db1/20240303010000/"+filepath.Base(path), path); !errors.Is(err, upload.ErrExists) {
+		t.Errorf("UploadFile of other bytes to the key = %v, want ErrExists", err)
+	}
 	if _, err := u.UploadFile(context.Background(), "x", t.TempDir()); err == nil {
 		t.Error("UploadFile of a directory succeeded")
 	}
@@ -513,5 +525,132 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := u.Upload(context.Background(), "k", stream(1, 1), -2); err == nil {
 		t.Error("Upload with size -2 succeeded")
+	}
+}
+
+// TestUploadFileReadsInPlace: UploadFile sends sections of the file, not copies: what it
+// allocates does not grow with the file (a few hundred KiB for 64 MiB in 13 parts, where the
+// stream path holds Concurrency+1 part buffers), in both orders of hashing, and the object is
+// the file.
+func TestUploadFileReadsInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "image.001")
+	payload, _ := io.ReadAll(stream(21, 64*mib+12345))
+	if err := os.WriteFile(path, payload, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, want := sum(t, bytes.NewReader(payload))
+	for _, order := range []string{"hash alongside", "hash first"} {
+		t.Run(order, func(t *testing.T) {
+			if order == "hash first" {
+				defer upload.HashFirst(t)()
+			}
+			f := newFake()
+			f.discard = true
+			u := newUploader(t, f, upload.Options{PartSize: upload.MinPartSize, Concurrency: 4})
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			obj, err := u.UploadFile(context.Background(), "images/db1/20240303010000/image.001", path)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if obj.Size != int64(len(payload)) || obj.SHA256 != want {
+				t.Errorf("UploadFile = %+v, want %d bytes, %s", obj, len(payload), want)
+			}
+			if got := fmt.Sprint(f.partSizes("kg/images/db1/20240303010000/image.001")); got != fmt.Sprint(append(slices.Repeat([]int64{upload.MinPartSize}, 12), 4*mib+12345)) {
+				t.Errorf("part sizes %s", got)
+			}
+			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 2*mib {
+				t.Errorf("allocated %d KiB to upload a %d MiB file in place", allocated>>10, len(payload)>>20)
+			}
+		})
+	}
+}
+
+// TestUploadFileFailuresAbort: a file upload that fails, or a file that changes while it is
+// read, aborts the multipart upload and leaves nothing.
+func TestUploadFileFailuresAbort(t *testing.T) {
+	cases := []struct {
+		name    string
+		setup   func(f *fakeS3, path string, cancel context.CancelFunc)
+		want    error
+		aborted bool
+	}{
+		{name: "a part is refused", aborted: true, want: errors.New("InvalidArgument"),
+			setup: func(f *fakeS3, _ string, _ context.CancelFunc) {
+				f.onPart = func(n int64) error {
+					if n == 3 {
+						return awsErr(400, "InvalidArgument")
+					}
+					return nil
+				}
+			}},
+		{name: "the caller cancels", aborted: true, want: context.Canceled,
+			setup: func(f *fakeS3, _ string, cancel context.CancelFunc) {
+				f.partDelay = 5 * time.Millisecond
+				f.onPart = func(n int64) error {
+					if n == 2 {
+						cancel()
+					}
+					return nil
+				}
+			}},
+		{name: "the file grows", aborted: true, want: upload.ErrSize,
+			setup: func(f *fakeS3, path string, _ context.CancelFunc) {
+				f.onPart = func(n int64) error {
+					if n == 1 {
+						fh, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+						if err != nil {
+							return err
+						}
+						defer fh.Close()
+						_, err = fh.Write([]byte("more"))
+						return err
+					}
+					return nil
+				}
+			}},
+		{name: "the file shrinks", aborted: true, want: upload.ErrSize,
+			setup: func(f *fakeS3, path string, _ context.CancelFunc) {
+				f.onPart = func(n int64) error {
+					if n == 1 {
+						return os.Truncate(path, 7*mib)
+					}
+					return nil
+				}
+			}},
+		{name: "complete fails", aborted: true, want: errors.New("InternalError"),
+			setup: func(f *fakeS3, _ string, _ context.CancelFunc) {
+				f.onComplete = func(string) error { return awsErr(500, "InternalError") }
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "image.001")
+			payload, _ := io.ReadAll(stream(22, 23*mib))
+			if err := os.WriteFile(path, payload, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f := newFake()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			tc.setup(f, path, cancel)
+			u := newUploader(t, f, upload.Options{PartSize: upload.MinPartSize, Concurrency: 2})
+			_, err := u.UploadFile(ctx, "images/db1/x", path)
+			if err == nil {
+				t.Fatal("UploadFile succeeded")
+			}
+			if !errors.Is(err, tc.want) && !strings.Contains(err.Error(), tc.want.Error()) {
+				t.Errorf("UploadFile = %v, want %v", err, tc.want)
+			}
+			objects, pending := f.state()
+			if len(objects) != 0 || len(pending) != 0 {
+				t.Errorf("left behind: objects %v, pending uploads %v", objects, pending)
+			}
+			if got := f.Calls("abort") > 0; got != tc.aborted {
+				t.Errorf("aborted = %v, want %v", got, tc.aborted)
+			}
+		})
 	}
 }

@@ -238,7 +238,8 @@ locals {
     "cloud-object-storage.object.delete_upload",        # AbortMultipartUpload
   ]
   cos_delete_actions = [
-    "cloud-object-storage.object.delete", # DeleteObject (on a versioned bucket: a delete marker)
+    "cloud-object-storage.object.delete",            # DeleteObject (on a versioned bucket: a delete marker)
+    "cloud-object-storage.object.post_multi_delete", # DeleteObjects (retention deletes in batches)
   ]
 
   # Custom role names: a capital letter, then letters and digits, 30 at most.

@@ -165,6 +165,40 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store, opts ...Optio
 		must(t, err)
 	})
 
+	t.Run("DeleteMany", func(t *testing.T) {
+		s := newStore(t)
+		// More keys than one DeleteObjects request takes, a missing one among them.
+		var keys []string
+		for i := range objstore.MaxBatchDelete + 30 {
+			keys = append(keys, fmt.Sprintf("del/%05d", i))
+		}
+		putAll(t, s, keys)
+		_, err := s.Put(ctx, "keep/x", []byte("x"), objstore.Cond{})
+		must(t, err)
+		must(t, objstore.DeleteMany(ctx, s, append(keys, "del/never-existed")))
+		left, err := s.List(ctx, "")
+		must(t, err)
+		if len(left) != 1 || left[0].Key != "keep/x" {
+			t.Fatalf("after DeleteMany the store holds %d objects (%v...), want only keep/x", len(left), left[:min(3, len(left))])
+		}
+		must(t, objstore.DeleteMany(ctx, s, keys[:3])) // again: idempotent
+		must(t, objstore.DeleteMany(ctx, s, nil))
+
+		// The fallback for stores without DeleteObjects: one Delete per key.
+		putAll(t, s, keys[:20])
+		must(t, objstore.DeleteMany(ctx, singleDeletes{s}, keys[:20]))
+		if left, err := s.List(ctx, "del/"); err != nil || len(left) != 0 {
+			t.Fatalf("after the fallback DeleteMany: %d left, %v", len(left), err)
+		}
+
+		// An invalid key fails the call before anything is deleted.
+		err = objstore.DeleteMany(ctx, s, []string{"keep/x", "../bad"})
+		wantIs(t, err, objstore.ErrInvalidKey)
+		if _, _, err := s.Get(ctx, "keep/x"); err != nil {
+			t.Fatalf("keep/x after a refused DeleteMany: %v", err)
+		}
+	})
+
 	t.Run("ListByPrefix", func(t *testing.T) {
 		s := newStore(t)
 		empty, err := s.List(ctx, "state/")
@@ -274,6 +308,32 @@ func race(n int, put func(w int) (string, error)) ([]int, []result) {
 		}
 	}
 	return wins, results
+}
+
+// singleDeletes hides a store's BatchDeleter.
+type singleDeletes struct{ objstore.Store }
+
+func putAll(t *testing.T, s objstore.Store, keys []string) {
+	t.Helper()
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for k := range next {
+				if _, err := s.Put(context.Background(), k, []byte(k), objstore.Cond{}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 }
 
 func checkOneWinner(t *testing.T, round int, wins []int, results []result) string {
