@@ -8,7 +8,7 @@ VERSITYGW_STAMP := $(BIN)/.versitygw-$(VERSITYGW_VERSION)
 FUZZTIME ?= 15s
 export KEYGUARD_VERSITYGW := $(VERSITYGW)
 
-.PHONY: all run serve session test vet fmt-check unit bench fuzz tools build images clean
+.PHONY: all run serve session simulate test vet fmt-check unit bench fuzz tools build images clean
 
 all: test
 
@@ -33,6 +33,12 @@ serve: $(VERSITYGW_STAMP)
 ## session: the README's session in tmux: serve on the left, the operator command on the right
 session: $(VERSITYGW_STAMP)
 	./test/session.sh
+
+## simulate: the default simulated year (50 databases, typical faults) beside the cron script, then
+## the hostile profile over 20 seeds; SIMFLAGS adds flags (e.g. SIMFLAGS="-svg bin/timeline")
+simulate:
+	$(GO) run ./test/cmd/keyguard-local simulate $(SIMFLAGS)
+	$(GO) run ./test/cmd/keyguard-local simulate -faults hostile -seeds 20
 
 ## test: vet, formatting, and every test including the integration tests against versitygw
 test: vet fmt-check $(VERSITYGW_STAMP)

@@ -930,6 +930,9 @@ func (c *Catalog) delete(ctx context.Context, db string, dels []toDelete) ([]uin
 	if err := objstore.DeleteMany(ctx, c.store, files); err != nil {
 		return gens, fmt.Errorf("delete images of %d catalog entries of %s: %w", len(dels), db, err)
 	}
+	// Newest first, so that a deletion stopped half way leaves no entry whose parent is gone for
+	// a reader of the entries themselves (the index hides the whole batch from its readers).
+	slices.SortFunc(entries, func(a, b string) int { return strings.Compare(b, a) })
 	if err := objstore.DeleteMany(ctx, c.store, entries); err != nil {
 		return gens, fmt.Errorf("delete %d catalog entries of %s: %w", len(dels), db, err)
 	}

@@ -103,6 +103,17 @@ func (c *Catalog) Prune(ctx context.Context, db string, policy RetentionPolicy, 
 	// Whether the head is still exactly what this pass saw, plus its own deletions.
 	clean, expect := v.exact, v.gen
 	if len(drop) > 0 {
+		// A restore may have leased images since the leases were read: read them again just
+		// before deleting, and delete nothing this pass if one now holds an image to drop (its
+		// lease holds its whole chain; the next pass decides with it).
+		again, err := c.InUse(ctx, db, now)
+		if err != nil {
+			return res, fmt.Errorf("prune catalog of %s: read restore leases: %w", db, err)
+		}
+		if slices.ContainsFunc(drop, func(e Entry) bool { return again[e.ImageTimestamp] }) {
+			res.Kept = len(l.Entries)
+			return res, nil
+		}
 		names := make([]string, len(drop))
 		for i, e := range drop {
 			names[i] = e.Name()

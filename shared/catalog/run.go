@@ -256,3 +256,32 @@ func (c *Catalog) PruneRuns(ctx context.Context, db string, keep map[string]bool
 	}
 	return n, nil
 }
+
+// RecordOf is the run record that e implies: the outcome of the run that cataloged the image and
+// died before writing its run record (Record writes the entry first). A kept image is the run's
+// success; a discarded one is its failure, naming the image (the next backup is then a full).
+// Reconciliation writes it, so that the run's outcome is read from the catalog whatever became
+// of its producer.
+func RecordOf(e Entry) RunRecord {
+	r := RunRecord{Database: e.Database, RunID: e.RunID}
+	if d := e.Discarded; d != nil {
+		msg := "image " + e.ImageTimestamp + " was discarded: " + d.Reason
+		if len(msg) > 4000 {
+			msg = msg[:4000]
+		}
+		r.Failed = &events.BackupFailed{Database: e.Database, RunID: e.RunID, Type: e.Type, Mode: e.Mode, StartedAt: e.StartedAt,
+			EndedAt: d.At, Class: events.Transient, Message: msg, DiscardedImage: e.ImageTimestamp}
+		return r
+	}
+	c := events.BackupCompleted{Database: e.Database, RunID: e.RunID, Type: e.Type, Mode: e.Mode, StartedAt: e.StartedAt, EndedAt: e.EndedAt,
+		ImageTimestamp: e.ImageTimestamp, SizeBytes: e.SizeBytes, KeyCRN: e.KeyCRN, KeyVersion: e.KeyVersion, Verified: e.Verification.Verified,
+		CatalogKey: e.Key(), Note: strings.Join(e.Notes, "; ")}
+	if len(c.Note) > 4000 {
+		c.Note = c.Note[:4000]
+	}
+	if len(e.Images) > 0 {
+		c.Location, c.SHA256 = e.Images[0].Key, e.Images[0].SHA256
+	}
+	r.Completed = &c
+	return r
+}

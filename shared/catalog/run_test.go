@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
+	"github.com/keyguard-dev/keyguard/shared/catalog/catalogtest"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 )
 
@@ -89,4 +90,21 @@ func FuzzDecodeRun(f *testing.F) {
 			t.Fatalf("decoded an invalid record: %+v", r)
 		}
 	})
+}
+
+// RecordOf: a kept image implies its run's success (naming the entry), a discarded one its
+// failure (naming the image); both are valid records of the entry's run.
+func TestRecordOfAnEntry(t *testing.T) {
+	e := catalogtest.Sample("db1", "20261124020000", events.Incremental, "20261123020000")
+	e.RunID = "db1-incremental-20261124T020000Z-a1"
+	r := catalog.RecordOf(e)
+	if err := r.Validate(); err != nil || r.Completed == nil || r.RunID != e.RunID || r.Completed.CatalogKey != e.Key() ||
+		r.Completed.ImageTimestamp != e.ImageTimestamp || r.Completed.KeyVersion != e.KeyVersion || r.Completed.Location != e.Images[0].Key {
+		t.Fatalf("RecordOf(kept) = %+v (%v)", r.Completed, err)
+	}
+	e.Discarded = &catalog.Discard{At: e.EndedAt, Reason: strings.Repeat("upload failed; ", 400)}
+	r = catalog.RecordOf(e)
+	if err := r.Validate(); err != nil || r.Failed == nil || r.Failed.DiscardedImage != e.ImageTimestamp || r.Failed.Class != events.Transient {
+		t.Fatalf("RecordOf(discarded) = %+v (%v)", r.Failed, err)
+	}
 }

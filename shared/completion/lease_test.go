@@ -78,3 +78,49 @@ func TestRetentionKeepsImagesOfRunningRestores(t *testing.T) {
 		})
 	}
 }
+
+// leaseAfterFirstRead is the catalog of a restore that leases the oldest chain right after
+// retention first read the leases.
+type leaseAfterFirstRead struct {
+	*catalog.Catalog
+	objs  *objstore.Memory
+	reads int
+}
+
+func (l *leaseAfterFirstRead) InUse(ctx context.Context, db string, at time.Time) (map[string]bool, error) {
+	if l.reads++; l.reads == 2 {
+		if _, err := catalog.PutLease(ctx, l.objs, catalog.Lease{Database: "db1", RestoreID: "r1", Images: []string{"20261025020000", "20261025120000"},
+			Created: at, Renewed: at, Until: at.Add(30 * time.Minute)}, ""); err != nil {
+			return nil, err
+		}
+	}
+	return l.Catalog.InUse(ctx, db, at)
+}
+
+// TestRetentionReadsTheLeasesAgainBeforeEachDeletion: a restore that leased images after
+// retention read the leases keeps them: retention reads the leases again before each deletion and
+// stops at an image a restore uses (found by test/sim TestRetentionRacesARestoresLease).
+func TestRetentionReadsTheLeasesAgainBeforeEachDeletion(t *testing.T) {
+	h, _ := setup(t, run("r-new", 1))
+	objs := objstore.NewMemory()
+	cat := &leaseAfterFirstRead{Catalog: catalog.New(objs), objs: objs}
+	h.Catalog = cat
+	ctx := context.Background()
+	c := recorded(t, h, completed("r-new"))
+	for _, day := range []string{"20261025", "20261101", "20261108", "20261115", "20261122"} {
+		full, inc := day+"020000", day+"120000"
+		for _, e := range []catalog.Entry{catalogtest.Sample("db1", full, events.Full, ""), catalogtest.Sample("db1", inc, events.Incremental, full)} {
+			if err := cat.Put(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := h.Handle(ctx, testkit.Event(t, "c-new", c)); err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range []string{"20261025020000", "20261025120000"} {
+		if _, err := cat.Get(ctx, "db1", ts); err != nil {
+			t.Errorf("leased image %s: %v", ts, err)
+		}
+	}
+}

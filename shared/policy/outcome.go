@@ -99,14 +99,24 @@ func StartFailed(st *state.State, db config.Database, runID string, cause error,
 
 // ApplyFailure records in st that run failed with class and message at now: the run is closed,
 // the failure counted, the retry planned with backoff, and an alert queued when the count
-// reaches the threshold, the failure is not retryable, or retries are used up. It is the one
-// place failures are counted, whether they come from a backup.failed event, a run record, an
-// expired lease or an executor that would not start.
+// reaches the threshold, the failure is not retryable, or retries are used up. A rotation
+// failure (Db2 could not reach its keys) reopens the rotation window when none is open. It is
+// the one place failures are counted, whether they come from a backup.failed event, a run
+// record, an expired lease or an executor that would not start.
 func ApplyFailure(st *state.State, db config.Database, run state.Run, class events.FailureClass, msg string, now time.Time) {
 	if st.Run != nil && st.Run.ID == run.ID {
 		st.Run = nil
 	}
 	msg = state.Truncate(msg, state.MaxText)
+	if class == events.Rotation && st.Window == nil {
+		// Db2 could not reach its keys: they are being re-wrapped still (the window closed at its
+		// maximum before Db2 finished) or again. The hold is reopened, as for a rotation to the
+		// version the key has now; it closes once every registration reports that version, or at
+		// its maximum, and the retry waits for it.
+		minClose, maxClose := WindowBounds(db, now)
+		st.Window = &state.RotationWindow{FromVersion: st.Key.Version, ToVersion: st.Key.Version, RotatedAt: st.Key.RotatedAt, OpenedAt: now,
+			MinCloseAt: minClose, MaxCloseAt: maxClose, DetectedBy: "backup-failure"}
+	}
 	st.ConsecutiveFailures++
 	st.LastFailure = &state.Outcome{RunID: run.ID, Type: run.Type, At: now, Class: class, Message: msg, KeyVersion: run.KeyVersion,
 		RequestedBy: run.RequestedBy, Reason: run.Reason}

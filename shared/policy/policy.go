@@ -29,6 +29,9 @@ const (
 	ReasonBackoff         = "backoff"
 	ReasonKeyNotActive    = "key not active"
 	ReasonRestoreInFlight = "restore in flight"
+	// ReasonKeyVersionUnknown: no Key Protect poll has answered yet, so the key version a backup
+	// would record is not known.
+	ReasonKeyVersionUnknown = "key version not known"
 )
 
 // Decision is the outcome of Decide.

@@ -250,3 +250,116 @@ func TestDueSlot(t *testing.T) {
 		}
 	}
 }
+
+// A tick that starts a run cancels the run whose lease expired last first, in case the cancel
+// decided at its expiry was lost (found by test/sim TestCrashBeforeCancellingAnExpiredRun).
+func TestTickCancelsTheLastExpiredRunBeforeStarting(t *testing.T) {
+	db := testDB(t)
+	st := withSuccess(state.New("db1", db.KeyCRN))
+	st.LastExpired = &state.Run{ID: "db1-delta-20261122T140000Z-a1", Type: events.Delta, StartedAt: sun0205.Add(12 * time.Hour), LeaseUntil: sun0205.Add(18 * time.Hour)}
+	idle, old := st.Clone(), st.Clone()
+	r := Tick(st, db, TickInput{Now: mon0205})
+	if r.Start == nil || r.Cancel == nil || r.Cancel.ID != st.LastExpired.ID {
+		t.Fatalf("start %+v, cancel %+v: want the start and the cancel of %s", r.Start, r.Cancel, st.LastExpired.ID)
+	}
+	// Past MaxRunTime the expired run cannot be running any more: nothing cancelled.
+	old.LastExpired.StartedAt = mon0205.Add(-MaxRunTime)
+	if r := Tick(old, db, TickInput{Now: mon0205}); r.Start == nil || r.Cancel != nil {
+		t.Fatalf("expired run older than MaxRunTime: start %+v, cancel %+v", r.Start, r.Cancel)
+	}
+	// Nothing to start: nothing cancelled.
+	idle.Slots[events.Incremental] = mon0200
+	if r := Tick(idle, db, TickInput{Now: mon0205}); r.Start != nil || r.Cancel != nil {
+		t.Fatalf("idle tick: start %+v, cancel %+v", r.Start, r.Cancel)
+	}
+}
+
+// No backup starts before a key version is known when Key Protect was asked and did not answer
+// (found by test/sim TestKeyProtectDownAtTheFirstTick); without polling, the schedule runs.
+func TestTickDefersUntilAKeyVersionIsKnown(t *testing.T) {
+	db := testDB(t)
+	r := Tick(state.New("db1", db.KeyCRN), db, TickInput{Now: sun0205, KeyUnavailable: true})
+	if r.Decision.Action != Defer || !strings.HasPrefix(r.Decision.Reason, ReasonKeyVersionUnknown) || r.Start != nil {
+		t.Fatalf("Key Protect down, no version yet: %+v", r.Decision)
+	}
+	if r := Tick(state.New("db1", db.KeyCRN), db, TickInput{Now: sun0205, Key: &KeyStatus{Version: "v1", State: events.KeyActive}}); r.Start == nil || r.Start.KeyVersion != "v1" {
+		t.Fatalf("Key Protect answered: %+v", r.Decision)
+	}
+	if r := Tick(state.New("db1", db.KeyCRN), db, TickInput{Now: sun0205}); r.Start == nil {
+		t.Fatalf("no polling: %+v", r.Decision)
+	}
+	known := state.New("db1", db.KeyCRN)
+	known.Key.Version = "v1"
+	if r := Tick(known, db, TickInput{Now: sun0205, KeyUnavailable: true}); r.Start == nil || r.Start.KeyVersion != "v1" {
+		t.Fatalf("Key Protect down, version known: %+v", r.Decision)
+	}
+}
+
+// A rotation failure (Db2 could not reach its keys: still re-wrapping after the window closed at
+// its maximum) reopens the hold for the key's version, so that the retry waits for the re-wrap
+// instead of failing on the ordinary backoff (found by test/sim TestSlowRewrapAfterTheWindow).
+func TestRotationFailureReopensTheWindow(t *testing.T) {
+	db := testDB(t)
+	run := state.Run{ID: "db1-full-20261122T020000Z-a1", Type: events.Full, Slot: sun0205, Attempt: 1}
+	st := withSuccess(state.New("db1", db.KeyCRN))
+	st.Key.Version = "v2"
+	st.Run = &run
+	ApplyFailure(st, db, run, events.Rotation, "SQL1728N", mon0205)
+	w := st.Window
+	if w == nil || w.ToVersion != "v2" || !w.MinCloseAt.Equal(mon0205.Add(db.Rotation.Settle)) || !w.MaxCloseAt.Equal(mon0205.Add(db.MaxWindow())) {
+		t.Fatalf("window after a rotation failure: %+v", w)
+	}
+	if st.NextRetry == nil {
+		t.Fatal("no retry planned")
+	}
+	if reason, held := Hold(st); !held || !strings.HasPrefix(reason, ReasonRotationWindow) {
+		t.Fatalf("Hold = %q, %v: want the rotation window", reason, held)
+	}
+	// The window closes once the registrations report the version (after the settle time).
+	r := Tick(st, db, TickInput{Now: mon0205.Add(time.Hour), Listed: true, Registrations: []string{"v2"}})
+	if st.Window != nil || !st.NeedFull || r.Decision.Action == Defer && strings.HasPrefix(r.Decision.Reason, ReasonRotationWindow) {
+		t.Fatalf("after re-wrap: window %+v, need full %v, decision %+v", st.Window, st.NeedFull, r.Decision)
+	}
+	// Other failures open nothing; an open window is left as it is.
+	other := withSuccess(state.New("db1", db.KeyCRN))
+	other.Run = &run
+	ApplyFailure(other, db, run, events.Transient, "SQL2079N", mon0205)
+	if other.Window != nil {
+		t.Fatalf("window after a transient failure: %+v", other.Window)
+	}
+	open := withSuccess(state.New("db1", db.KeyCRN))
+	open.Window = &state.RotationWindow{ToVersion: "v3", OpenedAt: sun0205, MaxCloseAt: sun0205.Add(4 * time.Hour)}
+	ApplyFailure(open, db, run, events.Rotation, "SQL1728N", mon0205)
+	if open.Window.ToVersion != "v3" || !open.Window.OpenedAt.Equal(sun0205) {
+		t.Fatalf("open window changed: %+v", open.Window)
+	}
+}
+
+// A run whose start was not confirmed is not asked for again once a rotation window opened: it
+// would back up while Db2 re-wraps its keys. It is closed as failed (class rotation) and
+// cancelled; its retry waits for the window (found by test/sim, hostile seed 11).
+func TestUnconfirmedStartIsNotAskedAgainInAWindow(t *testing.T) {
+	db := testDB(t)
+	st := withSuccess(state.New("db1", db.KeyCRN))
+	st.Key.Version, st.Key.RotatedAt = "v1", sun0205.Add(-24*time.Hour)
+	run := NewRun(st, db, events.Incremental, db.Mode, mon0200, 1, mon0205)
+	st.Run = &run
+	r := Tick(st, db, TickInput{Now: mon0205.Add(15 * time.Minute), Key: &KeyStatus{Version: "v2", State: events.KeyActive, RotatedAt: mon0205.Add(5 * time.Minute)}})
+	switch {
+	case st.Window == nil:
+		t.Fatal("the rotation opened no window")
+	case r.Start != nil:
+		t.Fatalf("start of %s asked again inside the window", r.Start.ID)
+	case r.Cancel == nil || r.Cancel.ID != run.ID:
+		t.Fatalf("cancel %+v, want %s", r.Cancel, run.ID)
+	case st.Run != nil || st.LastFailure == nil || st.LastFailure.Class != events.Rotation || st.NextRetry == nil:
+		t.Fatalf("run %+v, last failure %+v, retry %+v: want the run closed as a rotation failure, with a retry", st.Run, st.LastFailure, st.NextRetry)
+	}
+	// Without a hold, an unconfirmed start is asked for again (the same run).
+	st = withSuccess(state.New("db1", db.KeyCRN))
+	st.Key.Version = "v1"
+	st.Run = &run
+	if r := Tick(st, db, TickInput{Now: mon0205.Add(15 * time.Minute), Key: &KeyStatus{Version: "v1", State: events.KeyActive}}); r.Start == nil || r.Start.ID != run.ID {
+		t.Fatalf("start %+v, want %s asked again", r.Start, run.ID)
+	}
+}

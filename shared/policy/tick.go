@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
@@ -60,6 +61,8 @@ type TickInput struct {
 	Now time.Time
 	// Key is the Key Protect poll of the database's key; nil when not polled or the poll failed.
 	Key *KeyStatus
+	// KeyUnavailable is set when Key Protect was polled and did not answer.
+	KeyUnavailable bool
 	// Registrations, when Listed, are the key versions that the registrations of the database's
 	// instance on its key report (Db2 re-wrapped when all report the window's version).
 	Registrations []string
@@ -88,13 +91,19 @@ type TickResult struct {
 //     window, announces key.rotated), the version a version-less window was waiting for;
 //  3. the run in flight: its recorded or probed outcome is applied (and published); past its
 //     lease with no evidence it is counted as failed, remembered as the last expired run and
-//     cancelled; a run whose start was not confirmed is started again;
+//     cancelled; a run whose start was not confirmed is started again, unless a hold began
+//     meanwhile (a rotation window, a key not active): then it is closed as failed and cancelled;
 //  4. a rotation window closes once Db2 re-wrapped and the settle time passed, or at its maximum;
 //  5. a destroyed key names the backups it made unrestorable;
-//  6. the schedule: start (the run goes in flight), defer (a Hold or the backoff) or idle;
+//  6. the schedule: start (the run goes in flight), defer (a Hold, the backoff, or a key version
+//     not yet known because Key Protect did not answer) or idle;
 //  7. a restore drill in flight settled from its record or lease, and a drill due started when
 //     the database is idle and nothing holds it;
 //  8. the checks the state answers (package check): a critical one alerts once per cause.
+//
+// Whenever a run is to be started, the run whose lease expired last is cancelled again first
+// (while it could still be running, MaxRunTime), in case the cancel decided at its expiry was
+// lost.
 //
 // The decision is recorded in the state only when it differs from the last one (and a start
 // stands while its run is in flight), so an idle database, or one whose run is under way, costs
@@ -131,6 +140,10 @@ func Tick(st *state.State, db config.Database, in TickInput) TickResult {
 		}
 	}
 	d := Decide(st, db, now)
+	if d.Action == Start && st.Key.Version == "" && in.KeyUnavailable {
+		// Every image records the key version that protects it: none starts before one is known.
+		d = deferred(d, ReasonKeyVersionUnknown+" (Key Protect did not answer)")
+	}
 	r.Decision = d
 	if d.Action == Start {
 		run := NewRun(st, db, d.Type, d.Mode, d.Slot, d.Attempt, now)
@@ -148,6 +161,13 @@ func Tick(st *state.State, db config.Database, in TickInput) TickResult {
 		}
 		r.Start = &run
 		r.Changed = true
+	}
+	if x := st.LastExpired; r.Start != nil && r.Cancel == nil && x != nil && x.ID != r.Start.ID && now.Before(x.StartedAt.Add(MaxRunTime)) {
+		// The run whose lease expired last was cancelled when it expired; a crash between that
+		// decision and the cancel would leave it running beside the run starting now. Every start
+		// while it could still run cancels it again first (cancelling is idempotent).
+		c := *x
+		r.Cancel = &c
 	}
 	r.Changed = drill(st, db, d, now, &r.Effects) || r.Changed
 	r.Changed = checkAlerts(st, db, now, &r.Effects) || r.Changed
@@ -232,11 +252,28 @@ func reconcileRun(st *state.State, db config.Database, ev *RunEvidence, now time
 		return true
 	}
 	if !run.Started && !now.Before(run.StartedAt.Add(StartGrace)) {
+		if reason, held := Hold(st); held && !strings.HasPrefix(reason, ReasonRunInFlight) {
+			// A hold began before the start was confirmed: asking again would back up inside it
+			// (Db2 re-wrapping its keys, or a key not active). The run is closed as failed, and
+			// cancelled in case an ambiguous start did create it; its retry waits for the hold.
+			class := events.Transient
+			if st.Window != nil {
+				class = events.Rotation
+			}
+			ApplyFailure(st, db, run, class, "start not confirmed before a hold began: "+reason, now)
+			eff.Cancel = &run
+			eff.note("start of %s not confirmed before a hold began (%s): closed as failed", run.ID, reason)
+			return true
+		}
 		eff.Start = &run
 		eff.note("start of %s not confirmed: asking the executor again", run.ID)
 	}
 	return false
 }
+
+// MaxRunTime bounds how long a run can go on once started: Code Engine, the executor that can
+// cancel runs, ends a job run after at most 86400 s.
+const MaxRunTime = 24 * time.Hour
 
 // StartGrace is how long after a run is put in flight its start is left to the tick that took
 // it; after that, a start still unconfirmed is asked for again (a crash, an ambiguous error).

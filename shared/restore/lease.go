@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,18 @@ import (
 // DefaultLeaseTerm is how long a restore's lease holds without renewal; it is renewed every
 // third of it while the restore runs.
 const DefaultLeaseTerm = 30 * time.Minute
+
+// DefaultLeaseSettle is how long a restore waits, once its lease shows in a listing of the
+// leases, before it checks that its images are still cataloged: a retention pass that read the
+// leases just before may still be deleting.
+const DefaultLeaseSettle = time.Minute
+
+// leaseShowWait bounds the wait for a lease to show in listings (they may lag writes), polled
+// every leasePoll.
+const (
+	leaseShowWait = 2 * time.Minute
+	leasePoll     = 2 * time.Second
+)
 
 // leaseCallTimeout bounds one write or deletion of the lease, which runs outside the restore's
 // context (a release must happen even when the restore was cancelled).
@@ -48,6 +61,64 @@ func (r *Restorer) hold(ctx context.Context, id string, plan catalog.RestorePlan
 	}
 	h.timer = h.clock.AfterFunc(h.term/3, h.renew)
 	return h.release, nil
+}
+
+// settle makes sure the images of plan are the restore's to use. Retention reads the leases,
+// then deletes what it drops: a pass that read them before this restore's lease showed in a
+// listing may delete an image the restore planned. So settle waits until the lease shows in a
+// listing of the database's leases (at most leaseShowWait; listings may lag writes), then
+// LeaseSettle more (DefaultLeaseSettle when zero, none when negative), and checks that every image
+// of plan is still cataloged; when one is not, the restore fails and can be asked again. Without
+// Leases it checks nothing.
+func (r *Restorer) settle(ctx context.Context, db string, plan catalog.RestorePlan) error {
+	if r.Leases == nil {
+		return nil
+	}
+	clk := clock.Or(r.Clock)
+	if lr, ok := r.Leases.(catalog.LeaseReader); ok {
+		deadline := clk.Now().Add(leaseShowWait)
+		for {
+			inUse, err := catalog.InUse(ctx, lr, db, clk.Now())
+			if err == nil && !slices.ContainsFunc(plan.Images, func(e catalog.Entry) bool { return !inUse[e.ImageTimestamp] }) {
+				break
+			}
+			if !clk.Now().Before(deadline) {
+				r.log().Warn("the restore's lease does not show in listings yet; going on", "database", db, "err", err)
+				break
+			}
+			if err := sleep(ctx, clk, leasePoll); err != nil {
+				return err
+			}
+		}
+	}
+	if d := cmp.Or(r.LeaseSettle, DefaultLeaseSettle); d > 0 {
+		if err := sleep(ctx, clk, d); err != nil {
+			return err
+		}
+	}
+	entries, err := r.Catalog.List(ctx, db)
+	if err != nil {
+		return fmt.Errorf("check that the images are still cataloged: %w", err)
+	}
+	for _, p := range plan.Images {
+		if !slices.ContainsFunc(entries, func(e catalog.Entry) bool { return e.ImageTimestamp == p.ImageTimestamp && !e.IsDiscarded() }) {
+			return fmt.Errorf("image %s was deleted while the restore took its lease (by a retention pass that had not seen it): ask again", p.Name())
+		}
+	}
+	return nil
+}
+
+// sleep waits d on clk, or until ctx is done.
+func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
+	done := make(chan struct{})
+	t := clk.AfterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	}
 }
 
 type leaseHolder struct {

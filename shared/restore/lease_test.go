@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,4 +109,38 @@ type failingPut struct {
 
 func (f *failingPut) Put(context.Context, string, []byte, objstore.Cond) (string, error) {
 	return "", f.err
+}
+
+// A restore relies on its images only once its lease shows in listings and they are still
+// cataloged: retention may have dropped one between the plan and the lease (found by test/sim
+// TestRetentionRacesARestoresLease).
+func TestSettleChecksTheImagesAfterTheLease(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	cat := catalog.New(store)
+	full, inc := catalogtest.Sample("db1", "20261124020000", events.Full, ""), catalogtest.Sample("db1", "20261125020000", events.Incremental, "20261124020000")
+	for _, e := range []catalog.Entry{full, inc} {
+		if err := cat.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := catalog.PlanRestore([]catalog.Entry{full, inc}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Restorer{Leases: store, Catalog: cat, LeaseSettle: -1}
+	release, err := r.hold(ctx, "r1", plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if err := r.settle(ctx, "db1", plan); err != nil {
+		t.Fatalf("settle with every image cataloged: %v", err)
+	}
+	if err := cat.Delete(ctx, "db1", full.ImageTimestamp); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.settle(ctx, "db1", plan); err == nil || !strings.Contains(err.Error(), full.Name()) {
+		t.Fatalf("settle after %s was deleted: %v, want an error naming it", full.Name(), err)
+	}
 }

@@ -161,6 +161,9 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 		return fail(err)
 	}
 	defer release()
+	if err := r.settle(ctx, db.Name, plan); err != nil {
+		return fail(err)
+	}
 	o.notes = append(o.notes, plan.Notes...)
 	began = time.Now()
 	target := plan.Images[len(plan.Images)-1]

@@ -59,8 +59,12 @@ type Restorer struct {
 	Leases catalog.LeaseWriter
 	// LeaseTerm is how long the lease holds without renewal (DefaultLeaseTerm when zero).
 	LeaseTerm time.Duration
-	Clock     clock.Clock
-	Log       *slog.Logger
+	// LeaseSettle is how long the restore waits, once its lease shows in listings, before it
+	// checks that its images are still cataloged (DefaultLeaseSettle when zero; negative: no
+	// wait). See settle.
+	LeaseSettle time.Duration
+	Clock       clock.Clock
+	Log         *slog.Logger
 }
 
 // Handle restores the database of a restore.requested event and publishes restore.completed.

@@ -36,7 +36,8 @@ type Uploader interface {
 // Catalog is where image entries and run records go.
 type Catalog interface {
 	List(ctx context.Context, db string) ([]catalog.Entry, error)
-	// Put stores an entry once (a discarded image's, here).
+	// Put stores an entry once; storing it again succeeds, storing another at its timestamp is
+	// catalog.ErrExists.
 	Put(ctx context.Context, e catalog.Entry) error
 	// GetRun returns a run's recorded outcome, or an error wrapping catalog.ErrNotFound.
 	GetRun(ctx context.Context, db, runID string) (catalog.RunRecord, error)
@@ -64,8 +65,9 @@ type Runner struct {
 // Handle runs the backup of a backup.started event, records its outcome in the catalog (the
 // image's entry, then the run record) and publishes it. A run already recorded is not run again:
 // its outcome is published again. The error is non-nil only when the outcome could be neither
-// recorded nor published (the job then fails and the scheduler's probe or lease reconciles the
-// run); a failed backup is an outcome, not an error.
+// recorded nor published, or is unknown (the catalog took neither the image nor its discarded
+// record): the job then fails and the scheduler's probe or lease reconciles the run from the
+// catalog. A failed backup is an outcome, not an error.
 func (r *Runner) Handle(ctx context.Context, e events.Event) (edge.Result, error) {
 	if e.Type != events.TypeBackupStarted {
 		return edge.Result{}, edge.Reject("the runner takes %s, not %q", events.TypeBackupStarted, e.Type)
@@ -90,6 +92,11 @@ func (r *Runner) Handle(ctx context.Context, e events.Event) (edge.Result, error
 		return edge.Result{}, fmt.Errorf("read catalog of %s: %w", db.Name, err)
 	}
 	out, note := r.backup(ctx, db, run, entries)
+	if out == nil {
+		// The outcome is unknown (see discard): the job fails, and the scheduler reads the
+		// outcome from the catalog at the run's lease.
+		return edge.Result{}, fmt.Errorf("backup %s: %s", run.RunID, note)
+	}
 	recorded := true
 	if f, ok := out.(events.BackupFailed); ok {
 		if err := r.Catalog.Record(ctx, nil, catalog.RunRecord{Database: db.Name, RunID: run.RunID, Failed: &f}); err != nil && !errors.Is(err, catalog.ErrExists) {
@@ -205,25 +212,51 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 	ent.EndedAt = now()
 	done := completedFrom(run, ent)
 	rec := catalog.RunRecord{Database: db.Name, RunID: run.RunID, Completed: &done}
-	if err := r.Catalog.Record(ctx, &ent, rec); err != nil {
-		// Record is idempotent: once more, in case the first one was stored and only its answer
-		// was lost.
-		if err2 := r.Catalog.Record(ctx, &ent, rec); err2 != nil {
-			return r.discard(ctx, ent, fail, fmt.Errorf("write catalog entry: %w", err))
-		}
+	// The entry first, then the run record (catalog.Record's order), each written twice at most
+	// (a write is idempotent, and its answer may be lost). Once the entry is stored the image is
+	// kept, whatever becomes of the run record: the scheduler reads the outcome from the entry
+	// when the run's lease ends.
+	if err := r.putEntry(ctx, ent); err != nil {
+		return r.discard(ctx, ent, fail, fmt.Errorf("%w: %w", errNotCataloged, err))
 	}
 	note := fmt.Sprintf("%s %s image %s, %d bytes, sha256 %s", plan.Mode, plan.Type, res.Timestamp, img.Size, img.SHA256[:12])
 	for _, n := range slices.Concat(b.notes, plan.Notes) {
 		note += "; " + n
 	}
+	if err := r.Catalog.Record(ctx, nil, rec); err != nil {
+		if err = r.Catalog.Record(ctx, nil, rec); err != nil {
+			r.log().Warn("the image is cataloged but its run record could not be written; the scheduler reads the outcome from the entry",
+				"database", db.Name, "run", run.RunID, "image", ent.Name(), "err", err)
+			note += fmt.Sprintf("; the run record could not be written (%v): the outcome is the catalog entry", err)
+		}
+	}
 	return done, note
 }
+
+// putEntry stores the image's entry, trying twice.
+func (r *Runner) putEntry(ctx context.Context, ent catalog.Entry) error {
+	if err := r.Catalog.Put(ctx, ent); err == nil || errors.Is(err, catalog.ErrExists) || errors.Is(err, catalog.ErrInvalid) {
+		return err
+	}
+	return r.Catalog.Put(ctx, ent)
+}
+
+// errNotCataloged is the cause of a failure to store an image's entry: the entry may have been
+// stored all the same, by a write whose answer was lost.
+var errNotCataloged = errors.New("write catalog entry")
 
 // discard records the image of ent, which Db2 wrote before the run failed with cause, as
 // discarded in the catalog (with whatever files were stored, for retention to delete), and
 // returns the failure naming it. The record is best effort: when the catalog cannot take it
 // either, the failure says so, and the next run finds the image in Db2's history but not in
 // the catalog, and takes a full.
+//
+// When the cause is that the entry could not be stored (errNotCataloged) and the discarded
+// record is not stored either, the kept entry may be (a write whose answer was lost): storing
+// it again tells. Then the image is kept and the run's success (catalog.RecordOf) is recorded
+// and returned. When nothing tells, the outcome is unknown and discard returns nil: nothing is
+// recorded or published (a failure could contradict the catalog), and the scheduler reads the
+// outcome from the catalog when the run's lease ends.
 func (r *Runner) discard(ctx context.Context, ent catalog.Entry, fail func(error) (events.BackupFailed, string), cause error) (events.Payload, string) {
 	f, note := fail(cause)
 	f.DiscardedImage = ent.ImageTimestamp
@@ -231,13 +264,35 @@ func (r *Runner) discard(ctx context.Context, ent catalog.Entry, fail func(error
 	if ent.EndedAt.IsZero() {
 		ent.EndedAt = at
 	}
+	kept := ent
 	ent.Discarded = &catalog.Discard{At: at, Reason: oneLine(cause.Error(), 4000)}
-	if err := r.Catalog.Put(ctx, ent); err != nil {
-		r.log().Warn("record discarded image", "database", ent.Database, "image", ent.Name(), "err", err)
-		f.Message = truncate(f.Message+"; image "+ent.ImageTimestamp+" could not be recorded as discarded: "+err.Error(), 4000)
-		return f, f.Message
+	err := r.Catalog.Put(ctx, ent)
+	switch {
+	case err == nil:
+		return f, note + "; image " + ent.Name() + " recorded as discarded"
+	case errors.Is(cause, errNotCataloged) && r.Catalog.Put(ctx, kept) == nil:
+		// The image's entry is stored as kept (by a write whose answer was lost, or now): the
+		// run succeeded, and its outcome is the entry's (when its record cannot be written
+		// either, the scheduler reads it from the entry when the run's lease ends).
+		rec := catalog.RecordOf(kept)
+		note := "image " + kept.Name() + " is cataloged after all"
+		if err := r.Catalog.Record(ctx, nil, rec); err != nil && !errors.Is(err, catalog.ErrExists) {
+			note += fmt.Sprintf("; the run record could not be written (%v): the outcome is the catalog entry", err)
+		}
+		return *rec.Completed, note
 	}
-	return f, note + "; image " + ent.Name() + " recorded as discarded"
+	if errors.Is(cause, errNotCataloged) {
+		// Neither the image nor its discarded record could be stored, as far as the answers
+		// tell; but a write whose answer was lost may have stored the image. A failure recorded
+		// now could contradict the catalog, so nothing is recorded or published: the scheduler
+		// reads the outcome from the catalog when the run's lease ends.
+		r.log().Warn("the image could be neither cataloged nor recorded as discarded; the scheduler reads the outcome from the catalog at the run's lease",
+			"db", ent.Database, "image", ent.Name(), "err", err)
+		return nil, fmt.Sprintf("image %s could be neither cataloged (%v) nor recorded as discarded (%v): its outcome is left to the catalog", kept.Name(), cause, err)
+	}
+	r.log().Warn("record discarded image", "db", ent.Database, "image", ent.Name(), "err", err)
+	f.Message = truncate(f.Message+"; image "+ent.ImageTimestamp+" could not be recorded as discarded: "+err.Error(), 4000)
+	return f, f.Message
 }
 
 // basis is what a backup builds on, decided from Db2's history and the catalog.

@@ -31,13 +31,15 @@ func routes(fn string, d Deps) (map[string]edge.Handler, error) {
 	cat := catalog.New(d.Objects)
 	switch fn {
 	case config.FnScheduler:
-		s := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Execs: d.Execs, Send: d.Send, Catalog: cat, Clock: d.Clock, Log: d.Log, Beats: d.Objects}
+		s := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Execs: d.Execs, Send: d.Send, Catalog: cat, Clock: d.Clock, Log: d.Log, Beats: d.Objects,
+			Workers: d.Workers, Timer: d.Timer, Budget: d.Budget}
 		if d.Keys != nil {
 			s.Keys = d.Keys
 		}
 		return map[string]edge.Handler{config.PathTick: s, config.PathEvents: scheduler.Requests{Scheduler: s}}, nil
 	case config.FnRotation:
-		return map[string]edge.Handler{config.PathEvents: &rotation.Handler{Store: d.States, Fleet: d.Fleet, Send: d.Send, Catalog: cat, Clock: d.Clock, Log: d.Log}}, nil
+		return map[string]edge.Handler{config.PathEvents: &rotation.Handler{Store: d.States, Fleet: d.Fleet, Send: d.Send, Catalog: cat, Clock: d.Clock, Log: d.Log,
+			Workers: d.Workers, Timer: d.Timer, Budget: d.Budget}}, nil
 	case config.FnCompletion:
 		return map[string]edge.Handler{config.PathEvents: &completion.Handler{Store: d.States, Fleet: d.Fleet, Send: d.Send, Catalog: cat, Clock: d.Clock, Log: d.Log}}, nil
 	}

@@ -35,6 +35,14 @@ type Deps struct {
 	Execs map[string]scheduler.Executor
 	// Clock is the wall clock when nil.
 	Clock clock.Clock
+	// Workers and Timer tune the scheduler's and the rotation function's fan-out: the
+	// databases handled at once (their default when 0; 1 handles them in turn in the caller's
+	// goroutine, as the simulator needs) and the clock a delivery's budget is measured on (the
+	// wall clock when nil).
+	Workers int
+	Timer   clock.Clock
+	// Budget bounds one delivery's work (the handlers' default when 0).
+	Budget time.Duration
 	// Preflight, when set (the scheduler, by Run), starts a deployment preflight in the
 	// background and logs its report; a probe of mode "run" calls it (WithPreflight).
 	Preflight func(requestedBy string)

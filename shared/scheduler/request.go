@@ -40,9 +40,9 @@ func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	now := clock.Or(r.Clock).Now()
 	digest := e.Digest()
 	var refused string
-	var started *state.Run
+	var started, expired *state.Run
 	_, err = state.Update(ctx, r.Store, db.Name, func() *state.State { return state.New(db.Name, db.KeyCRN) }, func(st *state.State) error {
-		refused, started = "", nil
+		refused, started, expired = "", nil, st.LastExpired
 		if st.HasSeen(digest) {
 			return state.ErrNoChange
 		}
@@ -65,6 +65,9 @@ func (r Requests) Handle(ctx context.Context, e events.Event) (edge.Result, erro
 	}
 	if started == nil {
 		return edge.Result{Outcome: "duplicate", Detail: "request already handled"}, nil
+	}
+	if expired != nil && now.Before(expired.StartedAt.Add(policy.MaxRunTime)) {
+		r.cancel(ctx, db, *expired) // as a scheduled start does (policy.Tick): in case its cancel was lost
 	}
 	if err := r.start(ctx, db, *started); err != nil {
 		return edge.Result{}, err

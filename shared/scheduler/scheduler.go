@@ -443,6 +443,7 @@ func (s *Scheduler) observe(ctx context.Context, fleet *config.Fleet, db config.
 	if kp != nil && kp.err == nil {
 		in.Key = &policy.KeyStatus{Version: kp.status.Version, State: kp.status.State, RotatedAt: kp.status.RotatedAt}
 	}
+	in.KeyUnavailable = kp != nil && kp.err != nil
 	if st.Window != nil && kp != nil {
 		in.Registrations, in.Listed = s.registrations(ctx, fleet, db, kp)
 	}
@@ -473,8 +474,9 @@ func (s *Scheduler) observe(ctx context.Context, fleet *config.Fleet, db config.
 
 // evidence learns what became of run: the executor's probe first (a Db2 on Cloud backup the
 // service finished is recorded in the catalog here), then the catalog's run record, which is
-// the outcome whoever recorded first. When the catalog cannot be read the evidence is nil, and
-// the run's lease is not counted against it.
+// the outcome whoever recorded first, and, once the lease expired or while the start is
+// unconfirmed, the run's image in the catalog (imageEvidence). When the catalog cannot be read
+// the evidence is nil, and the run's lease is not counted against it.
 func (s *Scheduler) evidence(ctx context.Context, db config.Database, run state.Run) *policy.RunEvidence {
 	var probed events.Payload
 	if p, ok := s.Execs[db.ExecutorKey()].(Prober); ok && run.Started {
@@ -499,6 +501,13 @@ func (s *Scheduler) evidence(ctx context.Context, db config.Database, run state.
 	}
 	if f, ok := probed.(events.BackupFailed); ok {
 		return &policy.RunEvidence{RunID: run.ID, Outcome: f} // a job that failed without recording anything
+	}
+	// Before the lease counts the run as failed, or its unconfirmed start is asked for again or
+	// given up, the run's image is looked for in the catalog.
+	if now := clock.Or(s.Clock).Now(); now.After(run.LeaseUntil) || !run.Started && !now.Before(run.StartedAt.Add(policy.StartGrace)) {
+		if ev := s.imageEvidence(ctx, db, run); ev != nil {
+			return ev
+		}
 	}
 	return &policy.RunEvidence{RunID: run.ID}
 }

@@ -32,6 +32,7 @@ type updateConfig struct {
 	min, max time.Duration
 	clock    clock.Clock
 	random   func() float64
+	writeID  func() string
 	log      *slog.Logger
 }
 
@@ -51,6 +52,19 @@ func WithClock(k clock.Clock) UpdateOption { return func(c *updateConfig) { c.cl
 // WithRandom sets the source of jitter: f returns a number in [0, 1) and must be safe for
 // concurrent use if the option is shared (default math/rand/v2's Float64).
 func WithRandom(f func() float64) UpdateOption { return func(c *updateConfig) { c.random = f } }
+
+// WithWriteIDs sets the source of the WriteID each write carries (default 12 random bytes from
+// crypto/rand, in hex). f must return a different id on every call, and be safe for concurrent
+// use if the option is shared: a reused id makes Update take someone else's write for its own.
+func WithWriteIDs(f func() string) UpdateOption { return func(c *updateConfig) { c.writeID = f } }
+
+// Tuned is implemented by a Store that chooses Update's options for every caller, so that code
+// which calls Update without options runs as the store's owner wants: a simulation gives every
+// Update its virtual clock, seeded jitter and reproducible write ids. Options passed to Update
+// apply after the store's.
+type Tuned interface {
+	UpdateOptions() []UpdateOption
+}
 
 // WithLogger sets where Update reports retries (debug) and recognised own writes (info); default
 // slog.Default().
@@ -98,7 +112,10 @@ func UpdateFrom(ctx context.Context, s Store, db string, cur *State, etag string
 }
 
 func update(ctx context.Context, s Store, db string, init func() *State, fn func(*State) error, first *State, firstTag string, opts []UpdateOption) (*State, error) {
-	cfg := updateConfig{deadline: DefaultUpdateDeadline, min: DefaultBackoffMin, max: DefaultBackoffMax, random: mrand.Float64}
+	cfg := updateConfig{deadline: DefaultUpdateDeadline, min: DefaultBackoffMin, max: DefaultBackoffMax, random: mrand.Float64, writeID: newWriteID}
+	if t, ok := s.(Tuned); ok {
+		opts = append(t.UpdateOptions(), opts...)
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -149,7 +166,7 @@ func update(ctx context.Context, s Store, db string, init func() *State, fn func
 		next.Revision = cur.Revision + 1
 		next.SchemaVersion = SchemaVersion
 		next.Database = db
-		next.WriteID = newWriteID()
+		next.WriteID = cfg.writeID()
 
 		_, err = s.Put(ctx, db, next, etag)
 		if err == nil {

@@ -282,3 +282,39 @@ func TestUpdateObjectDeletedBeforeWrite(t *testing.T) {
 		t.Fatalf("calls %d, revision %d, failures %d; want 2, 1, 1 (recreated from init)", calls, st.Revision, st.ConsecutiveFailures)
 	}
 }
+
+// tunedStore supplies Update's options, as a simulation's store does.
+type tunedStore struct {
+	state.Store
+	opts []state.UpdateOption
+}
+
+func (s tunedStore) UpdateOptions() []state.UpdateOption { return s.opts }
+
+func TestUpdateTakesTheStoresOptions(t *testing.T) {
+	n := 0
+	ids := func() string { n++; return fmt.Sprintf("w%d", n) }
+	clk := &stepClock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := tunedStore{Store: state.NewMemoryStore(), opts: []state.UpdateOption{state.WithWriteIDs(ids), state.WithClock(clk),
+		state.WithRandom(func() float64 { return 0 })}}
+	for i := 1; i <= 2; i++ {
+		got, err := state.Update(context.Background(), s, "db1", newDB1, incr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("w%d", i); got.WriteID != want {
+			t.Errorf("write %d: WriteID %q, want %q from the store's option", i, got.WriteID, want)
+		}
+	}
+	// Options passed to Update apply after the store's.
+	got, err := state.Update(context.Background(), s, "db1", newDB1, incr, state.WithWriteIDs(func() string { return "mine" }))
+	if err != nil || got.WriteID != "mine" {
+		t.Errorf("Update with its own WriteIDs = %v, %v; want WriteID mine", got, err)
+	}
+	// The store's clock runs the waits after a lost race: half of the 5 ms first wait (random 0).
+	c := tunedStore{Store: &conflictStore{Store: state.NewMemoryStore()}, opts: s.opts}
+	_, _ = state.Update(context.Background(), c, "db1", newDB1, incr, state.WithDeadline(10*time.Millisecond))
+	if len(clk.waits) == 0 || clk.waits[0] != 2500*time.Microsecond {
+		t.Errorf("waits on the store's clock %v, want to start with 2.5ms", clk.waits)
+	}
+}

@@ -162,7 +162,7 @@ func TestRestoreLeasesItsImages(t *testing.T) {
 		ts = append(ts, c.ImageTimestamp)
 	}
 	watch := &leaseWatch{Downloader: g.up, objs: g.objs}
-	r := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: watch, Send: g.out, Leases: g.objs}
+	r := &restore.Restorer{Fleet: g.r.Fleet, DB2: g.r.DB2, Catalog: g.cat, Download: watch, Send: g.out, Leases: g.objs, LeaseSettle: -1}
 	ev, err := events.Encode("restore-1", "keyguard/operator", g.started.Add(time.Hour), events.RestoreRequested{Database: "sales", RequestedBy: "ops@example.com"})
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,8 @@
 // line and a simulated Db2.
 //
 //	keyguard-local run [flags]   a scripted week in accelerated time, printing a timeline (make run)
-//	keyguard-local serve [flags] the stack kept up on wall time, for the operator command (make serve)
+//	keyguard-local serve [flags]      the stack kept up on wall time, for the operator command (make serve)
+//	keyguard-local simulate [flags]   a deterministic year of faults, beside the cron script (make simulate)
 //
 // It is test code: the deployed functions and the operator command do not link it.
 package main
@@ -23,7 +24,9 @@ const usage = `usage: keyguard-local <command> [flags]
 
 commands:
   run [flags]   run the whole system on loopback through a simulated week and print a timeline
-  serve [flags] start the stack and keep it up, printing the environment for the keyguard command
+  serve [flags]      start the stack and keep it up, printing the environment for the keyguard command
+  simulate [flags]   play a seeded year of faults in virtual time, check the invariants, and compare
+                     with the cron script (simulate -h for its flags)
 `
 
 func main() {
@@ -39,6 +42,8 @@ func main() {
 		err = runDev(ctx, os.Args[2:], os.Stdout)
 	case "serve":
 		err = serve(ctx, os.Args[2:], os.Stdout)
+	case "simulate":
+		err = simulate(ctx, os.Args[2:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
