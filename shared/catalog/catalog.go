@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/shared/clock"
@@ -27,6 +29,7 @@ type Catalog struct {
 	clock clock.Clock
 	// compactAt is Options.CompactAfter.
 	compactAt int
+	rand      io.Reader
 }
 
 // New returns a Catalog over store, with the default Options.
@@ -34,7 +37,7 @@ func New(store objstore.Store) *Catalog { return NewWithOptions(store, Options{}
 
 // NewWithOptions returns a Catalog over store.
 func NewWithOptions(store objstore.Store, o Options) *Catalog {
-	return &Catalog{store: store, clock: o.Clock, compactAt: o.CompactAfter}
+	return &Catalog{store: store, clock: o.Clock, compactAt: o.CompactAfter, rand: o.Rand}
 }
 
 func (c *Catalog) compactAfter() int {
@@ -259,8 +262,10 @@ func (c *Catalog) ListReport(ctx context.Context, db string) (Listing, error) {
 	entries := make([]Entry, len(keys))
 	found := make([]bool, len(keys))
 	errs := make([]error, len(keys))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// A failure of the store stops the feeding of further keys but cancels none in flight, and
+	// the failure reported is the first in key order: every key before it was read to the end,
+	// so the same store gives the same answer whatever the goroutines' order.
+	var stop atomic.Bool
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(listWorkers, len(keys)) {
@@ -275,33 +280,27 @@ func (c *Catalog) ListReport(ctx context.Context, db string) (Listing, error) {
 					errs[i] = err // unreadable: reported below
 				default:
 					errs[i] = err
-					cancel()
+					stop.Store(true)
 				}
 			}
 		})
 	}
-feed:
 	for i := range keys {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+		if stop.Load() || ctx.Err() != nil {
+			break
 		}
+		next <- i
 	}
 	close(next)
 	wg.Wait()
-	var failed []error
 	for i, err := range errs {
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrInvalid):
 			l.Skipped = append(l.Skipped, Skipped{Key: keys[i], Reason: err.Error()})
 		default:
-			failed = append(failed, err)
+			return Listing{}, fmt.Errorf("list catalog %s: %w", db, err)
 		}
-	}
-	if err := errors.Join(failed...); err != nil {
-		return Listing{}, fmt.Errorf("list catalog %s: %w", db, err)
 	}
 	if ctx.Err() != nil {
 		return Listing{}, fmt.Errorf("list catalog %s: %w", db, context.Cause(ctx))

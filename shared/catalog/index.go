@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyguard-dev/keyguard/shared/clock"
@@ -46,6 +48,9 @@ type Options struct {
 	Clock clock.Clock
 	// CompactAfter is DefaultCompactAfter when 0.
 	CompactAfter int
+	// Rand is the source of the random part of index base names (crypto/rand when nil); a
+	// seeded source makes a run replayable.
+	Rand io.Reader
 }
 
 // errNoIndex: the head does not exist or cannot be read; errBusy: another reader is
@@ -196,7 +201,7 @@ func (c *Catalog) compact(ctx context.Context, h *head) (oldBase, newBase string
 	if err != nil {
 		return "", "", fmt.Errorf("encode catalog index base of %s: %w", h.Database, err)
 	}
-	key := fmt.Sprintf("%sbase-%d-%s.gz", indexPrefix(h.Database), h.Generation, nonce())
+	key := fmt.Sprintf("%sbase-%d-%s.gz", indexPrefix(h.Database), h.Generation, c.nonce())
 	if _, err := c.store.Put(ctx, key, body, objstore.Cond{IfNoneMatch: true}); err != nil {
 		return "", "", fmt.Errorf("write catalog index base %s: %w", key, err)
 	}
@@ -236,13 +241,15 @@ func (c *Catalog) dropOrphans(ctx context.Context, db, keep, current string) {
 	_ = objstore.DeleteMany(ctx, c.store, old)
 }
 
-func nonce() string {
+func (c *Catalog) nonce() string {
 	b := make([]byte, 8)
-	_, _ = cryptoRead(b)
+	if c.rand != nil {
+		_, _ = io.ReadFull(c.rand, b)
+	} else {
+		_, _ = crand.Read(b)
+	}
 	return hex.EncodeToString(b)
 }
-
-var cryptoRead = crand.Read
 
 func byName(e Entry, name string) int {
 	ts, typ, _ := strings.Cut(name, "-")
@@ -627,8 +634,9 @@ func sortByCompare(entries []Entry) {
 // other failure of the store fails the call.
 func (c *Catalog) fetchKeys(ctx context.Context, db string, keys []string) ([]fetched, error) {
 	out := make([]fetched, len(keys))
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// As in ListReport: a failure stops the feeding, cancels nothing in flight, and the one
+	// reported is the first in key order.
+	var stop atomic.Bool
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(fetchWorkers, len(keys)) {
@@ -646,24 +654,27 @@ func (c *Catalog) fetchKeys(ctx context.Context, db string, keys []string) ([]fe
 					e, err = c.read(ctx, db, keys[i])
 				}
 				if err != nil && !errors.Is(err, objstore.ErrNotFound) && !errors.Is(err, ErrInvalid) {
-					cancel(err)
+					stop.Store(true)
 				}
 				out[i] = fetched{entry: e, err: err}
 			}
 		})
 	}
-feed:
 	for i := range keys {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+		if stop.Load() || ctx.Err() != nil {
+			break
 		}
+		next <- i
 	}
 	close(next)
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
+	for _, f := range out {
+		if f.err != nil && !errors.Is(f.err, objstore.ErrNotFound) && !errors.Is(f.err, ErrInvalid) {
+			return nil, f.err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
 	}
 	return out, nil
 }
@@ -814,10 +825,12 @@ func (c *Catalog) indexed(ctx context.Context, e Entry) error {
 	return err
 }
 
-// toDelete is an entry to delete: its name and the files keyguard stored for it.
+// toDelete is an entry to delete: its name, the files keyguard stored for it and the
+// timestamp of the image it builds on (none when unknown).
 type toDelete struct {
-	name  string
-	files []string
+	name   string
+	files  []string
+	parent string
 }
 
 // deleteNames deletes the entries of db named (and the files keyguard stored for them), a
@@ -853,7 +866,7 @@ func (c *Catalog) deleteNames(ctx context.Context, db string, names []string) (i
 			case f.err != nil:
 				dels = append(dels, toDelete{name: batch[i]})
 			default:
-				dels = append(dels, toDelete{name: batch[i], files: ownFiles(f.entry)})
+				dels = append(dels, toDelete{name: batch[i], files: ownFiles(f.entry), parent: f.entry.ParentTimestamp})
 			}
 		}
 		g, err := c.delete(ctx, db, dels)
@@ -919,22 +932,23 @@ func (c *Catalog) delete(ctx context.Context, db string, dels []toDelete) ([]uin
 	if h != nil {
 		gens = append(gens, h.Generation)
 	}
-	var files, entries []string
+	var files []string
 	names := make([]string, len(dels))
 	for i, d := range dels {
 		files = append(files, d.files...)
-		ts, typ, _ := parseName(d.name)
-		entries = append(entries, Key(db, ts, typ))
 		names[i] = d.name
 	}
 	if err := objstore.DeleteMany(ctx, c.store, files); err != nil {
 		return gens, fmt.Errorf("delete images of %d catalog entries of %s: %w", len(dels), db, err)
 	}
-	// Newest first, so that a deletion stopped half way leaves no entry whose parent is gone for
-	// a reader of the entries themselves (the index hides the whole batch from its readers).
-	slices.SortFunc(entries, func(a, b string) int { return strings.Compare(b, a) })
-	if err := objstore.DeleteMany(ctx, c.store, entries); err != nil {
-		return gens, fmt.Errorf("delete %d catalog entries of %s: %w", len(dels), db, err)
+	// An entry goes only once every entry of dels that builds on it is gone, so that a deletion
+	// stopped half way (or a batch request that deleted some of its keys and not others, as S3
+	// DeleteObjects may) leaves no entry whose parent is gone for a reader of the entries
+	// themselves (the index hides the whole batch from its readers).
+	for _, round := range deletionRounds(db, dels) {
+		if err := objstore.DeleteMany(ctx, c.store, round); err != nil {
+			return gens, fmt.Errorf("delete %d catalog entries of %s: %w", len(dels), db, err)
+		}
 	}
 	if h == nil {
 		return gens, nil
@@ -947,6 +961,36 @@ func (c *Catalog) delete(ctx context.Context, db string, dels []toDelete) ([]uin
 		gens = append(gens, h.Generation)
 	}
 	return gens, nil
+}
+
+// deletionRounds groups the entry keys of dels into rounds to delete one after another: an
+// entry's round comes after the rounds of every entry of dels that builds on it (its depth is
+// the longest line of its descendants in dels). A full with its incrementals takes two rounds.
+func deletionRounds(db string, dels []toDelete) [][]string {
+	type node struct {
+		key, ts, parent string
+	}
+	nodes := make([]node, len(dels))
+	for i, d := range dels {
+		ts, typ, _ := parseName(d.name)
+		nodes[i] = node{key: Key(db, ts, typ), ts: ts, parent: d.parent}
+	}
+	// Children are newer than their parents: visited newest first, a node's depth is final
+	// before it passes it on to its parent.
+	slices.SortFunc(nodes, func(a, b node) int { return strings.Compare(b.key, a.key) })
+	depth := make(map[string]int, len(nodes))
+	var rounds [][]string
+	for _, n := range nodes {
+		d := depth[n.ts]
+		if n.parent != "" && n.parent < n.ts {
+			depth[n.parent] = max(depth[n.parent], d+1)
+		}
+		for len(rounds) <= d {
+			rounds = append(rounds, nil)
+		}
+		rounds[d] = append(rounds[d], n.key)
+	}
+	return rounds
 }
 
 // clearDeleting ends the deletions of names whose entries are gone: each summary leaves the

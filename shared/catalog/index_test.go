@@ -245,3 +245,100 @@ func TestPutWithAnUnreadableBase(t *testing.T) {
 		t.Fatalf("Summaries = %v, %v; want 8 entries", catalogtest.Names(l.Entries), err)
 	}
 }
+
+// partial deletes batches key by key the way S3 DeleteObjects does: a key it fails on is
+// reported, and the others of the request are deleted all the same.
+type partial struct {
+	objstore.Store
+	mu    sync.Mutex
+	fail  string
+	calls [][]string
+}
+
+func (p *partial) DeleteMany(ctx context.Context, keys []string) error {
+	p.mu.Lock()
+	p.calls = append(p.calls, append([]string(nil), keys...))
+	fail := p.fail
+	p.mu.Unlock()
+	var failed []error
+	for _, k := range keys {
+		if k == fail {
+			failed = append(failed, fmt.Errorf("delete %s: %w", k, catalogtest.ErrCrash))
+			continue
+		}
+		if err := p.Store.Delete(ctx, k); err != nil {
+			failed = append(failed, err)
+		}
+	}
+	return errors.Join(failed...)
+}
+
+// TestABatchDeleteThatFailsOnAChildKeepsItsParent: an entry is deleted only once every entry of
+// the deletion that builds on it is gone, so a batch request that fails on an incremental's entry
+// (and deletes the rest of the request, as DeleteObjects does) never leaves that incremental
+// without its full; the next Prune finishes both. Chains of depth three take three requests.
+func TestABatchDeleteThatFailsOnAChildKeepsItsParent(t *testing.T) {
+	ctx := context.Background()
+	s := &partial{Store: objstore.NewMemory()}
+	clk := clock.NewFake(time.Date(2024, 3, 10, 0, 0, 0, 0, time.UTC))
+	c := catalog.NewWithOptions(s, catalog.Options{Clock: clk})
+	full := catalogtest.Sample("db1", "20240303010000", events.Full, "")
+	incr := catalogtest.Sample("db1", "20240304010000", events.Incremental, full.ImageTimestamp)
+	delta := catalogtest.Sample("db1", "20240305010000", events.Delta, incr.ImageTimestamp)
+	other := catalogtest.Sample("db1", "20240306010000", events.Full, "")
+	for _, e := range []catalog.Entry{full, incr, delta, other} {
+		if err := c.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.fail = incr.Key()
+	tss := []string{full.ImageTimestamp, incr.ImageTimestamp, delta.ImageTimestamp}
+	if _, err := c.DeleteMany(ctx, "db1", tss); !errors.Is(err, catalogtest.ErrCrash) {
+		t.Fatalf("DeleteMany = %v, want the failure", err)
+	}
+	for _, e := range []catalog.Entry{full, incr} {
+		if _, _, err := s.Get(ctx, e.Key()); err != nil {
+			t.Errorf("%s after a failed delete of %s: %v (want kept)", e.Name(), incr.Name(), err)
+		}
+	}
+	if _, _, err := s.Get(ctx, delta.Key()); !errors.Is(err, objstore.ErrNotFound) {
+		t.Errorf("%s, which nothing builds on: %v, want deleted", delta.Name(), err)
+	}
+	s.mu.Lock()
+	s.fail, s.calls = "", nil
+	s.mu.Unlock()
+	clk.Advance(catalog.DeletingGrace + time.Minute)
+	if _, err := c.DeleteMany(ctx, "db1", tss); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []catalog.Entry{full, incr, delta} {
+		if _, _, err := s.Get(ctx, e.Key()); !errors.Is(err, objstore.ErrNotFound) {
+			t.Errorf("%s after the second DeleteMany: %v, want deleted", e.Name(), err)
+		}
+	}
+	if _, _, err := s.Get(ctx, other.Key()); err != nil {
+		t.Errorf("%s: %v, want kept", other.Name(), err)
+	}
+	// A fresh chain of three: its entries take three requests, newest first.
+	s.mu.Lock()
+	s.calls = nil
+	s.mu.Unlock()
+	for _, e := range []catalog.Entry{full, incr, delta} {
+		if err := c.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.DeleteMany(ctx, "db1", tss); err != nil {
+		t.Fatal(err)
+	}
+	var entryCalls [][]string
+	for _, call := range s.calls {
+		if strings.HasPrefix(call[0], catalog.Prefix("db1")) {
+			entryCalls = append(entryCalls, call)
+		}
+	}
+	want := [][]string{{delta.Key()}, {incr.Key()}, {full.Key()}}
+	if fmt.Sprint(entryCalls) != fmt.Sprint(want) {
+		t.Errorf("entry deletions = %v, want %v", entryCalls, want)
+	}
+}

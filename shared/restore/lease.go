@@ -74,25 +74,25 @@ func (r *Restorer) settle(ctx context.Context, db string, plan catalog.RestorePl
 	if r.Leases == nil {
 		return nil
 	}
-	clk := clock.Or(r.Clock)
+	clk, timer := clock.Or(r.Clock), clock.Or(r.Timer)
 	if lr, ok := r.Leases.(catalog.LeaseReader); ok {
-		deadline := clk.Now().Add(leaseShowWait)
+		deadline := timer.Now().Add(leaseShowWait)
 		for {
 			inUse, err := catalog.InUse(ctx, lr, db, clk.Now())
 			if err == nil && !slices.ContainsFunc(plan.Images, func(e catalog.Entry) bool { return !inUse[e.ImageTimestamp] }) {
 				break
 			}
-			if !clk.Now().Before(deadline) {
+			if !timer.Now().Before(deadline) {
 				r.log().Warn("the restore's lease does not show in listings yet; going on", "database", db, "err", err)
 				break
 			}
-			if err := sleep(ctx, clk, leasePoll); err != nil {
+			if err := sleep(ctx, timer, leasePoll); err != nil {
 				return err
 			}
 		}
 	}
 	if d := cmp.Or(r.LeaseSettle, DefaultLeaseSettle); d > 0 {
-		if err := sleep(ctx, clk, d); err != nil {
+		if err := sleep(ctx, timer, d); err != nil {
 			return err
 		}
 	}

@@ -64,7 +64,10 @@ type Restorer struct {
 	// wait). See settle.
 	LeaseSettle time.Duration
 	Clock       clock.Clock
-	Log         *slog.Logger
+	// Timer is the clock the restore's waits for its lease run on (the wall clock when nil): a
+	// local stack judging a simulated day keeps Clock still.
+	Timer clock.Clock
+	Log   *slog.Logger
 }
 
 // Handle restores the database of a restore.requested event and publishes restore.completed.

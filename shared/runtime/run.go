@@ -43,6 +43,8 @@ type Deps struct {
 	Timer   clock.Clock
 	// Budget bounds one delivery's work (the handlers' default when 0).
 	Budget time.Duration
+	// Rand is the source of the catalog's random names (crypto/rand when nil).
+	Rand io.Reader
 	// Preflight, when set (the scheduler, by Run), starts a deployment preflight in the
 	// background and logs its report; a probe of mode "run" calls it (WithPreflight).
 	Preflight func(requestedBy string)

@@ -101,6 +101,9 @@ type dbOracle struct {
 	rpoLimit time.Duration
 
 	entries map[string]catalog.Entry
+	// opDeleting holds the images an operator's delete chose: a deletion stopped half way is
+	// finished by the next retention pass, on the operator's decision.
+	opDeleting map[string]bool
 	// using holds, per running restore, the images it uses (from its check to its end).
 	using map[string][]string
 	// needFull is the key version a window closed for, until a full under it is cataloged.
@@ -325,7 +328,10 @@ func (o *oracle) entryDeleted(db, ts string) {
 	list := d.list()
 	who := "an operator's delete"
 	retention := o.s.cur != nil && strings.HasPrefix(o.s.cur.kind, "completion")
-	if retention {
+	switch {
+	case retention && d.opDeleting[ts]:
+		who, retention = "retention finishing an operator's delete", false
+	case retention:
 		who = "retention"
 	}
 	bad := func(format string, args ...any) {
@@ -359,6 +365,17 @@ func (o *oracle) entryDeleted(db, ts string) {
 		}
 	}
 	delete(d.entries, ts)
+	delete(d.opDeleting, ts)
+}
+
+// operatorDeletes records that an operator's delete chose db's image ts.
+func (o *oracle) operatorDeletes(db, ts string) {
+	if d := o.db(db); d != nil {
+		if d.opDeleting == nil {
+			d.opDeleting = map[string]bool{}
+		}
+		d.opDeleting[ts] = true
+	}
 }
 
 func inPlan(p catalog.RestorePlan, ts string) bool {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -107,6 +108,9 @@ type Sim struct {
 	m          counters
 	violations []Violation
 	digest     hash.Hash
+	// nameSrc is the seeded source of the catalog's random names (its own stream, so that the
+	// catalog's draws leave the run's source alone).
+	nameSrc io.Reader
 }
 
 type counters struct {
@@ -146,6 +150,9 @@ func Run(o Options) (*Report, error) {
 
 func newSim(o Options, p Profile, tr *Trace) (*Sim, error) {
 	s := &Sim{o: o, p: p, tr: tr, clk: clock.NewFake(tr.Start), rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), digest: sha256.New()}
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], o.Seed)
+	s.nameSrc = rand.NewChaCha8(key)
 	for _, d := range tr.DBs {
 		s.names = append(s.names, d.Name)
 	}
@@ -154,13 +161,14 @@ func newSim(o Options, p Profile, tr *Trace) (*Sim, error) {
 	s.or = newOracle(s)
 	s.db2 = newDb2(s)
 	s.en = &bus{s: s}
-	s.ops = &operator{s: s, cat: catalog.New(s.cos), send: sender{s: s, source: "keyguard/ops"}}
+	s.ops = &operator{s: s, cat: s.catalog(), send: sender{s: s, source: "keyguard/ops"}}
 	quiet := slog.New(slog.DiscardHandler)
 	routes := map[string]map[string]edge.Handler{}
 	for _, fn := range config.Apps {
 		d := runtime.Deps{Log: quiet, Objects: s.cos, States: s.states, Send: sender{s: s, source: "keyguard/" + fn},
 			Fleet: config.Static{F: tr.Fleet}, Clock: s.clk, Execs: map[string]scheduler.Executor{Executor: s.db2},
-			Workers: 1, Timer: s.clk, Budget: time.Hour} // one goroutine; a budget no simulated delivery reaches
+			Workers: 1, Timer: s.clk, Budget: time.Hour, // one goroutine; a budget no simulated delivery reaches
+			Rand: s.nameSrc}
 		if fn == config.FnScheduler {
 			d.Keys = keyProtect{s: s}
 		}
@@ -201,6 +209,11 @@ func (s *Sim) violate(inv, db, detail string) {
 	if !s.o.KeepGoing {
 		s.stopped = true
 	}
+}
+
+// catalog is a catalog over the simulated COS, on the simulated clock.
+func (s *Sim) catalog() *catalog.Catalog {
+	return catalog.NewWithOptions(s.cos, catalog.Options{Clock: s.clk, Rand: s.nameSrc})
 }
 
 // trace adds a step to the run's digest (and to the trace output, when asked).

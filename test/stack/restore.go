@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,10 @@ import (
 	"github.com/keyguard-dev/keyguard/test/enemu"
 	"github.com/keyguard-dev/keyguard/test/fakedb2"
 )
+
+// localLeaseSettle is the restore job's wait after its lease shows (restore.DefaultLeaseSettle
+// on IBM Cloud): the local stack's retention passes take milliseconds.
+const localLeaseSettle = time.Second
 
 // restoreJob is the restore job of db2cli databases, as Event Notifications starts it for each
 // restore.requested (a Code Engine job run): the real restore.Restorer against the fake db2, run
@@ -74,7 +80,8 @@ func (s *Stack) startRestoreJob(d *Db2CLI, log *slog.Logger) error {
 		return err
 	}
 	j := &restoreJob{log: log, r: &restore.Restorer{Fleet: config.Static{F: s.Fleet}, DB2: fakedb2.Runner{Bin: d.FakeBin, State: d.StateFile},
-		Catalog: catalog.New(s.Objects), Download: up, Send: send, Marks: s.Objects, Leases: s.Objects, Keys: s.Keys, Clock: s.Clock, Log: log.With("fn", config.FnRestore)}}
+		Catalog: catalog.New(s.Objects), Download: up, Send: send, Marks: s.Objects, Leases: s.Objects, Keys: s.Keys, Clock: s.Clock, Log: log.With("fn", config.FnRestore),
+		LeaseSettle: localLeaseSettle}}
 	s.waiters = append(s.waiters, j)
 	u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Logger: log.With("fn", config.FnRestore)}, map[string]edge.Handler{config.PathEvents: j}))
 	if err != nil {
