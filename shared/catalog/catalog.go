@@ -232,12 +232,34 @@ func (c *Catalog) List(ctx context.Context, db string) ([]Entry, error) {
 // ListReport reads every object under catalog/<db>/ with a few concurrent GETs and returns the
 // entries it could read and the objects it skipped, with the reason (see Skipped): the record
 // itself, whole entries, at one GET each. Summaries returns the same from the index, in one
-// read; rebuilding the index calls ListReport. Objects in
-// the reserved sub-folders runs/ and restores/ are ignored. An entry deleted during the call is
-// left out. The error is non-nil only when the store fails (listing, or reading an object:
-// then nothing is returned, never a partial view presented as complete) or db is not a valid
-// name (ErrInvalid). Read-only; safe concurrently.
+// read. Objects in the reserved sub-folders runs/ and restores/ are ignored. An entry deleted
+// during the call is left out, and so is one whose deletion began (marked on the index head,
+// read first): no reader plans on an entry that a later Prune finishes deleting. The error is
+// non-nil only when the store fails (listing, or reading an object: then nothing is returned,
+// never a partial view presented as complete) or db is not a valid name (ErrInvalid).
+// Read-only; safe concurrently.
 func (c *Catalog) ListReport(ctx context.Context, db string) (Listing, error) {
+	if err := state.ValidateDatabase(db); err != nil {
+		return Listing{}, fmt.Errorf("list catalog: %w: %w", ErrInvalid, err)
+	}
+	s, err := c.readHead(ctx, db)
+	if err != nil {
+		return Listing{}, fmt.Errorf("list catalog %s: %w", db, err)
+	}
+	l, err := c.listAll(ctx, db)
+	if err != nil || s.h == nil || len(s.h.Deleting) == 0 {
+		return l, err
+	}
+	l.Entries = slices.DeleteFunc(l.Entries, func(e Entry) bool {
+		_, deleting := markIndex(s.h.Deleting, e.Name())
+		return deleting
+	})
+	return l, nil
+}
+
+// listAll is ListReport without the head: every entry stored, those being deleted too (the
+// index's rebuild reads it).
+func (c *Catalog) listAll(ctx context.Context, db string) (Listing, error) {
 	if err := state.ValidateDatabase(db); err != nil {
 		return Listing{}, fmt.Errorf("list catalog: %w: %w", ErrInvalid, err)
 	}

@@ -359,7 +359,7 @@ func (c *Catalog) Summaries(ctx context.Context, db string) (Listing, error) {
 	}
 	v, err := c.view(ctx, db)
 	if errors.Is(err, errBusy) {
-		l, err := c.ListReport(ctx, db)
+		l, err := c.listAll(ctx, db)
 		for i, e := range l.Entries {
 			l.Entries[i] = Summary(e)
 		}
@@ -739,7 +739,7 @@ func (c *Catalog) rebuild(ctx context.Context, db string, s *snapshot) error {
 			return err
 		}
 	}
-	l, err := c.ListReport(ctx, db)
+	l, err := c.listAll(ctx, db)
 	if err != nil {
 		return fmt.Errorf("rebuild catalog index of %s: %w", db, err)
 	}
@@ -1018,11 +1018,13 @@ func clearDeleting(h *head, names []string) bool {
 }
 
 // finishDeletions completes the deletions begun more than DeletingGrace ago (their deleter
-// died): it deletes what is left of them and clears their marks.
-func (c *Catalog) finishDeletions(ctx context.Context, h *head) error {
+// died): it deletes what is left of them and clears their marks. An image a running restore
+// leases (inUse) waits for the lease to end.
+func (c *Catalog) finishDeletions(ctx context.Context, h *head, inUse map[string]bool) error {
 	var names []string
 	for _, d := range h.Deleting {
-		if c.now().Sub(d.Since) > DeletingGrace {
+		ts, _, _ := parseName(d.Name)
+		if c.now().Sub(d.Since) > DeletingGrace && !inUse[ts] {
 			names = append(names, d.Name)
 		}
 	}

@@ -571,6 +571,21 @@ func validEntryName(name string) bool {
 }
 
 // decodeHead parses a stored head strictly.
+// DeletingNames returns the names (<timestamp>-<type>) of the entries whose deletion began, in
+// name order, as an index head records them: from then on no reader sees them, and their files
+// are being deleted. For tools that watch the index (the simulator's oracle).
+func DeletingNames(head []byte) ([]string, error) {
+	h, err := decodeHead(head)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(h.Deleting))
+	for i, m := range h.Deleting {
+		names[i] = m.Name
+	}
+	return names, nil
+}
+
 func decodeHead(body []byte) (*head, error) {
 	if len(body) > MaxIndexHeadSize {
 		return nil, fmt.Errorf("%w: head of %d bytes, more than %d", ErrIndex, len(body), MaxIndexHeadSize)

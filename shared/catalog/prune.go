@@ -73,7 +73,7 @@ func (c *Catalog) Prune(ctx context.Context, db string, policy RetentionPolicy, 
 		if kept, ok := quiet(s.h, policy, now, inUse); ok && !runsDue(s.h, now) {
 			return Pruned{Kept: kept, Quick: true}, nil
 		}
-		if err := c.finishDeletions(ctx, s.h); err != nil {
+		if err := c.finishDeletions(ctx, s.h, inUse); err != nil {
 			return Pruned{}, fmt.Errorf("prune catalog of %s: finish a deletion: %w", db, err)
 		}
 	}

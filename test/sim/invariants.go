@@ -101,9 +101,10 @@ type dbOracle struct {
 	rpoLimit time.Duration
 
 	entries map[string]catalog.Entry
-	// opDeleting holds the images an operator's delete chose: a deletion stopped half way is
-	// finished by the next retention pass, on the operator's decision.
-	opDeleting map[string]bool
+	// marked holds the entries whose deletion began (marked on the index head): the deleter
+	// decided then, and from then on no reader sees them and their files go. A deletion
+	// stopped half way is finished later, by whoever prunes next.
+	marked map[string]catalog.Entry
 	// using holds, per running restore, the images it uses (from its check to its end).
 	using map[string][]string
 	// needFull is the key version a window closed for, until a full under it is cataloged.
@@ -314,8 +315,9 @@ func (d *dbOracle) list() []catalog.Entry {
 	return out
 }
 
-// entryDeleted checks the deletion of db's image ts by the running invocation.
-func (o *oracle) entryDeleted(db, ts string) {
+// entryMarked judges the deletion of db's image ts that the running invocation began (it marked
+// the entry on the index head): the decision is made there.
+func (o *oracle) entryMarked(db, ts string) {
 	d := o.db(db)
 	if d == nil {
 		return
@@ -324,57 +326,79 @@ func (o *oracle) entryDeleted(db, ts string) {
 	if !ok {
 		return
 	}
+	o.judgeDeletion(d, e, true)
+	delete(d.entries, ts)
+	if d.marked == nil {
+		d.marked = map[string]catalog.Entry{}
+	}
+	d.marked[ts] = e
+}
+
+// entryDeleted checks the deletion of db's image ts by the running invocation: the whole
+// judgement when its deletion was not marked first, else only that no running restore uses it
+// (a restore's lease may come after the mark).
+func (o *oracle) entryDeleted(db, ts string) {
+	d := o.db(db)
+	if d == nil {
+		return
+	}
+	if e, ok := d.marked[ts]; ok {
+		o.judgeDeletion(d, e, false)
+		delete(d.marked, ts)
+		return
+	}
+	e, ok := d.entries[ts]
+	if !ok {
+		return
+	}
+	o.judgeDeletion(d, e, true)
+	delete(d.entries, ts)
+}
+
+// judgeDeletion checks the deletion of e by the running invocation against the kept entries
+// (whole: every rule; else only the running restores).
+func (o *oracle) judgeDeletion(d *dbOracle, e catalog.Entry, whole bool) {
+	db, ts := d.name, e.ImageTimestamp
 	now := o.s.now()
 	list := d.list()
 	who := "an operator's delete"
 	retention := o.s.cur != nil && strings.HasPrefix(o.s.cur.kind, "completion")
-	switch {
-	case retention && d.opDeleting[ts]:
-		who, retention = "retention finishing an operator's delete", false
-	case retention:
+	if retention {
 		who = "retention"
 	}
 	bad := func(format string, args ...any) {
 		o.s.violate(InvRetention, db, fmt.Sprintf("%s deleted %s: ", who, e.Name())+fmt.Sprintf(format, args...))
 	}
-	if !e.IsDiscarded() {
-		for _, c := range list {
-			if !c.IsDiscarded() && c.ParentTimestamp == ts {
-				bad("%s builds on it", c.Name())
-			}
-		}
-		for _, id := range sortedKeys(d.using) {
-			if slices.Contains(d.using[id], ts) {
-				bad("running restore %s uses it", id)
-			}
-		}
-		if plan, err := catalog.PlanRestore(list, time.Time{}, nil); err == nil && inPlan(plan, ts) {
-			bad("it is on the newest restorable chain (target %s)", plan.Target)
-		}
-		if retention {
-			cutoff := now.Add(-time.Duration(d.pol.Retention.KeepDays) * 24 * time.Hour)
-			if d.pol.Retention.KeepDays > 0 && !e.EndedAt.Before(cutoff) {
-				bad("it ended inside the %d-day point-in-time window", d.pol.Retention.KeepDays)
-			}
-			if plan, err := catalog.PlanRestore(list, cutoff, nil); d.pol.Retention.KeepDays > 0 && err == nil && inPlan(plan, ts) {
-				bad("a restore to the start of the point-in-time window needs it (target %s)", plan.Target)
-			}
-			if e.Type == events.Full && e.Scope == catalog.ScopeDatabase && countFulls(list) <= max(d.pol.Retention.KeepFulls, catalog.MinKeepFulls) {
-				bad("only %d full backups were left (keep_fulls %d)", countFulls(list), d.pol.Retention.KeepFulls)
-			}
+	if e.IsDiscarded() {
+		return
+	}
+	for _, id := range sortedKeys(d.using) {
+		if slices.Contains(d.using[id], ts) {
+			bad("running restore %s uses it", id)
 		}
 	}
-	delete(d.entries, ts)
-	delete(d.opDeleting, ts)
-}
-
-// operatorDeletes records that an operator's delete chose db's image ts.
-func (o *oracle) operatorDeletes(db, ts string) {
-	if d := o.db(db); d != nil {
-		if d.opDeleting == nil {
-			d.opDeleting = map[string]bool{}
+	if !whole {
+		return
+	}
+	for _, c := range list {
+		if !c.IsDiscarded() && c.ParentTimestamp == ts {
+			bad("%s builds on it", c.Name())
 		}
-		d.opDeleting[ts] = true
+	}
+	if plan, err := catalog.PlanRestore(list, time.Time{}, nil); err == nil && inPlan(plan, ts) {
+		bad("it is on the newest restorable chain (target %s)", plan.Target)
+	}
+	if retention {
+		cutoff := now.Add(-time.Duration(d.pol.Retention.KeepDays) * 24 * time.Hour)
+		if d.pol.Retention.KeepDays > 0 && !e.EndedAt.Before(cutoff) {
+			bad("it ended inside the %d-day point-in-time window", d.pol.Retention.KeepDays)
+		}
+		if plan, err := catalog.PlanRestore(list, cutoff, nil); d.pol.Retention.KeepDays > 0 && err == nil && inPlan(plan, ts) {
+			bad("a restore to the start of the point-in-time window needs it (target %s)", plan.Target)
+		}
+		if e.Type == events.Full && e.Scope == catalog.ScopeDatabase && countFulls(list) <= max(d.pol.Retention.KeepFulls, catalog.MinKeepFulls) {
+			bad("only %d full backups were left (keep_fulls %d)", countFulls(list), d.pol.Retention.KeepFulls)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -256,6 +257,16 @@ func (s *Sim) wrote(key string, prev, o *object) {
 			return
 		}
 		s.or.entryWritten(db, e)
+	case "index":
+		names, err := catalog.DeletingNames(o.body)
+		if err != nil {
+			s.violate(InvChains, db, fmt.Sprintf("catalog index head %s does not decode: %v", key, err))
+			return
+		}
+		// Newest first: a deletion marks a chain's children with their parent.
+		for _, name := range slices.Backward(names) {
+			s.or.entryMarked(db, strings.SplitN(name, "-", 2)[0])
+		}
 	}
 }
 
@@ -280,7 +291,8 @@ func (s *Sim) published(ev events.Event) {
 	}
 }
 
-// classify names what an object key holds: state, entry, run (record), lease, or "".
+// classify names what an object key holds: state, entry, run (record), lease, index (head), or
+// "".
 func classify(key string) (kind, db, name string) {
 	parts := strings.Split(key, "/")
 	switch {
@@ -292,6 +304,8 @@ func classify(key string) (kind, db, name string) {
 		return "entry", parts[1], strings.TrimSuffix(parts[2], ".json")
 	case len(parts) == 3 && parts[0] == "leases":
 		return "lease", parts[1], parts[2]
+	case len(parts) == 3 && parts[0] == "index" && parts[2] == "head":
+		return "index", parts[1], ""
 	}
 	return "", "", ""
 }
