@@ -78,7 +78,7 @@ func (o *ops) backupDelete(ctx context.Context, db, ts string, force, confirm bo
 	if len(l.Skipped) > 0 {
 		return refuse("the catalog holds objects this keyguard cannot read, whose chains may need it: %s", skippedKeys(l.Skipped))
 	}
-	if deps := dependents(list, ts); len(deps) > 0 {
+	if deps := catalog.Dependents(list, ts); len(deps) > 0 {
 		return refuse("%s build%s on it (delete %s first, newest first; -force never breaks a chain)",
 			strings.Join(deps, ", "), verbS(len(deps)), pronoun(len(deps)))
 	}
@@ -86,7 +86,7 @@ func (o *ops) backupDelete(ctx context.Context, db, ts string, force, confirm bo
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return err
 	}
-	if st != nil && st.Run != nil && onNewestChain(list, ts) {
+	if st != nil && st.Run != nil && catalog.OnNewestChain(list, ts) {
 		return refuse("run %s is in flight and may build on the newest restore chain, which this image is part of", st.Run.ID)
 	}
 	if inUse, err := catalog.New(o.objs).InUse(ctx, db, o.now()); err != nil {
@@ -132,62 +132,6 @@ func skippedKeys(s []catalog.Skipped) string {
 		keys[i] = k.Key
 	}
 	return strings.Join(keys, ", ")
-}
-
-// dependents names, newest first, the other entries whose restore chain includes ts. A broken
-// chain still depends on the ancestors it links to (as Retain keeps them).
-func dependents(list []catalog.Entry, ts string) []string {
-	byTS := make(map[string]catalog.Entry, len(list))
-	for _, e := range list {
-		byTS[e.ImageTimestamp] = e
-	}
-	var out []string
-	for i := len(list) - 1; i >= 0; i-- {
-		e := list[i]
-		if e.ImageTimestamp == ts {
-			continue
-		}
-		needs := false
-		if chain, err := catalog.Chain(list, e.ImageTimestamp); err == nil {
-			_, needs = find(chain, ts)
-		}
-		// Follow the parent links too: the whole chain when it is complete, the ancestors that
-		// exist when it is broken. Timestamps are local time and need not grow along a chain
-		// (a fall-back hour), so the walk stops at an image already seen.
-		seen := map[string]bool{e.ImageTimestamp: true}
-		for p := e.ParentTimestamp; !needs && p != "" && !seen[p]; {
-			if p == ts {
-				needs = true
-				break
-			}
-			seen[p] = true
-			next, ok := byTS[p]
-			if !ok {
-				break
-			}
-			p = next.ParentTimestamp
-		}
-		if needs {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
-// onNewestChain reports whether ts is on the restore chain of the newest database image.
-func onNewestChain(list []catalog.Entry, ts string) bool {
-	for i := len(list) - 1; i >= 0; i-- {
-		if list[i].Scope != catalog.ScopeDatabase {
-			continue
-		}
-		chain, err := catalog.Chain(list, list[i].ImageTimestamp)
-		if err != nil {
-			return list[i].ImageTimestamp == ts
-		}
-		_, on := find(chain, ts)
-		return on
-	}
-	return false
 }
 
 func countFulls(list []catalog.Entry) int {

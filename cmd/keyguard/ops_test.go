@@ -698,7 +698,7 @@ func TestDependentsAcrossFallBack(t *testing.T) {
 	if _, err := catalog.Chain(list, d1.ImageTimestamp); !errors.Is(err, catalog.ErrBrokenChain) {
 		t.Fatalf("Chain(%s) = %v, want broken by the discarded delta", d1.Name(), err)
 	}
-	if deps := dependents(list, full.ImageTimestamp); len(deps) != 2 || deps[0] != d1.Name() {
+	if deps := catalog.Dependents(list, full.ImageTimestamp); len(deps) != 2 || deps[0] != d1.Name() {
 		t.Errorf("dependents of %s = %v, want %s and %s", full.Name(), deps, d1.Name(), gone.Name())
 	}
 	if n := countFulls(append(list, catalogtest.Discard(catalogtest.Sample("db1", "20241104010000", events.Full, ""), "x"))); n != 1 {

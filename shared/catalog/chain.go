@@ -403,3 +403,59 @@ func plan(db string, chain []Entry, pit time.Time, notes []string, unchecked boo
 	}
 	return p
 }
+
+// Dependents names, newest first, the other entries of list (sorted oldest first) whose restore
+// chain includes ts: an entry that deleting ts would leave without a restore. A broken chain
+// still depends on the ancestors it links to (as Retain keeps them). Timestamps are local time
+// and need not grow along a chain (a fall-back hour), so the walk up the parents stops at an
+// image already seen.
+func Dependents(list []Entry, ts string) []string {
+	byTS := make(map[string]Entry, len(list))
+	for _, e := range list {
+		byTS[e.ImageTimestamp] = e
+	}
+	var out []string
+	for i := len(list) - 1; i >= 0; i-- {
+		e := list[i]
+		if e.ImageTimestamp == ts {
+			continue
+		}
+		needs := false
+		if chain, err := Chain(list, e.ImageTimestamp); err == nil {
+			needs = slices.ContainsFunc(chain, func(c Entry) bool { return c.ImageTimestamp == ts })
+		}
+		seen := map[string]bool{e.ImageTimestamp: true}
+		for p := e.ParentTimestamp; !needs && p != "" && !seen[p]; {
+			if p == ts {
+				needs = true
+				break
+			}
+			seen[p] = true
+			next, ok := byTS[p]
+			if !ok {
+				break
+			}
+			p = next.ParentTimestamp
+		}
+		if needs {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// OnNewestChain reports whether ts is on the restore chain of the newest database image of list
+// (sorted oldest first): the chain a run in flight builds on.
+func OnNewestChain(list []Entry, ts string) bool {
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].Scope != ScopeDatabase {
+			continue
+		}
+		chain, err := Chain(list, list[i].ImageTimestamp)
+		if err != nil {
+			return list[i].ImageTimestamp == ts
+		}
+		return slices.ContainsFunc(chain, func(c Entry) bool { return c.ImageTimestamp == ts })
+	}
+	return false
+}

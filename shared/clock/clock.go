@@ -1,6 +1,7 @@
 package clock
 
 import (
+	"context"
 	"sort"
 	"sync"
 	"time"
@@ -34,6 +35,23 @@ func Or(c Clock) Clock {
 		return Real{}
 	}
 	return c
+}
+
+// Sleep waits d on c (the wall clock when nil), or until ctx is done: it returns ctx's error
+// then. A d of zero or less returns at once.
+func Sleep(ctx context.Context, c Clock, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	done := make(chan struct{})
+	t := Or(c).AfterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	}
 }
 
 // Fake is a manual clock. Its time moves only through Set and Advance; timers due by the new time

@@ -86,13 +86,13 @@ func (r *Restorer) settle(ctx context.Context, db string, plan catalog.RestorePl
 				r.log().Warn("the restore's lease does not show in listings yet; going on", "database", db, "err", err)
 				break
 			}
-			if err := sleep(ctx, timer, leasePoll); err != nil {
+			if err := clock.Sleep(ctx, timer, leasePoll); err != nil {
 				return err
 			}
 		}
 	}
 	if d := cmp.Or(r.LeaseSettle, DefaultLeaseSettle); d > 0 {
-		if err := sleep(ctx, timer, d); err != nil {
+		if err := clock.Sleep(ctx, timer, d); err != nil {
 			return err
 		}
 	}
@@ -106,19 +106,6 @@ func (r *Restorer) settle(ctx context.Context, db string, plan catalog.RestorePl
 		}
 	}
 	return nil
-}
-
-// sleep waits d on clk, or until ctx is done.
-func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
-	done := make(chan struct{})
-	t := clk.AfterFunc(d, func() { close(done) })
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
-	}
 }
 
 type leaseHolder struct {

@@ -189,26 +189,10 @@ func update(ctx context.Context, s Store, db string, init func() *State, fn func
 		if left := giveUp.Sub(clk.Now()); d > left {
 			d = left
 		}
-		if err := sleep(ctx, clk, d); err != nil {
+		if err := clock.Sleep(ctx, clk, d); err != nil {
 			return nil, fmt.Errorf("update state %s: after %d attempts: %w", db, attempt, err)
 		}
 		wait = min(wait*2, cfg.max)
-	}
-}
-
-// sleep waits d on clk, or until ctx is done.
-func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	done := make(chan struct{})
-	t := clk.AfterFunc(d, func() { close(done) })
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
 	}
 }
 

@@ -198,14 +198,14 @@ func (o *operator) delete(a OpAction) {
 		}
 		list := l.Entries
 		e := list[0]
-		if deps := dependents(list, e.ImageTimestamp); len(deps) > 0 {
+		if deps := catalog.Dependents(list, e.ImageTimestamp); len(deps) > 0 {
 			return errRefused
 		}
 		st, _, err := s.states.Get(ctx, a.DB)
 		if err != nil {
 			return err
 		}
-		if st.Run != nil && onNewestChain(list, e.ImageTimestamp) {
+		if st.Run != nil && catalog.OnNewestChain(list, e.ImageTimestamp) {
 			return errRefused
 		}
 		inUse, err := o.cat.InUse(ctx, a.DB, s.now())
@@ -230,64 +230,6 @@ func (o *operator) delete(a OpAction) {
 
 var errRefused = errors.New("refused")
 
-// dependents names the other entries whose chain, or whose parent links, include ts (as the
-// operator command's backup delete finds them).
-func dependents(list []catalog.Entry, ts string) []string {
-	byTS := make(map[string]catalog.Entry, len(list))
-	for _, e := range list {
-		byTS[e.ImageTimestamp] = e
-	}
-	var out []string
-	for i := len(list) - 1; i >= 0; i-- {
-		e := list[i]
-		if e.ImageTimestamp == ts {
-			continue
-		}
-		needs := false
-		if chain, err := catalog.Chain(list, e.ImageTimestamp); err == nil {
-			for _, c := range chain {
-				needs = needs || c.ImageTimestamp == ts
-			}
-		}
-		seen := map[string]bool{e.ImageTimestamp: true}
-		for p := e.ParentTimestamp; !needs && p != "" && !seen[p]; {
-			if p == ts {
-				needs = true
-				break
-			}
-			seen[p] = true
-			next, ok := byTS[p]
-			if !ok {
-				break
-			}
-			p = next.ParentTimestamp
-		}
-		if needs {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
-// onNewestChain reports whether ts is on the restore chain of the newest database image.
-func onNewestChain(list []catalog.Entry, ts string) bool {
-	for i := len(list) - 1; i >= 0; i-- {
-		if list[i].Scope != catalog.ScopeDatabase {
-			continue
-		}
-		chain, err := catalog.Chain(list, list[i].ImageTimestamp)
-		if err != nil {
-			return list[i].ImageTimestamp == ts
-		}
-		for _, c := range chain {
-			if c.ImageTimestamp == ts {
-				return true
-			}
-		}
-		return false
-	}
-	return false
-}
 
 func countFulls(list []catalog.Entry) int {
 	n := 0
