@@ -40,8 +40,8 @@ const (
 	MaxNotes = 16
 	// MaxPartitions bounds Entry.Partitions (Db2 numbers database partitions 0-999).
 	MaxPartitions = 1000
-	maxText   = 1024
-	maxDetail = 4096
+	maxText       = 1024
+	maxDetail     = 4096
 )
 
 // TimestampLayout is the layout of a Db2 backup image timestamp (yyyymmddhhmmss), in the Db2

@@ -466,8 +466,8 @@ type rowReader struct {
 	db string
 	// version is the header's: 2 allows the partitions field.
 	version int
-	keys [][2]string
-	rows []Entry
+	keys    [][2]string
+	rows    []Entry
 }
 
 // key reads a "k" line: a key CRN and version. Keys come before the rows.
