@@ -260,3 +260,51 @@ func TestRunnerErrors(t *testing.T) {
 		t.Errorf("db2 terminate: %v %s", err, out)
 	}
 }
+
+// TestDiskArchiveHoldsLogFiles: with LOGARCHMETH1 DISK:<an existing directory>, each closed
+// log file is written under <dir>/<instance>/<DATABASE>/NODE0000/LOGSTREAM0000/C0000000, `get db
+// cfg` names the first active log, LIST HISTORY names the log each backup needs, and a file
+// removed from the archive halts the roll-forward that needs it with SQL4970N.
+func TestDiskArchiveHoldsLogFiles(t *testing.T) {
+	arch := t.TempDir()
+	e := setup(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:" + arch + "/", TrackMod: true})
+	run := func(argv ...string) string {
+		t.Helper()
+		out, _, err := e.r.Run(ctx(t), argv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if err := fakedb2.Write(e.state, time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC), 5); err != nil {
+		t.Fatal(err)
+	}
+	run("db2", "backup", "database", "SALES", "online", "to", e.target, "without", "prompting")
+	if err := fakedb2.Write(e.state, time.Date(2026, 11, 24, 1, 40, 0, 0, time.UTC), 3); err != nil {
+		t.Fatal(err)
+	}
+	run("db2", "archive", "log", "for", "database", "SALES")
+	dir := filepath.Join(arch, "db2inst1", "SALES", "NODE0000", "LOGSTREAM0000", "C0000000")
+	for _, n := range []int{0, 1} {
+		if _, err := os.Stat(filepath.Join(dir, fakedb2.LogName(n))); err != nil {
+			t.Fatalf("archived log %d: %v", n, err)
+		}
+	}
+	cfg, err := db2.ParseDBConfig(run("db2", "get", "db", "cfg", "for", "SALES"))
+	if err != nil || cfg.FirstActiveLog != "S0000002.LOG" || cfg.AutoDelRecObj {
+		t.Fatalf("db cfg: %+v %v", cfg.FirstActiveLog, err)
+	}
+	h, err := db2.ParseHistory(run("db2", "list", "history", "backup", "all", "for", "SALES"))
+	if err != nil || len(h.Entries) != 1 || h.Entries[0].FirstLog != "S0000000.LOG" {
+		t.Fatalf("history: %+v %v", h, err)
+	}
+	if err := os.Remove(filepath.Join(dir, fakedb2.LogName(1))); err != nil {
+		t.Fatal(err)
+	}
+	ts := h.Entries[0].Timestamp
+	run("db2", "restore", "database", "SALES", "from", e.target, "taken", "at", ts, "replace", "existing", "without", "prompting")
+	out := run("db2", "rollforward", "database", "SALES", "to", "end", "of", "logs", "and", "stop")
+	if !strings.Contains(out, "SQL4970N") || !strings.Contains(out, "S0000001.LOG") {
+		t.Fatalf("roll-forward across a removed log file: %s", out)
+	}
+}

@@ -195,12 +195,16 @@ func (c *session) dbCfg(db string) int {
 		{"Number of secondary log files", "LOGSECOND", "12"},
 		{"Path to log files", "", "/database/" + s.instance() + "/NODE0000/SQL00001/LOGSTREAM0000/"},
 		{},
+		{"First active log file", "", LogName(s.LogSeq)},
+		{},
 		{"First log archive method", "LOGARCHMETH1", s.logArchMeth1()},
 		{"Archive compression for logarchmeth1", "LOGARCHCOMPR1", "OFF"},
 		{"Options for logarchmeth1", "LOGARCHOPT1", ""},
 		{"Second log archive method", "LOGARCHMETH2", "OFF"},
 		{},
 		{"Number of database backups to retain", "NUM_DB_BACKUPS", "12"},
+		{"Recovery history retention (days)", "REC_HIS_RETENTN", "366"},
+		{"Auto deletion of recovery objects", "AUTO_DEL_REC_OBJ", map[bool]string{true: "ON", false: "OFF"}[s.AutoDelRecObj]},
 		{"Encryption Library for Backup", "ENCRLIB", ""},
 		{"Encryption Options for Backup", "ENCROPTS", ""},
 		{},
@@ -511,7 +515,9 @@ func (c *session) listHistory(db, since string) int {
 		}
 		c.printf("\n Op Obj Timestamp+Sequence Type Dev Earliest Log Current Log  Backup ID\n")
 		c.printf(" -- --- ------------------ ---- --- ------------ ------------ --------------\n")
-		log := fmt.Sprintf("S%07d.LOG", b.EID)
+		// The log file active during the backup is the first and last one the image needs (the
+		// backup closes it into the archive).
+		log := LogName(b.Log)
 		c.printf("  B  %s  %s001    %s    D  %s %s\n", obj, b.Timestamp, historyTypes[[2]string{b.Type, b.Mode}], log, log)
 		c.printf("%s  Contains %d tablespace(s):\n\n", rule, len(spaces))
 		for i, ts := range spaces {

@@ -528,7 +528,7 @@ func (c *session) rollforward(tok []string) int {
 	// What the logs hold after the image, and whether each log needed can be read.
 	rows, committed := image.Rows, imageTime.Add(time.Second)
 	readable := func(n int) bool {
-		if !slices.Contains(s.MissingLogs, LogName(n)) {
+		if s.inArchive(n) {
 			return true
 		}
 		if r.overflow == "" {
