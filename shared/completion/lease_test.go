@@ -79,22 +79,25 @@ func TestRetentionKeepsImagesOfRunningRestores(t *testing.T) {
 	}
 }
 
-// leaseAfterFirstRead is the catalog of a restore that leases the oldest chain right after
-// retention first read the leases.
+// leaseAfterFirstRead is a store on which a restore leases the oldest chain right after
+// retention first listed the leases (retention reads them through the catalog's own InUse, so
+// the lease is written where it reads).
 type leaseAfterFirstRead struct {
-	*catalog.Catalog
-	objs  *objstore.Memory
+	*objstore.Memory
 	reads int
 }
 
-func (l *leaseAfterFirstRead) InUse(ctx context.Context, db string, at time.Time) (map[string]bool, error) {
-	if l.reads++; l.reads == 2 {
-		if _, err := catalog.PutLease(ctx, l.objs, catalog.Lease{Database: "db1", RestoreID: "r1", Images: []string{"20261025020000", "20261025120000"},
-			Created: at, Renewed: at, Until: at.Add(30 * time.Minute)}, ""); err != nil {
-			return nil, err
+func (l *leaseAfterFirstRead) List(ctx context.Context, prefix string) ([]objstore.Info, error) {
+	if prefix == catalog.LeasePrefix("db1") {
+		if l.reads++; l.reads == 2 {
+			at := time.Now()
+			if _, err := catalog.PutLease(ctx, l.Memory, catalog.Lease{Database: "db1", RestoreID: "r1", Images: []string{"20261025020000", "20261025120000"},
+				Created: at, Renewed: at, Until: at.Add(24 * 365 * time.Hour)}, ""); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return l.Catalog.InUse(ctx, db, at)
+	return l.Memory.List(ctx, prefix)
 }
 
 // TestRetentionReadsTheLeasesAgainBeforeEachDeletion: a restore that leased images after
@@ -102,8 +105,8 @@ func (l *leaseAfterFirstRead) InUse(ctx context.Context, db string, at time.Time
 // stops at an image a restore uses (found by test/sim TestRetentionRacesARestoresLease).
 func TestRetentionReadsTheLeasesAgainBeforeEachDeletion(t *testing.T) {
 	h, _ := setup(t, run("r-new", 1))
-	objs := objstore.NewMemory()
-	cat := &leaseAfterFirstRead{Catalog: catalog.New(objs), objs: objs}
+	objs := &leaseAfterFirstRead{Memory: objstore.NewMemory()}
+	cat := catalog.New(objs)
 	h.Catalog = cat
 	ctx := context.Background()
 	c := recorded(t, h, completed("r-new"))
