@@ -59,6 +59,18 @@ const (
 	Delta       BackupType = "delta"
 )
 
+// Tablespace is the type of a run of a database's table space schedule: a full table space
+// backup of the table spaces the fleet policy lists, beside the database's own backups. It is
+// not a Db2 backup type (Valid is false): its backup.started event says type full, scope
+// tablespace. It ranks after the database types.
+const Tablespace BackupType = "tablespace"
+
+// Scopes of a backup.started event.
+const (
+	ScopeDatabase   = "database"
+	ScopeTablespace = "tablespace"
+)
+
 // Valid reports whether t is a known backup type.
 func (t BackupType) Valid() bool { return t == Full || t == Incremental || t == Delta }
 
@@ -262,6 +274,9 @@ type BackupStarted struct {
 	KeyCRN     string     `json:"key_crn"`
 	KeyVersion string     `json:"key_version,omitempty"`
 	Executor   string     `json:"executor"`
+	// Scope is "tablespace" for a run of the table space schedule (a full table space backup
+	// of the table spaces the fleet policy lists); empty or "database" otherwise.
+	Scope string `json:"scope,omitempty"`
 }
 
 // BackupCompleted says a run produced a verified image.
@@ -449,6 +464,8 @@ func (e BackupStarted) Validate() error {
 	p.need(e.LeaseUntil.After(e.StartedAt), "lease_until must be after started_at")
 	p.need(text(e.KeyCRN), "key_crn is required")
 	p.need(text(e.Executor), "executor is required")
+	p.need(e.Scope == "" || e.Scope == ScopeDatabase || e.Scope == ScopeTablespace, "scope must be database or tablespace")
+	p.need(e.Scope != ScopeTablespace || e.Type == Full, "a table space run is a full backup")
 	return p.err(TypeBackupStarted)
 }
 
