@@ -2,9 +2,9 @@ package db2
 
 import (
 	"fmt"
-	"slices"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
