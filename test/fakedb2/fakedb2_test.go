@@ -308,3 +308,86 @@ func TestDiskArchiveHoldsLogFiles(t *testing.T) {
 		t.Fatalf("roll-forward across a removed log file: %s", out)
 	}
 }
+
+// TestPartitionsRestoreCatalogFirst: a two-partition database backs up ON ALL DBPARTITIONNUMS
+// (one image per partition, the per-partition result table); a restore on partition 1 before
+// the catalog partition is refused, in the right order it succeeds and the roll-forward runs.
+func TestPartitionsRestoreCatalogFirst(t *testing.T) {
+	e := setup(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/nowhere/", Partitions: []int{0, 1}, CatalogPartition: 0})
+	run := func(argv ...string) string {
+		t.Helper()
+		out, _, err := e.r.Run(ctx(t), argv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := run("db2", "backup", "database", "SALES", "on", "all", "dbpartitionnums", "online", "to", e.target, "include", "logs", "without", "prompting")
+	parts, err := db2.ParseBackupPartitions(out)
+	if err != nil || len(parts) != 2 {
+		t.Fatalf("backup: %v %v\n%s", parts, err, out)
+	}
+	ts, _ := db2.ParseBackupResult(out)
+	for _, p := range []string{"DBPART000", "DBPART001"} {
+		if _, err := os.Stat(filepath.Join(e.target, "SALES.0.db2inst1."+p+"."+ts+".001")); err != nil {
+			t.Fatalf("image of %s: %v", p, err)
+		}
+	}
+	if n, err := db2.ParseCatalogPartition(run("db2", "list", "db", "directory"), "SALES"); err != nil || n != 0 {
+		t.Fatalf("catalog partition %d %v", n, err)
+	}
+	restore := []string{"db2", "restore", "database", "SALES", "from", e.target, "taken", "at", ts, "replace", "existing", "without", "prompting"}
+	run("db2", "set", "client", "connect_dbpartitionnum", "1")
+	if out := run(restore...); !strings.Contains(out, "SQL2551N") {
+		t.Fatalf("partition 1 before the catalog partition: %s", out)
+	}
+	run("db2", "set", "client", "connect_dbpartitionnum", "0")
+	if out := run(restore...); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("catalog partition: %s", out)
+	}
+	if out := run("db2", "rollforward", "database", "SALES", "to", "end", "of", "logs", "on", "all", "dbpartitionnums", "and", "stop"); !strings.Contains(out, "SQL1276N") {
+		t.Fatalf("roll-forward before every partition is restored: %s", out)
+	}
+	run("db2", "set", "client", "connect_dbpartitionnum", "1")
+	if out := run(restore...); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("partition 1 after the catalog partition: %s", out)
+	}
+	if out := run("db2", "rollforward", "database", "SALES", "to", "end", "of", "logs", "on", "all", "dbpartitionnums", "and", "stop"); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("roll-forward: %s", out)
+	}
+}
+
+// TestTablespaceRestore: a table space image restores its table spaces online, left rollforward
+// pending until ROLLFORWARD ... TABLESPACE (...) ONLINE; a table space not in the image is
+// refused.
+func TestTablespaceRestore(t *testing.T) {
+	e := setup(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/nowhere/"})
+	run := func(argv ...string) string {
+		t.Helper()
+		out, _, err := e.r.Run(ctx(t), argv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := run("db2", "backup", "database", "SALES", "tablespace", "(TS_ORDERS,TS_LINES)", "online", "to", e.target, "without", "prompting")
+	ts, err := db2.ParseBackupResult(out)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	if out := run("db2", "restore", "database", "SALES", "tablespace", "(USERSPACE1)", "online", "from", e.target, "taken", "at", ts, "without", "prompting"); !strings.Contains(out, "SQL2560N") {
+		t.Fatalf("a table space not in the image: %s", out)
+	}
+	if out := run("db2", "restore", "database", "SALES", "tablespace", "(TS_ORDERS)", "online", "from", e.target, "taken", "at", ts, "without", "prompting"); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("table space restore: %s", out)
+	}
+	if s := fakedb2.ReadState(t, e.state); len(s.TablespacesPending) != 1 {
+		t.Fatalf("pending %v", s.TablespacesPending)
+	}
+	if out := run("db2", "rollforward", "database", "SALES", "to", "end", "of", "logs", "and", "stop", "tablespace", "(TS_ORDERS)", "online"); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("table space roll-forward: %s", out)
+	}
+	if s := fakedb2.ReadState(t, e.state); len(s.TablespacesPending) != 0 || s.Restores[0].RollForward != "END OF LOGS" {
+		t.Fatalf("after the roll-forward: %+v", s.Restores)
+	}
+}

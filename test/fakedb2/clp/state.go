@@ -93,6 +93,22 @@ type State struct {
 	LogSeq int `json:"log_seq,omitempty"`
 	// Archived are the archived log files, oldest first (LIST HISTORY ARCHIVE LOG prints them).
 	Archived []ArchivedLog `json:"archived,omitempty"`
+	// Partitions are the database partitions of a partitioned (DPF) database, e.g. [0, 1]; a
+	// single-partition database when it has fewer than two. CatalogPartition is the one that
+	// holds the catalog (LIST DATABASE DIRECTORY reports it).
+	Partitions       []int `json:"partitions,omitempty"`
+	CatalogPartition int   `json:"catalog_partition,omitempty"`
+	// CurrentPartition is the partition the CLP session's commands go to (SET CLIENT
+	// CONNECT_DBPARTITIONNUM).
+	CurrentPartition int `json:"current_partition,omitempty"`
+	// RestoredPartitions are the partitions restored so far from the image RestoringImage,
+	// in order: a partition other than the catalog partition is refused before it.
+	RestoredPartitions []int  `json:"restored_partitions,omitempty"`
+	RestoringImage     string `json:"restoring_image,omitempty"`
+	// TablespacesPending are the table spaces a table space restore left rollforward pending
+	// (until ROLLFORWARD ... TABLESPACE (...) ONLINE), with the image they came from.
+	TablespacesPending []string `json:"tablespaces_pending,omitempty"`
+	TablespaceImage    string   `json:"tablespace_image,omitempty"`
 	// AutoDelRecObj is AUTO_DEL_REC_OBJ=ON as `get db cfg` reports it.
 	AutoDelRecObj bool `json:"auto_del_rec_obj,omitempty"`
 	// MissingLogs names archived log files that are gone from the archive: a roll-forward that
@@ -211,8 +227,15 @@ func (s *State) inArchive(n int) bool {
 	return true
 }
 
+// partitioned reports whether the database has several partitions.
+func (s *State) partitioned() bool { return len(s.Partitions) > 1 }
+
 // Restore is one RESTORE DATABASE the fake ran.
 type Restore struct {
+	// Tablespaces are the table spaces of a table space restore (RESTORE ... TABLESPACE (...)
+	// ONLINE); Partition the partition a restore of a partitioned database ran on.
+	Tablespaces []string `json:"tablespaces,omitempty"`
+	Partition   int      `json:"partition,omitempty"`
 	// Timestamp is the TAKEN AT image (the target of an incremental restore).
 	Timestamp string `json:"timestamp"`
 	// Incremental is INCREMENTAL, Automatic INCREMENTAL AUTOMATIC.
