@@ -344,6 +344,10 @@ type RestoreRequested struct {
 	Drop  bool   `json:"drop,omitempty"`
 	// Drill marks a scheduled restore drill.
 	Drill bool `json:"drill,omitempty"`
+	// Tablespaces, when set, restores only these table spaces of the database, in place and
+	// online, from the newest image that holds them (a table space or a database image), then
+	// rolls them forward to the end of the logs.
+	Tablespaces []string `json:"tablespaces,omitempty"`
 }
 
 // RestoreCompleted says a restore finished.
@@ -509,6 +513,12 @@ func (e RestoreRequested) Validate() error {
 	p.need(len(e.Probe) <= maxField, "probe is at most 1024 bytes")
 	p.need(!e.WithoutRollForward || e.PointInTime.IsZero(), "without_roll_forward and point_in_time exclude each other")
 	p.need(!e.Drop || e.Into != "", "drop needs into: only a database restored into may be dropped")
+	p.need(len(e.Tablespaces) <= 64, "at most 64 table spaces")
+	for _, ts := range e.Tablespaces {
+		p.need(text(ts) && len(ts) <= 128, "table space names are 1-128 bytes")
+	}
+	p.need(len(e.Tablespaces) == 0 || e.Into == "" && e.PointInTime.IsZero() && !e.WithoutRollForward && !e.Drill,
+		"a table space restore is in place, to the end of the logs")
 	return p.err(TypeRestoreRequested)
 }
 

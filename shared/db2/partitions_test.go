@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyguard-dev/keyguard/events"
 )
@@ -82,4 +83,42 @@ func FuzzParseCatalogPartition(f *testing.F) {
 			t.Fatalf("catalog partition %d", n)
 		}
 	})
+}
+
+func TestPlanRestorePartitionsAndTablespaces(t *testing.T) {
+	c, err := PlanRestore(RestoreRequest{Source: "SALES", Dir: "/r", Target: "20261124020000", Online: true, Partitions: []int{2, 0, 1}, Replace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range c.Restore {
+		got = append(got, strings.Join(a, " "))
+	}
+	restore := "db2 restore database SALES from /r taken at 20261124020000 replace existing without prompting"
+	want := []string{"db2 set client connect_dbpartitionnum 2", restore, "db2 set client connect_dbpartitionnum 0", restore, "db2 set client connect_dbpartitionnum 1", restore}
+	if !slices.Equal(got, want) {
+		t.Fatalf("restore\n%q\nwant\n%q", got, want)
+	}
+	if rf := strings.Join(c.RollForward, " "); rf != "db2 rollforward database SALES to end of logs on all dbpartitionnums and stop" {
+		t.Fatalf("roll-forward %s", rf)
+	}
+	c, err = PlanRestore(RestoreRequest{Source: "SALES", Dir: "/r", Target: "20261124020000", Online: true, Tablespaces: []string{"ts_orders", "TS_LINES"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := strings.Join(c.Restore[0], " "); r != "db2 restore database SALES tablespace (TS_ORDERS,TS_LINES) online from /r taken at 20261124020000 without prompting" {
+		t.Fatalf("restore %s", r)
+	}
+	if rf := strings.Join(c.RollForward, " "); rf != "db2 rollforward database SALES to end of logs and stop tablespace (TS_ORDERS,TS_LINES) online" {
+		t.Fatalf("roll-forward %s", rf)
+	}
+	for _, bad := range []RestoreRequest{
+		{Source: "SALES", Into: "COPY", Dir: "/r", Target: "20261124020000", Tablespaces: []string{"TS1"}},
+		{Source: "SALES", Dir: "/r", Target: "20261124020000", Tablespaces: []string{"TS1"}, PointInTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Source: "SALES", Dir: "/r", Target: "20261124020000", Partitions: []int{0}, StoragePaths: []string{"/x"}},
+	} {
+		if _, err := PlanRestore(bad); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
 }

@@ -15,14 +15,18 @@ import (
 // Lister lists an archive's log files.
 type Lister interface {
 	// List returns every archived log file (any order) with its key, size and time written.
-	// Objects that are not log files are skipped. A missing archive is an empty list, not an
-	// error. Idempotent; safe concurrently.
+	// Objects that are not log files are skipped. An archive directory that does not exist
+	// (not mounted where the caller runs) is an error wrapping ErrNoArchive; an empty COS prefix
+	// is an empty list. Idempotent; safe concurrently.
 	List(ctx context.Context) ([]File, error)
 	// Remove deletes the files (by Key). A file already gone is not an error. Idempotent.
 	Remove(ctx context.Context, files []File) error
 	// String says where the archive is.
 	String() string
 }
+
+// ErrNoArchive: the archive directory is not there (not reachable from where keyguard runs).
+var ErrNoArchive = errors.New("log archive directory not found")
 
 // Dir lists an archive directory the runner can read (LOGARCHMETH1 DISK:<path>): Root is
 // <path>/<instance>/<DATABASE>, under which Db2 writes NODEnnnn/LOGSTREAMnnnn/Cnnnnnnn/.
@@ -38,7 +42,7 @@ func (d Dir) List(ctx context.Context) ([]File, error) {
 	err := filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && p == d.Root {
-				return fs.SkipAll
+				return ErrNoArchive
 			}
 			return err
 		}

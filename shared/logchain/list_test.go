@@ -2,14 +2,19 @@ package logchain_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/db2"
 	"github.com/keyguard-dev/keyguard/shared/logchain"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
 )
 
 // archive writes log files nums of chain 0 under root as Db2 does for DISK archiving.
@@ -54,9 +59,9 @@ func TestCheckDirPrunesOnlyWhatNoChainNeeds(t *testing.T) {
 	if err != nil || r.Broken || r.Deleted != 2 || r.Files != 4 || r.Oldest != 3 || r.NewestAt.IsZero() {
 		t.Fatalf("prune: %+v %v", r, err)
 	}
-	// A missing archive is empty, not an error.
+	// An archive directory that is not there is an error the report names, not a gap.
 	r, err = logchain.Check(ctx, logchain.Dir{Root: filepath.Join(root, "nope")}, need, logchain.Options{Database: "sales", Now: now})
-	if err != nil || r.Files != 0 || !r.Broken {
+	if !errors.Is(err, logchain.ErrNoArchive) || r.Broken || r.Error == "" {
 		t.Fatalf("missing archive: %+v %v", r, err)
 	}
 }
@@ -102,4 +107,44 @@ func BenchmarkCheckDir10000(b *testing.B) {
 	b.ReportMetric(float64(floor.Microseconds())/float64(b.N)/1000, "raw-walk-ms/op")
 	b.ReportMetric(float64(check)/float64(floor), "check/raw")
 	_ = fmt.Sprint()
+}
+
+func TestArchiveOf(t *testing.T) {
+	db := config.Database{Name: "sales", Alias: "SALES", Instance: "db2inst1@h"}
+	l, _, ok := logchain.ArchiveOf(db, db2.DBConfig{LogArchMeth1: "DISK:/db2/archive/"}, nil)
+	if !ok || l.String() != "/db2/archive/db2inst1/SALES" {
+		t.Fatalf("DISK: %v %v", l, ok)
+	}
+	if _, why, ok := logchain.ArchiveOf(db, db2.DBConfig{LogArchMeth1: "DB2REMOTE://cos//logs"}, nil); ok || !strings.Contains(why, "cos_prefix") {
+		t.Fatalf("DB2REMOTE without cos_prefix: %v %s", ok, why)
+	}
+	db.LogArchive.COSPrefix = "db2logs/"
+	l, _, ok = logchain.ArchiveOf(db, db2.DBConfig{LogArchMeth1: "DB2REMOTE://cos//logs"}, objstore.NewMemory())
+	if !ok || l.String() != "cos:db2logs/db2inst1/SALES/" {
+		t.Fatalf("DB2REMOTE: %v %v", l, ok)
+	}
+	if _, _, ok := logchain.ArchiveOf(config.Database{Alias: "X"}, db2.DBConfig{LogArchMeth1: "TSM:STANDARD"}, nil); ok {
+		t.Fatal("TSM listed")
+	}
+}
+
+// TestObjectsListerPrunes: a DB2REMOTE archive in the bucket is listed and pruned like a
+// directory.
+func TestObjectsListerPrunes(t *testing.T) {
+	ctx := context.Background()
+	m := objstore.NewMemory()
+	for n := 1; n <= 5; n++ {
+		if _, err := m.Put(ctx, "db2logs/db2inst1/SALES/NODE0000/LOGSTREAM0000/C0000000/"+logchain.Name(n), []byte("x"), objstore.Cond{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := logchain.Objects{Store: m, Prefix: "db2logs/db2inst1/SALES/"}
+	r, err := logchain.Check(ctx, l, logchain.Need{From: 3, FirstActive: 6, Chain: -1}, logchain.Options{Database: "sales", Prune: true, Now: time.Now()})
+	if err != nil || r.Deleted != 2 || r.Files != 3 || r.Broken {
+		t.Fatalf("%+v %v", r, err)
+	}
+	left, _ := m.List(ctx, "db2logs/")
+	if len(left) != 3 {
+		t.Fatalf("left %d", len(left))
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/db2"
 	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/logchain"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
 )
@@ -63,8 +64,11 @@ type Restorer struct {
 	// checks that its images are still cataloged (DefaultLeaseSettle when zero; negative: no
 	// wait). See settle.
 	LeaseSettle time.Duration
-	Clock       clock.Clock
-	Log         *slog.Logger
+	// Archive, when set, is keyguard's bucket, where a DB2REMOTE log archive
+	// (log_archive.cos_prefix) is listed before a roll-forward; nil lists DISK archives only.
+	Archive logchain.ObjectStore
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 // Handle restores the database of a restore.requested event and publishes restore.completed.
