@@ -140,7 +140,7 @@ func PlanRestore(req RestoreRequest) (RestoreCommands, error) {
 	if req.LogTarget != "" {
 		argv = append(argv, "logtarget", filepath.Clean(req.LogTarget))
 	}
-	if req.Replace {
+	if req.Replace && len(req.Tablespaces) == 0 { // table spaces are restored into the database as it is
 		argv = append(argv, "replace", "existing")
 	}
 	redirect := len(req.StoragePaths) > 0

@@ -47,6 +47,12 @@ func (r *Runner) checkLogs(ctx context.Context, db config.Database, cfg db2.DBCo
 	if r.Objects == nil || !cfg.Recoverable() {
 		return ""
 	}
+	// The backup closed the active log: read the first active log file again.
+	if out, _, err := r.DB2.Run(ctx, []string{"db2", "get", "db", "cfg", "for", db.Alias}); err == nil {
+		if now, err := db2.ParseDBConfig(out); err == nil {
+			cfg = now
+		}
+	}
 	now := r.now()
 	l, why, ok := logchain.ArchiveOf(db, cfg, r.Objects)
 	var rep logchain.Report
