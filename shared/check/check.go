@@ -288,9 +288,9 @@ func Evaluate(o Observation) Result {
 }
 
 // archivedLogs judges the runner's last log chain check: a file missing inside the restorable
-// range is critical (a restore across it fails), an archive that could not be listed or whose
-// newest file is older than max_age (archiving stalled) warns; the newest archived log's age is
-// reported either way.
+// range is critical (a restore across it fails), an archive log_archive points at that could
+// not be listed, or whose newest file is older than max_age (archiving stalled), warns; the
+// newest archived log's age is reported either way.
 func archivedLogs(o Observation, th Thresholds, add func(string, Level, string, ...any)) {
 	switch {
 	case o.LogsErr != nil:
@@ -312,7 +312,12 @@ func archivedLogs(o Observation, th Thresholds, add func(string, Level, string, 
 	if r.Deleter == "db2" {
 		deleter = "; AUTO_DEL_REC_OBJ is ON: Db2 deletes archived logs"
 	}
+	// An archive the policy does not point at (LOGARCHMETH1's DISK path, which may be on the Db2
+	// host only) not being listable is said, not warned about; one it points at is warned about.
+	configured := o.DB.LogArchive.Dir != "" || o.DB.LogArchive.COSPrefix != "" || o.DB.LogArchive.Prune
 	switch {
+	case r.Error != "" && !configured:
+		add(ArchivedLogs, OK, "archived logs not checked: archive %s not listed where the runner runs (%s): %s; set log_archive to check them", r.Archive, checked, r.Error)
 	case r.Error != "":
 		add(ArchivedLogs, Warning, "archive %s not listed (%s): %s", r.Archive, checked, r.Error)
 	case r.Broken:

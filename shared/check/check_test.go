@@ -66,7 +66,8 @@ func TestEvaluate(t *testing.T) {
 			o.Logs = &logs
 		}, Critical, ArchivedLogs, "gap in the restorable range (from S0000003.LOG): S0000004.LOG missing; newest archived log S0000005.LOG written 10m0s ago"},
 		{"archiving stalled", func(o *Observation) { o.Logs.NewestAt = now.Add(-40 * time.Hour) }, Warning, ArchivedLogs, "is archiving stalled"},
-		{"archive not listed", func(o *Observation) { o.Logs.Error = "permission denied" }, Warning, ArchivedLogs, "permission denied"},
+		{"archive of the policy not listed", func(o *Observation) { o.Logs.Error = "permission denied"; o.DB.LogArchive.Dir = "/mnt/a" }, Warning, ArchivedLogs, "permission denied"},
+		{"archive on the Db2 host only", func(o *Observation) { o.Logs.Error = "log archive directory not found" }, OK, ArchivedLogs, "set log_archive to check them"},
 		{"image removed from the bucket", func(o *Observation) { o.Objects = map[string]Object{} }, Critical, NewestPoint, "missing from COS"},
 		{"image of another size", func(o *Observation) {
 			for k := range o.Objects {
