@@ -818,6 +818,9 @@ func (c *Catalog) indexed(ctx context.Context, e Entry) error {
 type toDelete struct {
 	name  string
 	files []string
+	// parent is the timestamp of the image the entry builds on ("" for a full, or when the
+	// entry is gone).
+	parent string
 }
 
 // deleteNames deletes the entries of db named (and the files keyguard stored for them), a
@@ -853,7 +856,7 @@ func (c *Catalog) deleteNames(ctx context.Context, db string, names []string) (i
 			case f.err != nil:
 				dels = append(dels, toDelete{name: batch[i]})
 			default:
-				dels = append(dels, toDelete{name: batch[i], files: ownFiles(f.entry)})
+				dels = append(dels, toDelete{name: batch[i], files: ownFiles(f.entry), parent: f.entry.ParentTimestamp})
 			}
 		}
 		g, err := c.delete(ctx, db, dels)
@@ -919,22 +922,30 @@ func (c *Catalog) delete(ctx context.Context, db string, dels []toDelete) ([]uin
 	if h != nil {
 		gens = append(gens, h.Generation)
 	}
-	var files, entries []string
+	var files []string
 	names := make([]string, len(dels))
 	for i, d := range dels {
 		files = append(files, d.files...)
-		ts, typ, _ := parseName(d.name)
-		entries = append(entries, Key(db, ts, typ))
 		names[i] = d.name
 	}
 	if err := objstore.DeleteMany(ctx, c.store, files); err != nil {
 		return gens, fmt.Errorf("delete images of %d catalog entries of %s: %w", len(dels), db, err)
 	}
-	// Newest first, so that a deletion stopped half way leaves no entry whose parent is gone for
-	// a reader of the entries themselves (the index hides the whole batch from its readers).
-	slices.SortFunc(entries, func(a, b string) int { return strings.Compare(b, a) })
-	if err := objstore.DeleteMany(ctx, c.store, entries); err != nil {
-		return gens, fmt.Errorf("delete %d catalog entries of %s: %w", len(dels), db, err)
+	// Children before parents, so that a deletion stopped half way leaves no entry whose parent
+	// is gone for a reader of the entries themselves (the index hides the whole batch from its
+	// readers). DeleteMany deletes a batch in no particular order (S3 DeleteObjects, or
+	// concurrent deletes), so the entries go in layers: first those no other entry of the batch
+	// builds on, then those only they built on, and so on.
+	for _, layer := range deletionLayers(dels) {
+		keys := make([]string, len(layer))
+		for i, d := range layer {
+			ts, typ, _ := parseName(d.name)
+			keys[i] = Key(db, ts, typ)
+		}
+		slices.SortFunc(keys, func(a, b string) int { return strings.Compare(b, a) })
+		if err := objstore.DeleteMany(ctx, c.store, keys); err != nil {
+			return gens, fmt.Errorf("delete %d catalog entries of %s: %w", len(dels), db, err)
+		}
 	}
 	if h == nil {
 		return gens, nil
@@ -947,6 +958,36 @@ func (c *Catalog) delete(ctx context.Context, db string, dels []toDelete) ([]uin
 		gens = append(gens, h.Generation)
 	}
 	return gens, nil
+}
+
+// deletionLayers splits dels into layers to delete one after the other: each entry comes in a
+// layer after every entry of dels that names it as its parent.
+func deletionLayers(dels []toDelete) [][]toDelete {
+	left := slices.Clone(dels)
+	var layers [][]toDelete
+	for len(left) > 0 {
+		parents := make(map[string]bool, len(left))
+		for _, d := range left {
+			if d.parent != "" {
+				parents[d.parent] = true
+			}
+		}
+		var layer, rest []toDelete
+		for _, d := range left {
+			ts, _, _ := parseName(d.name)
+			if parents[ts] {
+				rest = append(rest, d)
+			} else {
+				layer = append(layer, d)
+			}
+		}
+		if len(layer) == 0 { // a cycle of parents cannot be written; delete what is left
+			layer, rest = rest, nil
+		}
+		layers = append(layers, layer)
+		left = rest
+	}
+	return layers
 }
 
 // clearDeleting ends the deletions of names whose entries are gone: each summary leaves the

@@ -140,10 +140,15 @@ func retainReference(entries []Entry, policy RetentionPolicy, now time.Time, inU
 		// Broken chain: keep the parent (with its own chain or ancestors), and what the link
 		// check reads between parent and child.
 		p, ok := h.byTS[cur.ParentTimestamp]
-		if !ok || p >= i {
+		if !ok {
 			return
 		}
 		mark(p)
+		if p > i {
+			// A parent that sorts after its child (runs that overlapped, clocks that went back)
+			// breaks the chain, and is kept all the same: Db2 built the child on it.
+			return
+		}
 		l := line(cur)
 		for k := p + 1; k < i; k++ {
 			if b := h.sorted[k]; line(b) == l && (cur.Type == events.Delta || b.Type == events.Full) {
@@ -206,5 +211,5 @@ func retainReference(entries []Entry, policy RetentionPolicy, now time.Time, inU
 		}
 	}
 	slices.SortFunc(drop, func(a, b Entry) int { return Compare(b, a) })
-	return keep, drop
+	return keep, childrenFirst(drop)
 }

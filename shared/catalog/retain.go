@@ -89,7 +89,40 @@ func (r *retention) split(kept []bool) (keep, drop []Entry) {
 		}
 	}
 	slices.Reverse(drop) // entries are sorted, and no two compare equal (one timestamp each)
-	return keep, drop
+	return keep, childrenFirst(drop)
+}
+
+// childrenFirst reorders drop (newest first) so that every entry comes after the dropped
+// entries that name it as their parent: an image that sorts before the image it builds on
+// (runs that overlapped, a clock that went back) is deleted before it all the same, so a
+// deletion stopped half way never leaves an image whose parent is gone.
+func childrenFirst(drop []Entry) []Entry {
+	children := make(map[string][]int, len(drop))
+	for i := range drop {
+		if p := drop[i].ParentTimestamp; p != "" {
+			children[p] = append(children[p], i)
+		}
+	}
+	if len(children) == 0 {
+		return drop
+	}
+	out := make([]Entry, 0, len(drop))
+	emitted := make([]bool, len(drop))
+	var emit func(i int)
+	emit = func(i int) {
+		if emitted[i] {
+			return
+		}
+		emitted[i] = true
+		for _, c := range children[drop[i].ImageTimestamp] {
+			emit(c)
+		}
+		out = append(out, drop[i])
+	}
+	for i := range drop {
+		emit(i)
+	}
+	return out
 }
 
 // kept marks the entries Retain keeps under policy at now, by their index in r.h.sorted.
@@ -118,10 +151,15 @@ func (r *retention) kept(policy RetentionPolicy, now time.Time, inUse map[string
 		// Broken chain: keep the parent (with its own chain or ancestors), and what the link
 		// check reads between parent and child.
 		p, ok := h.byTS[cur.ParentTimestamp]
-		if !ok || p >= i {
+		if !ok {
 			return
 		}
 		mark(p)
+		if p > i {
+			// A parent that sorts after its child (runs that overlapped, clocks that went back)
+			// breaks the chain, and is kept all the same: Db2 built the child on it.
+			return
+		}
 		l := line(cur)
 		for k := p + 1; k < i; k++ {
 			if b := h.sorted[k]; line(b) == l && (cur.Type == events.Delta || b.Type == events.Full) {

@@ -99,3 +99,51 @@ func TestRetainKeepsPartitionsTogether(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// TestRetainKeepsAParentThatSortsAfterItsChild: runs that overlapped can leave an incremental
+// whose run started before the run of the full Db2 built it on (so it sorts first): the chain is
+// broken, but while the incremental is kept (here by keep_days) its parent is kept too (found
+// by the simulator: retention deleted a full an incremental builds on).
+func TestRetainKeepsAParentThatSortsAfterItsChild(t *testing.T) {
+	day := func(d, h int) time.Time { return time.Date(2024, 3, d, h, 0, 0, 0, time.UTC) }
+	var entries []catalog.Entry
+	for d := 1; d <= 3; d++ {
+		entries = append(entries, catalogtest.SampleAt("sales", day(d, 1), events.Full, ""))
+	}
+	full := catalogtest.SampleAt("sales", day(4, 2), events.Full, "")
+	inc := catalogtest.SampleAt("sales", day(4, 3), events.Incremental, full.ImageTimestamp)
+	// The incremental's run started before the full's and ended days later.
+	inc.StartedAt, inc.EndedAt = day(4, 1).Add(30*time.Minute), day(9, 0)
+	full.EndedAt = day(4, 2).Add(10 * time.Minute)
+	entries = append(entries, full, inc)
+	for d := 5; d <= 8; d++ {
+		entries = append(entries, catalogtest.SampleAt("sales", day(d, 1), events.Full, ""))
+	}
+	keep, _ := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: 2, KeepDays: 1}, day(9, 12), nil)
+	kept := map[string]bool{}
+	for _, e := range keep {
+		kept[e.ImageTimestamp] = true
+	}
+	if !kept[inc.ImageTimestamp] || !kept[full.ImageTimestamp] {
+		t.Fatalf("kept %v: the incremental %v, its full %v", catalogtest.Names(keep), kept[inc.ImageTimestamp], kept[full.ImageTimestamp])
+	}
+}
+
+// TestRetainDropsChildrenFirst: when an incremental sorts before the full it builds on (its
+// run started first), and both go, the incremental is deleted first (found by the simulator:
+// retention deleted a full while the incremental that builds on it was still there).
+func TestRetainDropsChildrenFirst(t *testing.T) {
+	day := func(d, h int) time.Time { return time.Date(2024, 3, d, h, 0, 0, 0, time.UTC) }
+	full := catalogtest.SampleAt("sales", day(1, 2), events.Full, "")
+	inc := catalogtest.SampleAt("sales", day(1, 3), events.Incremental, full.ImageTimestamp)
+	inc.StartedAt, inc.EndedAt = day(1, 1), day(1, 4)
+	entries := []catalog.Entry{full, inc}
+	for d := 2; d <= 4; d++ {
+		entries = append(entries, catalogtest.SampleAt("sales", day(d, 1), events.Full, ""))
+	}
+	_, drop := catalog.Retain(entries, catalog.RetentionPolicy{KeepFulls: 2}, day(5, 0), nil)
+	names := catalogtest.Names(drop)
+	if len(drop) != 3 || slices.Index(names, inc.Name()) > slices.Index(names, full.Name()) {
+		t.Fatalf("drop order %v: %s must go before %s", names, inc.Name(), full.Name())
+	}
+}

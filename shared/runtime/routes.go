@@ -28,7 +28,7 @@ func Routes(fn string, d Deps) (map[string]edge.Handler, error) {
 }
 
 func routes(fn string, d Deps) (map[string]edge.Handler, error) {
-	cat := catalog.New(d.Objects)
+	cat := catalog.NewWithOptions(d.Objects, catalog.Options{Clock: d.Clock}) // the index stamps intents and deletions with the injected clock
 	switch fn {
 	case config.FnScheduler:
 		s := &scheduler.Scheduler{Store: d.States, Fleet: d.Fleet, Execs: d.Execs, Send: d.Send, Catalog: cat, Clock: d.Clock, Log: d.Log, Beats: d.Objects,

@@ -61,7 +61,7 @@ type image struct {
 }
 
 func newDb2(s *Sim) *db2 {
-	return &db2{s: s, cat: catalog.New(s.cos), send: sender{s: s, source: "keyguard/runner"}, jobs: map[string]*job{}, live: map[string][]*job{}, hist: map[string][]image{}}
+	return &db2{s: s, cat: catalog.NewWithOptions(s.cos, catalog.Options{Clock: s.clk}), send: sender{s: s, source: "keyguard/runner"}, jobs: map[string]*job{}, live: map[string][]*job{}, hist: map[string][]image{}}
 }
 
 // Start creates the job run of run, once per run id.

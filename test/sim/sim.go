@@ -154,7 +154,7 @@ func newSim(o Options, p Profile, tr *Trace) (*Sim, error) {
 	s.or = newOracle(s)
 	s.db2 = newDb2(s)
 	s.en = &bus{s: s}
-	s.ops = &operator{s: s, cat: catalog.New(s.cos), send: sender{s: s, source: "keyguard/ops"}}
+	s.ops = &operator{s: s, cat: catalog.NewWithOptions(s.cos, catalog.Options{Clock: s.clk}), send: sender{s: s, source: "keyguard/ops"}}
 	quiet := slog.New(slog.DiscardHandler)
 	routes := map[string]map[string]edge.Handler{}
 	for _, fn := range config.Apps {

@@ -77,7 +77,7 @@ var mutants = []mutant{
 	{"retention ignores restore leases", "shared/catalog/lease.go",
 		"return InUse(ctx, c.store, db, now)", "return map[string]bool{}, nil", InvRetention},
 	{"retention forgets chains", "shared/catalog/retain.go",
-		"for _, j := range chains[i] {\n\t\t\t\tkept[j] = true", "for _, j := range chains[i][:0] {\n\t\t\t\tkept[j] = true", InvRetention},
+		"for j := i; j >= 0 && !chained[j]; j = parent[j] {", "for j := i; j >= 0 && !chained[j] && j == i; j = parent[j] {", InvRetention},
 	{"alerts never flushed", "shared/outbox/outbox.go",
 		"if s == nil || len(s.PendingAlerts) == 0 {", "if true {", InvAlertDelivered},
 	{"slots not marked taken", "shared/policy/tick.go",
