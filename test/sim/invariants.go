@@ -101,6 +101,10 @@ type dbOracle struct {
 	rpoLimit time.Duration
 
 	entries map[string]catalog.Entry
+	// opDeleting holds the images an operator's delete began to delete: a deleter that dies
+	// part way leaves its deletion for the next pruner to finish, which then carries out the
+	// operator's decision, not one of retention.
+	opDeleting map[string]bool
 	// using holds, per running restore, the images it uses (from its check to its end).
 	using map[string][]string
 	// needFull is the key version a window closed for, until a full under it is cataloged.
@@ -325,9 +329,13 @@ func (o *oracle) entryDeleted(db, ts string) {
 	list := d.list()
 	who := "an operator's delete"
 	retention := o.s.cur != nil && strings.HasPrefix(o.s.cur.kind, "completion")
-	if retention {
+	switch {
+	case retention && d.opDeleting[ts]:
+		who, retention = "an operator's delete (finished by the next pruner)", false
+	case retention:
 		who = "retention"
 	}
+	delete(d.opDeleting, ts)
 	bad := func(format string, args ...any) {
 		o.s.violate(InvRetention, db, fmt.Sprintf("%s deleted %s: ", who, e.Name())+fmt.Sprintf(format, args...))
 	}
@@ -506,4 +514,16 @@ func (o *oracle) audit() {
 			}
 		}
 	}
+}
+
+// operatorDeletes records that an operator's delete of db's image ts begins.
+func (o *oracle) operatorDeletes(db, ts string) {
+	d := o.db(db)
+	if d == nil {
+		return
+	}
+	if d.opDeleting == nil {
+		d.opDeleting = map[string]bool{}
+	}
+	d.opDeleting[ts] = true
 }

@@ -221,6 +221,7 @@ func (o *operator) delete(a OpAction) {
 				return errRefused
 			}
 		}
+		s.or.operatorDeletes(a.DB, e.ImageTimestamp)
 		return o.cat.Delete(ctx, a.DB, e.ImageTimestamp)
 	})
 	if out.err == nil && !out.crashed {
