@@ -59,6 +59,18 @@ const (
 	Delta       BackupType = "delta"
 )
 
+// Tablespace is the type of a run of a database's table space schedule: a full table space
+// backup of the table spaces the fleet policy lists, beside the database's own backups. It is
+// not a Db2 backup type (Valid is false): its backup.started event says type full, scope
+// tablespace. It ranks after the database types.
+const Tablespace BackupType = "tablespace"
+
+// Scopes of a backup.started event.
+const (
+	ScopeDatabase   = "database"
+	ScopeTablespace = "tablespace"
+)
+
 // Valid reports whether t is a known backup type.
 func (t BackupType) Valid() bool { return t == Full || t == Incremental || t == Delta }
 
@@ -262,6 +274,9 @@ type BackupStarted struct {
 	KeyCRN     string     `json:"key_crn"`
 	KeyVersion string     `json:"key_version,omitempty"`
 	Executor   string     `json:"executor"`
+	// Scope is "tablespace" for a run of the table space schedule (a full table space backup
+	// of the table spaces the fleet policy lists); empty or "database" otherwise.
+	Scope string `json:"scope,omitempty"`
 }
 
 // BackupCompleted says a run produced a verified image.
@@ -329,6 +344,10 @@ type RestoreRequested struct {
 	Drop  bool   `json:"drop,omitempty"`
 	// Drill marks a scheduled restore drill.
 	Drill bool `json:"drill,omitempty"`
+	// Tablespaces, when set, restores only these table spaces of the database, in place and
+	// online, from the newest image that holds them (a table space or a database image), then
+	// rolls them forward to the end of the logs.
+	Tablespaces []string `json:"tablespaces,omitempty"`
 }
 
 // RestoreCompleted says a restore finished.
@@ -449,6 +468,8 @@ func (e BackupStarted) Validate() error {
 	p.need(e.LeaseUntil.After(e.StartedAt), "lease_until must be after started_at")
 	p.need(text(e.KeyCRN), "key_crn is required")
 	p.need(text(e.Executor), "executor is required")
+	p.need(e.Scope == "" || e.Scope == ScopeDatabase || e.Scope == ScopeTablespace, "scope must be database or tablespace")
+	p.need(e.Scope != ScopeTablespace || e.Type == Full, "a table space run is a full backup")
 	return p.err(TypeBackupStarted)
 }
 
@@ -492,6 +513,12 @@ func (e RestoreRequested) Validate() error {
 	p.need(len(e.Probe) <= maxField, "probe is at most 1024 bytes")
 	p.need(!e.WithoutRollForward || e.PointInTime.IsZero(), "without_roll_forward and point_in_time exclude each other")
 	p.need(!e.Drop || e.Into != "", "drop needs into: only a database restored into may be dropped")
+	p.need(len(e.Tablespaces) <= 64, "at most 64 table spaces")
+	for _, ts := range e.Tablespaces {
+		p.need(text(ts) && len(ts) <= 128, "table space names are 1-128 bytes")
+	}
+	p.need(len(e.Tablespaces) == 0 || e.Into == "" && e.PointInTime.IsZero() && !e.WithoutRollForward && !e.Drill,
+		"a table space restore is in place, to the end of the logs")
 	return p.err(TypeRestoreRequested)
 }
 

@@ -76,7 +76,7 @@ func (o *ops) printFleet(f *config.Fleet) error {
 			sz = size(s.Size)
 		}
 		var sched []string
-		for _, t := range []events.BackupType{events.Full, events.Incremental, events.Delta} {
+		for _, t := range []events.BackupType{events.Full, events.Incremental, events.Delta, events.Tablespace} {
 			if c, ok := s.Schedules[t]; ok {
 				sched = append(sched, fmt.Sprintf("%s %q", t, c))
 			}

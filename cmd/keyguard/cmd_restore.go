@@ -20,7 +20,7 @@ import (
 // restoreOptions are restore's flags.
 type restoreOptions struct {
 	at, into, target, probe string
-	storage                 []string
+	storage, tablespaces    []string
 	replace, force, without bool
 	wait, asJSON            bool
 	timeout                 time.Duration
@@ -42,18 +42,26 @@ refuse unless -force, which disconnects them (QUIESCE DATABASE IMMEDIATE FORCE C
 -into NEW restores into a new database (RESTORE ... INTO) and never replaces an existing one
 unless -replace; -storage-path redirects its storage. -at takes a UTC time (RFC 3339 or a date)
 and is refused, naming the restorable range, outside it. -without-roll-forward restores an
-offline image as it is. -probe runs a query on the restored database.
+offline image as it is. -probe runs a query on the restored database. -tablespace NAME[,NAME]
+restores only those table spaces, in place and online (the rest of the database stays in use),
+from the newest table space or database image that holds them, then rolls them forward to the
+end of the logs (ROLLFORWARD ... AND STOP TABLESPACE (...) ONLINE).
+
+A partitioned database is restored partition by partition, the catalog partition first, then
+rolled forward on all partitions. A roll-forward that needs an archived log missing from the
+archive is refused before the database is touched, naming the missing file.
 
 The restore is recorded in the catalog (who asked, when, which images, how long it took):
 status <db> and backup list <db> show the history. With -wait the command shows the restore's
 progress (taken by the restore job, images leased, done) and exits 0 when it succeeded, 1 when
 it failed or was refused, with the reason and Db2's message code.`,
 		Example: "  keyguard restore payroll -into PAYCHECK -at 2026-11-24T02:45:00Z -probe 'SELECT COUNT(*) FROM APP.ORDERS' -wait\n" +
-			"  keyguard restore payroll -force -wait",
+			"  keyguard restore payroll -force -wait\n" +
+			"  keyguard restore payroll -tablespace TS_ORDERS,TS_LINES -wait",
 		Args: args(1, 1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := events.RestoreRequested{Database: args[0], Target: ro.target, Into: ro.into, Replace: ro.replace, Force: ro.force,
-				WithoutRollForward: ro.without, StoragePaths: ro.storage, Probe: ro.probe}
+				WithoutRollForward: ro.without, StoragePaths: ro.storage, Probe: ro.probe, Tablespaces: ro.tablespaces}
 			if ro.at != "" {
 				t, err := parseAt(ro.at)
 				if err != nil {
@@ -66,6 +74,9 @@ it failed or was refused, with the reason and Db2's message code.`,
 			}
 			if ro.without && !req.PointInTime.IsZero() {
 				return usagef("%s: -without-roll-forward and -at exclude each other", cmd.CommandPath())
+			}
+			if len(ro.tablespaces) > 0 && (ro.into != "" || ro.at != "" || ro.without) {
+				return usagef("%s: -tablespace restores in place to the end of the logs: not with -into, -at or -without-roll-forward", cmd.CommandPath())
 			}
 			if ro.replace && ro.into == "" {
 				return usagef("%s: -replace goes with -into (a restore in place always replaces the database)", cmd.CommandPath())
@@ -87,6 +98,7 @@ it failed or was refused, with the reason and Db2's message code.`,
 	f.BoolVar(&ro.without, "without-roll-forward", false, "restore an offline image as it is (WITHOUT ROLLING FORWARD)")
 	f.StringArrayVar(&ro.storage, "storage-path", nil, "with -into, a storage path of the new database (repeat; a redirected restore)")
 	f.StringVar(&ro.probe, "probe", "", "an SQL query to run on the restored database")
+	f.StringSliceVar(&ro.tablespaces, "tablespace", nil, "restore only these table spaces (NAME[,NAME]), in place and online")
 	f.BoolVar(&ro.wait, "wait", false, "follow the restore to its end; exit 1 if it fails")
 	f.DurationVar(&ro.timeout, "timeout", 0, "with -wait, give up after this long (default: the database's lease)")
 	f.BoolVar(&ro.asJSON, "json", false, "with -wait, print the restore's record as JSON")

@@ -33,7 +33,7 @@ func main() {
 			return nil, err
 		}
 		r := &restore.Restorer{Fleet: d.Fleet, DB2: runner.Commands{Env: os.Environ()}, Catalog: catalog.New(d.Objects), Download: up,
-			Send: d.Send, Marks: d.Objects, Leases: d.Objects, Log: d.Log}
+			Send: d.Send, Marks: d.Objects, Leases: d.Objects, Archive: d.Objects, Log: d.Log}
 		// Key Protect: the key versions a restore needs are checked before it starts, and it
 		// unwraps the data key of sealed keystore copies. A restore job without it would restore
 		// blind, so it does not start.

@@ -36,7 +36,7 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		r := &runner.Runner{Fleet: d.Fleet, DB2: runner.Commands{Env: os.Environ()}, Upload: up, Catalog: catalog.New(d.Objects), Send: d.Send, Log: d.Log}
+		r := &runner.Runner{Fleet: d.Fleet, DB2: runner.Commands{Env: os.Environ()}, Upload: up, Catalog: catalog.New(d.Objects), Send: d.Send, Log: d.Log, Objects: d.Objects}
 		// Key Protect wraps the data key of keystore copies; without it a database with a local
 		// keystore fails its backups rather than store the keystore in clear.
 		keys, err := d.Config.Keys()
@@ -61,7 +61,7 @@ func main() {
 			// The agent also runs the drills of its databases (the restore job's logic, here
 			// where Db2 is), which it pulls from the state like runs.
 			rs := &restore.Restorer{Fleet: d.Fleet, DB2: r.DB2, Catalog: catalog.New(d.Objects), Download: up, Send: d.Send,
-				Marks: d.Objects, Leases: d.Objects, Log: d.Log}
+				Marks: d.Objects, Leases: d.Objects, Archive: d.Objects, Log: d.Log}
 			if keys != nil {
 				rs.Keys = keys
 			}

@@ -16,7 +16,7 @@ type Capability string
 
 const (
 	CapObjects    Capability = "objects"     // read, list and write the objects of the bucket
-	CapDelete     Capability = "delete"      // delete objects (retention)
+	CapDelete     Capability = "delete"      // delete objects (retention of images and archived logs)
 	CapPublish    Capability = "publish"     // send notifications to the Event Notifications instance
 	CapKeys       Capability = "keys"        // read the fleet's root keys, wrap and unwrap with them
 	CapRotate     Capability = "rotate"      // rotate the root keys keyguard rotates itself (managed_rotation)
@@ -32,7 +32,7 @@ var FunctionAccess = map[string][]Capability{
 	config.FnScheduler:  {CapObjects, CapPublish, CapKeys, CapRotate, CapJobRuns, CapDb2Backups},
 	config.FnRotation:   {CapObjects, CapPublish},
 	config.FnCompletion: {CapObjects, CapDelete, CapPublish},
-	config.FnRunner:     {CapObjects, CapPublish, CapKeys},
+	config.FnRunner:     {CapObjects, CapDelete, CapPublish, CapKeys},
 	config.FnRestore:    {CapObjects, CapPublish, CapKeys},
 }
 

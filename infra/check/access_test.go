@@ -153,8 +153,9 @@ func capabilitiesOf(t *testing.T, fn string) []Capability {
 		t.Fatalf("neither functions/%s/main.go nor its composition uses its handler package shared/%s", fn, fn)
 	}
 	handlerPkg := parseDir(t, "shared/"+fn)
-	// Prune is the catalog's retention, which deletes.
-	if calls(handlerPkg, "Delete") || calls(handlerPkg, "Prune") {
+	// Prune is the catalog's retention, which deletes; logchain.Check with Prune deletes the
+	// archived logs no cataloged image needs (a DB2REMOTE archive is in the bucket).
+	if calls(handlerPkg, "Delete") || calls(handlerPkg, "Prune") || selectors(handlerPkg)["logchain.Check"] {
 		caps = append(caps, CapDelete)
 	}
 	if calls(handlerPkg, "Rotate") {

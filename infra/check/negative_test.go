@@ -230,9 +230,12 @@ func TestChecksFail(t *testing.T) {
 		{"rotation reads the keys", minimal(), Access, func(t *testing.T, m *Module) {
 			overrideLocal(t, m, "function_access", `merge(%s, { rotation = merge(%s.rotation, { keys = true }) })`)
 		}, "rotation is granted [Reader] on kms (5f1e2d3c-0000-4000-8000-00000000aaaa key 0b1c2d3e-0000-4000-8000-00000000b001), which its code does not use"},
-		{"runner may delete objects", minimal(), Access, func(t *testing.T, m *Module) {
-			overrideLocal(t, m, "function_access", `merge(%s, { runner = merge(%s.runner, { delete = true }) })`)
-		}, "runner is granted [custom:objects custom:delete] on cloud-object-storage («ibm_resource_instance.cos.guid» bucket «ibm_cos_bucket.state.bucket_name»), want [custom:objects]"},
+		{"restore may delete objects", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { restore = merge(%s.restore, { delete = true }) })`)
+		}, "restore is granted [custom:objects custom:delete] on cloud-object-storage («ibm_resource_instance.cos.guid» bucket «ibm_cos_bucket.state.bucket_name»), want [custom:objects]"},
+		{"runner cannot delete archived logs", minimal(), Access, func(t *testing.T, m *Module) {
+			overrideLocal(t, m, "function_access", `merge(%s, { runner = merge(%s.runner, { delete = false }) })`)
+		}, "runner is granted [custom:objects] on cloud-object-storage («ibm_resource_instance.cos.guid» bucket «ibm_cos_bucket.state.bucket_name»), want [custom:objects custom:delete]"},
 		{"completion cannot delete", minimal(), Access, func(t *testing.T, m *Module) {
 			overrideLocal(t, m, "function_access", `merge(%s, { completion = merge(%s.completion, { delete = false }) })`)
 		}, "completion is granted [custom:objects] on cloud-object-storage («ibm_resource_instance.cos.guid» bucket «ibm_cos_bucket.state.bucket_name»), want [custom:objects custom:delete]"},

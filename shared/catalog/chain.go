@@ -249,6 +249,12 @@ type RestorePlan struct {
 	RollForward string `json:"roll_forward"`
 	// Commands are the Db2 commands, once the images are where Db2 can read them.
 	Commands []string `json:"commands"`
+	// Partitions, for a partitioned database, are the database partitions in restore order:
+	// the catalog partition first, then the others ascending; the roll-forward runs on all.
+	Partitions []int `json:"partitions,omitempty"`
+	// Tablespaces, for a table space restore (PlanTablespaceRestore), are the table spaces
+	// restored; empty for a database restore.
+	Tablespaces []string `json:"tablespaces,omitempty"`
 	// Notes say what the operator should know: newer chains skipped and why, unverified images,
 	// logs needed, keys not checked.
 	Notes []string `json:"notes,omitempty"`
@@ -382,6 +388,18 @@ func plan(db string, chain []Entry, pit time.Time, notes []string, unchecked boo
 		p.RollForward = "to " + RollForwardTime(pit) + " using UTC time"
 		p.Commands = []string{restore, fmt.Sprintf("ROLLFORWARD DATABASE %s TO %s USING UTC TIME AND STOP", db, RollForwardTime(pit))}
 	}
+	if order := PartitionOrder(target); len(order) > 0 {
+		// db2_all "<<+n<" runs on partition n alone, "<<-n<" on every partition but n: the
+		// catalog partition is restored first, then the others; the roll-forward covers all.
+		p.Partitions = order
+		cat := order[0]
+		p.Commands = []string{
+			fmt.Sprintf("db2_all \"<<+%d< db2 %s\"", cat, restore),
+			fmt.Sprintf("db2_all \"<<-%d< db2 %s\"", cat, restore),
+			strings.Replace(p.Commands[1], " AND STOP", " ON ALL DBPARTITIONNUMS AND STOP", 1),
+		}
+		p.Notes = append(p.Notes, fmt.Sprintf("partitioned database: restore the catalog partition %d first, then partitions %s, then roll forward on all", cat, joinInts(order[1:])))
+	}
 	if unchecked {
 		p.Notes = append(p.Notes, "key availability was not checked")
 	}
@@ -402,6 +420,100 @@ func plan(db string, chain []Entry, pit time.Time, notes []string, unchecked boo
 		p.Notes = append(p.Notes, "offline image: RESTORE ... WITHOUT ROLLING FORWARD also gives the database as of the image")
 	}
 	return p
+}
+
+// PartitionOrder is the order in which the partitions of e's images are restored: the catalog
+// partition first, then the others in ascending order; nil for a single-partition database.
+func PartitionOrder(e Entry) []int {
+	cat, ok := e.CatalogPartition()
+	if !ok {
+		return nil
+	}
+	out := []int{cat}
+	for _, p := range e.Partitions {
+		if p.Number != cat {
+			out = append(out, p.Number)
+		}
+	}
+	return out
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// PlanTablespaceRestore chooses how to restore the table spaces tablespaces of a database
+// online while the rest of it stays in use: the newest image whose chain is complete, whose
+// keys keyAvailable accepts, and that holds every one of them (a table space backup of those
+// table spaces or more, or a database backup), then a roll-forward of those table spaces to the
+// end of the logs (a table space cannot be rolled forward to a point in time earlier than the
+// database is, without its related table spaces: not offered). Names compare without regard to
+// case. Table space and database chains are found the same way as for PlanRestore. With no such
+// image the error wraps ErrNoRestorableChain and gives the reasons. entries is not modified.
+func PlanTablespaceRestore(entries []Entry, tablespaces []string, keyAvailable func(keyCRN, version string) bool) (RestorePlan, error) {
+	if len(tablespaces) == 0 {
+		return RestorePlan{}, fmt.Errorf("plan table space restore: %w: no table space named", ErrInvalid)
+	}
+	h, err := newHistory(entries)
+	if err != nil {
+		return RestorePlan{}, fmt.Errorf("plan table space restore: %w", err)
+	}
+	want := make([]string, len(tablespaces))
+	for i, ts := range tablespaces {
+		want[i] = strings.ToUpper(ts)
+	}
+	holds := func(e *Entry) bool {
+		if e.Scope == ScopeDatabase {
+			return true
+		}
+		for _, w := range want {
+			if !slices.ContainsFunc(e.Tablespaces, func(t string) bool { return strings.EqualFold(t, w) }) {
+				return false
+			}
+		}
+		return true
+	}
+	var skipped skips
+	for i := len(h.sorted) - 1; i >= 0; i-- {
+		e := h.sorted[i]
+		if !holds(e) {
+			continue
+		}
+		idx, err := h.chain(e.ImageTimestamp)
+		if err != nil {
+			skipped.add(chainReason(err), e.Name())
+			continue
+		}
+		chain := h.pick(idx)
+		if missing := unavailableKeys(chain, keyAvailable); missing != "" {
+			skipped.add(missing, e.Name())
+			continue
+		}
+		list := "(" + strings.Join(want, ",") + ")"
+		restore := fmt.Sprintf("RESTORE DATABASE %s TABLESPACE %s ONLINE TAKEN AT %s", h.db, list, e.ImageTimestamp)
+		if len(chain) > 1 {
+			restore = fmt.Sprintf("RESTORE DATABASE %s TABLESPACE %s ONLINE INCREMENTAL AUTOMATIC TAKEN AT %s", h.db, list, e.ImageTimestamp)
+		}
+		p := RestorePlan{Database: h.db, Target: e.ImageTimestamp, Images: chain, Tablespaces: want, RollForward: "end of logs",
+			Commands: []string{restore, fmt.Sprintf("ROLLFORWARD DATABASE %s TO END OF LOGS AND STOP TABLESPACE %s ONLINE", h.db, list)},
+			Notes:    skipped.notes()}
+		if e.Scope == ScopeDatabase {
+			p.Notes = append(p.Notes, fmt.Sprintf("from database image %s (no newer table space image holds %s)", e.Name(), strings.Join(want, ", ")))
+		}
+		if keyAvailable == nil {
+			p.Notes = append(p.Notes, "key availability was not checked")
+		}
+		return p, nil
+	}
+	notes := skipped.notes()
+	if len(notes) == 0 {
+		notes = []string{"no image holds " + strings.Join(want, ", ")}
+	}
+	return RestorePlan{}, fmt.Errorf("plan restore of table spaces %s of %s: %w: %s", strings.Join(want, ", "), h.db, ErrNoRestorableChain, strings.Join(notes, "; "))
 }
 
 // Dependents names, newest first, the other entries of list (sorted oldest first) whose restore

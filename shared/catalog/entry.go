@@ -20,7 +20,11 @@ import (
 // reads. Decode refuses entries of a newer version rather than misreading them. Version 2 added
 // Notes and Discarded; Encode writes version 1 for an entry that uses neither, byte for byte as
 // before, so that readers of version 1 keep reading ordinary entries during a rolling upgrade.
-const SchemaVersion = 2
+//
+// Version 3 added Partitions (a backup of a partitioned database: one image per database
+// partition); Encode writes it only for an entry that has partitions, so entries of
+// single-partition databases keep their older version and bytes.
+const SchemaVersion = 3
 
 // Limits of one entry. An entry is written once per backup image; these bound what a reader
 // accepts from COS.
@@ -33,9 +37,11 @@ const (
 	// MaxTablespaces bounds the table spaces named by a table space backup.
 	MaxTablespaces = 4096
 	// MaxNotes bounds Entry.Notes.
-	MaxNotes  = 16
-	maxText   = 1024
-	maxDetail = 4096
+	MaxNotes = 16
+	// MaxPartitions bounds Entry.Partitions (Db2 numbers database partitions 0-999).
+	MaxPartitions = 1000
+	maxText       = 1024
+	maxDetail     = 4096
 )
 
 // TimestampLayout is the layout of a Db2 backup image timestamp (yyyymmddhhmmss), in the Db2
@@ -85,6 +91,29 @@ type LogRange struct {
 	Last  string `json:"last,omitempty"`
 }
 
+// Partition is one database partition of a backup of a partitioned (DPF) database: Db2's
+// single-system-view backup (BACKUP DATABASE ... ON ALL DBPARTITIONNUMS) writes one image per
+// partition, all with the backup's timestamp. A restore restores the catalog partition first.
+type Partition struct {
+	// Number is the database partition number (0-999).
+	Number int `json:"number"`
+	// Catalog marks the catalog partition (exactly one per entry).
+	Catalog bool `json:"catalog,omitempty"`
+	// Image is the key of this partition's image in Entry.Images; empty in a summary.
+	Image string `json:"image,omitempty"`
+}
+
+// CatalogPartition returns the catalog partition's number, and false for an entry without
+// partitions.
+func (e Entry) CatalogPartition() (int, bool) {
+	for _, p := range e.Partitions {
+		if p.Catalog {
+			return p.Number, true
+		}
+	}
+	return 0, false
+}
+
 // Verification is the result of checking an image (db2ckbkp, or the COS checksum re-read).
 type Verification struct {
 	Verified bool      `json:"verified"`
@@ -128,6 +157,11 @@ type Entry struct {
 	// nothing). Db2's history still counts it, so its next delta (or, for a full, incremental)
 	// builds on it: Chain reports such images as broken. Schema version 2.
 	Discarded *Discard `json:"discarded,omitempty"`
+	// Partitions, for a backup of a partitioned database, are its database partitions in
+	// ascending order, each with its image; empty for a single-partition database. One entry
+	// holds every partition of a backup, so that retention keeps or drops them together.
+	// Schema version 3.
+	Partitions []Partition `json:"partitions,omitempty"`
 }
 
 // Discard is when and why an image was discarded.
@@ -297,6 +331,10 @@ func (e Entry) Validate() error {
 		p.need(!keys[o.Key], "images[%d]: key %q is repeated", i, o.Key)
 		keys[o.Key] = true
 	}
+	for i, pt := range e.Partitions {
+		p.need(pt.Image == "" || keys[pt.Image], "partitions[%d]: image %q is not one of images", i, pt.Image)
+		p.need(pt.Image != "" || e.IsDiscarded(), "partitions[%d]: image is required", i)
+	}
 	if e.Keystore != nil {
 		p.object("keystore", *e.Keystore, e.Database)
 		p.need(!keys[e.Keystore.Key], "keystore: key %q is also an image", e.Keystore.Key)
@@ -371,10 +409,38 @@ func (p *problems) fields(e *Entry) {
 	p.need(optText(e.LogRange.First, maxText) && optText(e.LogRange.Last, maxText), "log_range names must be at most %d bytes without control characters", maxText)
 	p.need(e.LogRange.Last == "" || e.LogRange.First != "", "log_range.last needs log_range.first")
 	p.need(text(e.RunID, maxText), "run_id is required")
+	if len(e.Partitions) > 0 {
+		p.partitions(e.Partitions)
+	}
 	if d := e.Discarded; d != nil {
 		p.need(!d.At.IsZero() && sane(d.At), "discarded.at is required (years 1970-9999)")
 		p.need(text(d.Reason, maxDetail), "discarded.reason must be 1-%d bytes of UTF-8 without control characters", maxDetail)
 	}
+}
+
+// partitions checks the rules of a summary's partitions: at most MaxPartitions, numbers 0-999
+// in ascending order, exactly one catalog partition.
+func (p *problems) partitions(parts []Partition) {
+	if len(parts) > MaxPartitions {
+		p.need(false, "more than %d partitions", MaxPartitions)
+		return
+	}
+	cat := 0
+	for i, pt := range parts {
+		if pt.Number < 0 || pt.Number > 999 {
+			p.need(false, "partitions[%d]: number %d is not 0-999", i, pt.Number)
+		}
+		if i > 0 && pt.Number <= parts[i-1].Number {
+			p.need(false, "partitions[%d]: numbers must ascend", i)
+		}
+		if pt.Catalog {
+			cat++
+		}
+		if pt.Image != "" && !text(pt.Image, objstore.MaxKeyLen) {
+			p.need(false, "partitions[%d]: image must be a key without control characters", i)
+		}
+	}
+	p.need(cat == 1, "partitions: exactly one catalog partition, not %d", cat)
 }
 
 // stored is the JSON form: the entry with the schema version in front.
@@ -411,11 +477,18 @@ func normalize(e Entry) Entry {
 		d.At = d.At.UTC()
 		e.Discarded = &d
 	}
+	if len(e.Partitions) == 0 {
+		e.Partitions = nil
+	}
+	e.Partitions = slices.Clone(e.Partitions)
 	return e
 }
 
 // version is the schema version e is stored with: the oldest that carries all its fields.
 func version(e Entry) int {
+	if len(e.Partitions) > 0 {
+		return 3
+	}
 	if len(e.Notes) > 0 || e.Discarded != nil {
 		return 2
 	}
@@ -474,7 +547,7 @@ func Decode(body []byte) (Entry, error) {
 	case s.SchemaVersion > SchemaVersion:
 		return bad("schema_version %d is newer than this reader (%d)", s.SchemaVersion, SchemaVersion)
 	case s.SchemaVersion < version(s.Entry):
-		return bad("notes and discarded need schema_version 2, the entry says %d", s.SchemaVersion)
+		return bad("notes and discarded need schema_version 2, partitions 3; the entry says %d", s.SchemaVersion)
 	}
 	if err := s.Entry.Validate(); err != nil {
 		return Entry{}, fmt.Errorf("decode catalog entry: %w", err)

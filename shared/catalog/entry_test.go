@@ -247,7 +247,7 @@ func TestDecodeStrict(t *testing.T) {
 		{"trailing data", s + "{}", "data after"},
 		{"trailing garbage", s + "]", "data after"},
 		{"no schema version", strings.Replace(s, `"schema_version": 1,`, "", 1), "schema_version 0"},
-		{"newer schema", strings.Replace(s, `"schema_version": 1,`, `"schema_version": 3,`, 1), "newer"},
+		{"newer schema", strings.Replace(s, `"schema_version": 1,`, `"schema_version": 4,`, 1), "newer"},
 		{"version 2 without its fields", strings.Replace(s, `"schema_version": 1,`, `"schema_version": 2,`, 1), ""},
 		{"invalid entry", strings.Replace(s, `"run_id": "run-20240303010000"`, `"run_id": ""`, 1), "run_id"},
 		{"wrong type", strings.Replace(s, `"size_bytes": 14680064`, `"size_bytes": "big"`, 1), "size_bytes"},
@@ -313,4 +313,77 @@ func TestValidTimestampAgreesWithTimeParse(t *testing.T) {
 		}
 		check(string(b))
 	}
+}
+
+// TestPartitionedEntry: an entry with partitions is schema version 3 (golden), round-trips, and
+// breaks the rules when a partition names no image, two are the catalog partition, or numbers
+// repeat; an entry without partitions keeps its older version, so version 1 and 2 entries still
+// decode as before.
+func TestPartitionedEntry(t *testing.T) {
+	e := catalogtest.Partitioned(catalogtest.Sample("sales", "20240313170000", events.Full, ""), 0, 1, 2)
+	e.LogRange = catalog.LogRange{First: "S0000120.LOG", Last: "S0000121.LOG"}
+	body, err := catalog.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "entry.partitioned.golden.json", body)
+	if !bytes.Contains(body, []byte(`"schema_version": 3`)) {
+		t.Fatalf("a partitioned entry is not version 3:\n%s", body)
+	}
+	back, err := catalog.Decode(body)
+	if err != nil || !catalogtest.Equal(back, e) {
+		t.Fatalf("round trip: %v\n%+v", err, back)
+	}
+	if n, ok := back.CatalogPartition(); !ok || n != 0 {
+		t.Fatalf("catalog partition %d %v", n, ok)
+	}
+	if s := catalog.Summary(e); len(s.Partitions) != 3 || s.Partitions[1].Image != "" || !s.Partitions[0].Catalog {
+		t.Fatalf("summary partitions %+v", s.Partitions)
+	}
+	plain, err := catalog.Encode(catalogtest.Sample("sales", "20240313170000", events.Full, ""))
+	if err != nil || !bytes.Contains(plain, []byte(`"schema_version": 1`)) {
+		t.Fatalf("an entry without partitions: %v\n%s", err, plain)
+	}
+	if _, err := catalog.Decode(bytes.Replace(body, []byte(`"schema_version": 3`), []byte(`"schema_version": 2`), 1)); !errors.Is(err, catalog.ErrInvalid) {
+		t.Errorf("partitions under version 2 = %v, want ErrInvalid", err)
+	}
+	for name, change := range map[string]func(*catalog.Entry){
+		"no image":       func(e *catalog.Entry) { e.Partitions[1].Image = "images/sales/x" },
+		"two catalogs":   func(e *catalog.Entry) { e.Partitions[1].Catalog = true },
+		"no catalog":     func(e *catalog.Entry) { e.Partitions[0].Catalog = false },
+		"repeated":       func(e *catalog.Entry) { e.Partitions[1].Number = 0 },
+		"out of range":   func(e *catalog.Entry) { e.Partitions[2].Number = 1000 },
+		"image required": func(e *catalog.Entry) { e.Partitions[2].Image = "" },
+	} {
+		bad := e
+		bad.Partitions = slices.Clone(e.Partitions)
+		change(&bad)
+		if err := bad.Validate(); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("%s: Validate = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+// TestEntrySizeWithLogRange reports the figure of the stored size of an entry with a log range
+// (one image, and 4 partitions) beside the same entry without one.
+func TestEntrySizeWithLogRange(t *testing.T) {
+	e := catalogtest.Sample("sales", "20240313170000", events.Full, "")
+	without, err := catalog.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.LogRange = catalog.LogRange{First: "S0000120.LOG", Last: "S0000123.LOG"}
+	with, err := catalog.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := catalog.Encode(catalogtest.Partitioned(e, 0, 1, 2, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(with) <= len(without) || len(with)-len(without) > 100 || len(parts) > 4<<10 {
+		t.Fatalf("sizes: %d without a log range, %d with, %d with 4 partitions", len(without), len(with), len(parts))
+	}
+	t.Logf("catalog entry: %d bytes without a log range, %d with (+%d), %d with a log range and 4 partitions",
+		len(without), len(with), len(with)-len(without), len(parts))
 }

@@ -19,6 +19,9 @@ func FuzzDecode(f *testing.F) {
 	if b, err := os.ReadFile("testdata/entry.discarded.golden.json"); err == nil {
 		f.Add(b)
 	}
+	if b, err := os.ReadFile("testdata/entry.partitioned.golden.json"); err == nil {
+		f.Add(b)
+	}
 	for _, e := range []catalog.Entry{
 		catalogtest.Sample("db1", "20240303010000", events.Full, ""),
 		catalogtest.Sample("db1", "20240304010000", events.Incremental, "20240303010000"),

@@ -828,8 +828,10 @@ func (c *Catalog) indexed(ctx context.Context, e Entry) error {
 // toDelete is an entry to delete: its name, the files keyguard stored for it and the
 // timestamp of the image it builds on (none when unknown).
 type toDelete struct {
-	name   string
-	files  []string
+	name  string
+	files []string
+	// parent is the timestamp of the image the entry builds on ("" for a full, or when the
+	// entry is gone).
 	parent string
 }
 
@@ -941,12 +943,19 @@ func (c *Catalog) delete(ctx context.Context, db string, dels []toDelete) ([]uin
 	if err := objstore.DeleteMany(ctx, c.store, files); err != nil {
 		return gens, fmt.Errorf("delete images of %d catalog entries of %s: %w", len(dels), db, err)
 	}
-	// An entry goes only once every entry of dels that builds on it is gone, so that a deletion
-	// stopped half way (or a batch request that deleted some of its keys and not others, as S3
-	// DeleteObjects may) leaves no entry whose parent is gone for a reader of the entries
-	// themselves (the index hides the whole batch from its readers).
-	for _, round := range deletionRounds(db, dels) {
-		if err := objstore.DeleteMany(ctx, c.store, round); err != nil {
+	// Children before parents, so that a deletion stopped half way leaves no entry whose parent
+	// is gone for a reader of the entries themselves (the index hides the whole batch from its
+	// readers). DeleteMany deletes a batch in no particular order (S3 DeleteObjects, or
+	// concurrent deletes), so the entries go in layers: first those no other entry of the batch
+	// builds on, then those only they built on, and so on.
+	for _, layer := range deletionLayers(dels) {
+		keys := make([]string, len(layer))
+		for i, d := range layer {
+			ts, typ, _ := parseName(d.name)
+			keys[i] = Key(db, ts, typ)
+		}
+		slices.SortFunc(keys, func(a, b string) int { return strings.Compare(b, a) })
+		if err := objstore.DeleteMany(ctx, c.store, keys); err != nil {
 			return gens, fmt.Errorf("delete %d catalog entries of %s: %w", len(dels), db, err)
 		}
 	}
@@ -963,34 +972,34 @@ func (c *Catalog) delete(ctx context.Context, db string, dels []toDelete) ([]uin
 	return gens, nil
 }
 
-// deletionRounds groups the entry keys of dels into rounds to delete one after another: an
-// entry's round comes after the rounds of every entry of dels that builds on it (its depth is
-// the longest line of its descendants in dels). A full with its incrementals takes two rounds.
-func deletionRounds(db string, dels []toDelete) [][]string {
-	type node struct {
-		key, ts, parent string
-	}
-	nodes := make([]node, len(dels))
-	for i, d := range dels {
-		ts, typ, _ := parseName(d.name)
-		nodes[i] = node{key: Key(db, ts, typ), ts: ts, parent: d.parent}
-	}
-	// Children are newer than their parents: visited newest first, a node's depth is final
-	// before it passes it on to its parent.
-	slices.SortFunc(nodes, func(a, b node) int { return strings.Compare(b.key, a.key) })
-	depth := make(map[string]int, len(nodes))
-	var rounds [][]string
-	for _, n := range nodes {
-		d := depth[n.ts]
-		if n.parent != "" && n.parent < n.ts {
-			depth[n.parent] = max(depth[n.parent], d+1)
+// deletionLayers splits dels into layers to delete one after the other: each entry comes in a
+// layer after every entry of dels that names it as its parent.
+func deletionLayers(dels []toDelete) [][]toDelete {
+	left := slices.Clone(dels)
+	var layers [][]toDelete
+	for len(left) > 0 {
+		parents := make(map[string]bool, len(left))
+		for _, d := range left {
+			if d.parent != "" {
+				parents[d.parent] = true
+			}
 		}
-		for len(rounds) <= d {
-			rounds = append(rounds, nil)
+		var layer, rest []toDelete
+		for _, d := range left {
+			ts, _, _ := parseName(d.name)
+			if parents[ts] {
+				rest = append(rest, d)
+			} else {
+				layer = append(layer, d)
+			}
 		}
-		rounds[d] = append(rounds[d], n.key)
+		if len(layer) == 0 { // a cycle of parents cannot be written; delete what is left
+			layer, rest = rest, nil
+		}
+		layers = append(layers, layer)
+		left = rest
 	}
-	return rounds
+	return layers
 }
 
 // clearDeleting ends the deletions of names whose entries are gone: each summary leaves the

@@ -31,8 +31,13 @@ import (
 // rebuild the index from the entries, report the entries they cannot read, and retention
 // pauses, as it does for a listing (Listing.Retain).
 
-// IndexVersion is the version of the index format this package writes and reads.
-const IndexVersion = 1
+// IndexVersion is the newest version of the index format this package writes and reads.
+// Version 2 added an 18th field to summaries, the database partitions of a backup of a
+// partitioned database ("0*,1,2": numbers ascending, the catalog partition starred). A head or
+// base is written as version 1, byte for byte as before, unless one of its summaries has
+// partitions: readers of version 1 then rebuild the index from the entries, whose schema
+// version 3 they report as unreadable, and retention pauses rather than misjudge them.
+const IndexVersion = 2
 
 // Limits of the index a reader accepts.
 const (
@@ -138,7 +143,8 @@ func parseName(name string) (string, events.BackupType, bool) {
 
 // Summary returns the part of e the index keeps: what retention, chains, restore planning and
 // listings read (database, timestamp, type, mode, scope, table spaces, parent, start and end,
-// size, log range, key CRN and version, whether it was verified, run id, and the discard).
+// size, log range, key CRN and version, whether it was verified, run id, the discard, and the
+// database partitions without their image keys).
 // Images, keystore, executor, notes and the verification's tool, time and detail are left
 // empty: Get returns the whole entry. Instants are in UTC.
 func Summary(e Entry) Entry {
@@ -150,6 +156,9 @@ func Summary(e Entry) Entry {
 	}
 	if len(e.Tablespaces) > 0 {
 		s.Tablespaces = slices.Clone(e.Tablespaces)
+	}
+	for _, p := range e.Partitions {
+		s.Partitions = append(s.Partitions, Partition{Number: p.Number, Catalog: p.Catalog})
 	}
 	if e.Discarded != nil {
 		s.Discarded = &Discard{At: e.Discarded.At.UTC(), Reason: e.Discarded.Reason}
@@ -229,9 +238,53 @@ func (kt *keyTable) row(b []byte, e Entry) []byte {
 	} else {
 		b = append(b, '\t')
 	}
+	if len(e.Partitions) > 0 {
+		b = append(b, '\t')
+		b = appendPartitions(b, e.Partitions)
+	}
 	return append(b, '\n')
 }
 
+// appendPartitions writes partitions as "0*,1,2" (the catalog partition starred).
+func appendPartitions(b []byte, parts []Partition) []byte {
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(p.Number), 10)
+		if p.Catalog {
+			b = append(b, '*')
+		}
+	}
+	return b
+}
+
+// parsePartitions reads appendPartitions' form strictly (canonical decimals).
+func parsePartitions(s string) ([]Partition, error) {
+	var out []Partition
+	for _, f := range strings.Split(s, ",") {
+		num, cat := strings.CutSuffix(f, "*")
+		n, err := strconv.Atoi(num)
+		if err != nil || !(num == "0" || decimal(num)) || len(out) >= MaxPartitions {
+			return nil, fmt.Errorf("%q is not a list of partition numbers", s)
+		}
+		out = append(out, Partition{Number: n, Catalog: cat})
+	}
+	return out, nil
+}
+
+// rowsVersion is the index version that can carry rows: 2 when a summary has partitions.
+func rowsVersion(rows []Entry) int {
+	for i := range rows {
+		if len(rows[i].Partitions) > 0 {
+			return 2
+		}
+	}
+	return 1
+}
+
+// rowFields is the number of fields of a summary line of version 1; version 2 adds an
+// optional 18th, the partitions.
 const rowFields = 17
 
 // appendUnix writes t as Unix seconds, with nine digits of nanoseconds when it has any.
@@ -296,7 +349,7 @@ func encodeHead(h *head) []byte {
 		b.WriteByte('\n')
 	}
 	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
-	line(indexMagic, strconv.Itoa(IndexVersion), "head")
+	line(indexMagic, strconv.Itoa(rowsVersion(h.Rows)), "head")
 	line("database", h.Database)
 	line("generation", u(h.Generation))
 	if !h.Building.IsZero() {
@@ -354,7 +407,7 @@ func encodeBase(db string, rows []Entry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(zw, "%s\t%d\tbase\ndatabase\t%s\ncount\t%d\n", indexMagic, IndexVersion, db, len(rows))
+	fmt.Fprintf(zw, "%s\t%d\tbase\ndatabase\t%s\ncount\t%d\n", indexMagic, rowsVersion(rows), db, len(rows))
 	if _, err := zw.Write(rowsText(rows)); err != nil {
 		return nil, err
 	}
@@ -370,7 +423,7 @@ func encodeBase(db string, rows []Entry) ([]byte, error) {
 type lines struct {
 	text   string
 	num    int
-	fields [rowFields + 1]string
+	fields [rowFields + 2]string
 }
 
 // next returns the fields of the next line (valid until the next call), or nil at the end.
@@ -410,9 +463,11 @@ func (l *lines) errorf(format string, args ...any) error {
 
 // rowReader decodes "k" and "e" lines.
 type rowReader struct {
-	db   string
-	keys [][2]string
-	rows []Entry
+	db string
+	// version is the header's: 2 allows the partitions field.
+	version int
+	keys    [][2]string
+	rows    []Entry
 }
 
 // key reads a "k" line: a key CRN and version. Keys come before the rows.
@@ -433,7 +488,7 @@ func (r *rowReader) key(l *lines, f []string) error {
 
 // row reads an "e" line.
 func (r *rowReader) row(l *lines, f []string) error {
-	if len(f) != rowFields {
+	if len(f) != rowFields && (r.version < 2 || len(f) != rowFields+1) {
 		return l.errorf("a summary has %d fields, want %d", len(f), rowFields)
 	}
 	if len(r.rows) >= MaxIndexEntries {
@@ -478,6 +533,11 @@ func (r *rowReader) row(l *lines, f []string) error {
 		e.Discarded = &Discard{At: at, Reason: f[16]}
 	case f[16] != "":
 		return l.errorf("a discard reason without its time")
+	}
+	if len(f) > rowFields {
+		if e.Partitions, err = parsePartitions(f[rowFields]); err != nil {
+			return l.errorf("partitions: %v", err)
+		}
 	}
 	var p problems
 	p.fields(&e) // the database was checked once, in the header
@@ -538,31 +598,35 @@ func parseTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// header checks the first two lines: the magic, the version and kind, and the database.
-func header(l *lines, kind string) (string, error) {
+// header checks the first two lines: the magic, the version and kind, and the database. It
+// returns the database and the version (1 or 2).
+func header(l *lines, kind string) (string, int, error) {
 	f, err := l.next()
+	version := 0
 	switch {
 	case err != nil:
-		return "", err
+		return "", 0, err
 	case len(f) != 3 || f[0] != indexMagic || f[2] != kind:
-		return "", l.errorf("not a catalog index %s", kind)
-	case f[1] != strconv.Itoa(IndexVersion):
+		return "", 0, l.errorf("not a catalog index %s", kind)
+	case f[1] == "1" || f[1] == "2":
+		version = int(f[1][0] - '0')
+	default:
 		if v, err := strconv.Atoi(f[1]); err == nil && v > IndexVersion {
-			return "", l.errorf("version %d is newer than this reader (%d)", v, IndexVersion)
+			return "", 0, l.errorf("version %d is newer than this reader (%d)", v, IndexVersion)
 		}
-		return "", l.errorf("version %q, want %d", f[1], IndexVersion)
+		return "", 0, l.errorf("version %q, want 1 or %d", f[1], IndexVersion)
 	}
 	f, err = l.next()
 	switch {
 	case err != nil:
-		return "", err
+		return "", 0, err
 	case len(f) != 2 || f[0] != "database":
-		return "", l.errorf("the second line must name the database")
+		return "", 0, l.errorf("the second line must name the database")
 	}
 	if err := state.ValidateDatabase(f[1]); err != nil {
-		return "", l.errorf("database: %v", err)
+		return "", 0, l.errorf("database: %v", err)
 	}
-	return f[1], nil
+	return f[1], version, nil
 }
 
 func validEntryName(name string) bool {
@@ -591,12 +655,12 @@ func decodeHead(body []byte) (*head, error) {
 		return nil, fmt.Errorf("%w: head of %d bytes, more than %d", ErrIndex, len(body), MaxIndexHeadSize)
 	}
 	l := &lines{text: string(body)}
-	db, err := header(l, "head")
+	db, version, err := header(l, "head")
 	if err != nil {
 		return nil, err
 	}
 	h := &head{Database: db}
-	r := &rowReader{db: db}
+	r := &rowReader{db: db, version: version}
 	seen := map[string]bool{}
 	once := func(kind string) error {
 		if seen[kind] {
@@ -969,7 +1033,7 @@ func decodeBaseText(body []byte, db string) ([]Entry, error) {
 // parseBaseText parses the decompressed text of a base of db.
 func parseBaseText(text, db string) ([]Entry, error) {
 	l := &lines{text: text}
-	got, err := header(l, "base")
+	got, version, err := header(l, "base")
 	if err != nil {
 		return nil, err
 	}
@@ -988,7 +1052,7 @@ func parseBaseText(text, db string) ([]Entry, error) {
 		return nil, l.errorf("count %q", f[1])
 	}
 	// Room for the rows the text can hold, not for what its count claims.
-	r := &rowReader{db: db, rows: make([]Entry, 0, min(n, len(l.text)/64))}
+	r := &rowReader{db: db, version: version, rows: make([]Entry, 0, min(n, len(l.text)/64))}
 	for {
 		f, err := l.next()
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,40 @@ func TestIndexBaseRoundTrip(t *testing.T) {
 	}
 }
 
+// TestIndexPartitions: a summary with partitions round-trips through a head and a base of
+// version 2; a head or base without them is still written as version 1, which this reader keeps
+// reading (old index lines stay decodable).
+func TestIndexPartitions(t *testing.T) {
+	rows := sampleRows()
+	plain := string(catalog.EncodeIndexHead(&catalog.IndexHead{Database: "db1", Generation: 3, Rows: rows}))
+	if !strings.HasPrefix(plain, "keyguard-catalog-index\t1\thead\n") {
+		t.Fatalf("a head without partitions is not version 1:\n%s", plain)
+	}
+	if _, err := catalog.DecodeIndexHead([]byte(plain)); err != nil {
+		t.Fatalf("version 1 head: %v", err)
+	}
+	rows[0].Partitions = []catalog.Partition{{Number: 0, Catalog: true}, {Number: 1}, {Number: 12}}
+	body := catalog.EncodeIndexHead(&catalog.IndexHead{Database: "db1", Generation: 3, Rows: rows})
+	if !strings.HasPrefix(string(body), "keyguard-catalog-index\t2\thead\n") || !strings.Contains(string(body), "\t0*,1,12\n") {
+		t.Fatalf("a head with partitions:\n%s", body)
+	}
+	h, err := catalog.DecodeIndexHead(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(h.Rows[0].Partitions, rows[0].Partitions) || len(h.Rows[1].Partitions) != 0 {
+		t.Fatalf("partitions after a round trip: %+v / %+v", h.Rows[0].Partitions, h.Rows[1].Partitions)
+	}
+	base, err := catalog.EncodeIndexBase("db1", rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := catalog.DecodeIndexBaseText(base, "db1")
+	if err != nil || !slices.Equal(got[0].Partitions, rows[0].Partitions) {
+		t.Fatalf("base with partitions: %+v %v", got, err)
+	}
+}
+
 // TestIndexHeadDecodeIsStrict: each way a head can be wrong is ErrIndex, naming the problem.
 func TestIndexHeadDecodeIsStrict(t *testing.T) {
 	good := string(catalog.EncodeIndexHead(sampleHead()))
@@ -133,7 +168,12 @@ func TestIndexHeadDecodeIsStrict(t *testing.T) {
 	}{
 		{"empty", "", "not a catalog index head"},
 		{"other kind", strings.Replace(good, "\thead\n", "\tbase\n", 1), "not a catalog index head"},
-		{"newer version", strings.Replace(good, "index\t1\t", "index\t2\t", 1), "newer than this reader"},
+		{"newer version", strings.Replace(good, "index\t1\t", "index\t3\t", 1), "newer than this reader"},
+		{"partitions in version 1", strings.Replace(good, row, strings.TrimSuffix(row, "\n")+"\t0*,1\n", 1), "fields"},
+		{"partitions unsorted", strings.Replace(strings.Replace(good, "index\t1\t", "index\t2\t", 1), row, strings.TrimSuffix(row, "\n")+"\t1,0*\n", 1), "ascend"},
+		{"partitions without catalog", strings.Replace(strings.Replace(good, "index\t1\t", "index\t2\t", 1), row, strings.TrimSuffix(row, "\n")+"\t0,1\n", 1), "catalog partition"},
+		{"partitions not numbers", strings.Replace(strings.Replace(good, "index\t1\t", "index\t2\t", 1), row, strings.TrimSuffix(row, "\n")+"\t0*,x\n", 1), "partition numbers"},
+		{"partitions leading zero", strings.Replace(strings.Replace(good, "index\t1\t", "index\t2\t", 1), row, strings.TrimSuffix(row, "\n")+"\t0*,01\n", 1), "partition numbers"},
 		{"no final newline", strings.TrimSuffix(good, "\n"), "no newline"},
 		{"bad database", strings.Replace(good, "database\tdb1", "database\t../x", 1), "database"},
 		{"unknown line", strings.Replace(good, "deletions\t7\n", "deletions\t7\nsurprise\t1\n", 1), "unknown line"},
@@ -246,6 +286,9 @@ func FuzzDecodeIndexHead(f *testing.F) {
 	f.Add(catalog.EncodeIndexHead(sampleHead()))
 	f.Add(catalog.EncodeIndexHead(&catalog.IndexHead{Database: "db1", Generation: 1, Building: time.Date(2024, 3, 7, 1, 2, 3, 4, time.UTC)}))
 	f.Add([]byte("keyguard-catalog-index\t1\thead\ndatabase\tdb1\ngeneration\t1\ndeletions\t0\n"))
+	parted := sampleRows()
+	parted[0].Partitions = []catalog.Partition{{Number: 0, Catalog: true}, {Number: 3}}
+	f.Add(catalog.EncodeIndexHead(&catalog.IndexHead{Database: "db1", Generation: 2, Rows: parted}))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		h, err := catalog.DecodeIndexHead(body)
 		if err != nil {
@@ -275,6 +318,11 @@ func FuzzDecodeIndexBase(f *testing.F) {
 	}
 	f.Add([]byte(gunzip(f, good)))
 	f.Add([]byte("keyguard-catalog-index\t1\tbase\ndatabase\tdb1\ncount\t0\n"))
+	parted := sampleRows()
+	parted[1].Partitions = []catalog.Partition{{Number: 0, Catalog: true}, {Number: 3}}
+	if pb, err := catalog.EncodeIndexBase("db1", parted); err == nil {
+		f.Add([]byte(gunzip(f, pb)))
+	}
 	f.Fuzz(func(t *testing.T, text []byte) {
 		rows, err := catalog.ParseIndexBaseText(string(text), "db1")
 		if err != nil {

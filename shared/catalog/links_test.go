@@ -140,10 +140,15 @@ func retainReference(entries []Entry, policy RetentionPolicy, now time.Time, inU
 		// Broken chain: keep the parent (with its own chain or ancestors), and what the link
 		// check reads between parent and child.
 		p, ok := h.byTS[cur.ParentTimestamp]
-		if !ok || p >= i {
+		if !ok {
 			return
 		}
 		mark(p)
+		if p > i {
+			// A parent that sorts after its child (runs that overlapped, clocks that went back)
+			// breaks the chain, and is kept all the same: Db2 built the child on it.
+			return
+		}
 		l := line(cur)
 		for k := p + 1; k < i; k++ {
 			if b := h.sorted[k]; line(b) == l && (cur.Type == events.Delta || b.Type == events.Full) {
@@ -151,37 +156,45 @@ func retainReference(entries []Entry, policy RetentionPolicy, now time.Time, inU
 			}
 		}
 	}
-	restorableDB := func(i int) bool { return chains[i] != nil && h.sorted[i].Scope == ScopeDatabase }
-
-	// The newest KeepFulls full chains, and everything since the oldest of them (everything,
-	// when there are fewer fulls).
-	var fulls []int
-	for i, e := range h.sorted {
-		if e.Scope == ScopeDatabase && e.Type == events.Full && !e.IsDiscarded() {
-			fulls = append(fulls, i)
+	// Per line: the newest KeepFulls full chains of the line, and everything of the line since
+	// the oldest of them (everything of it, when it has fewer fulls).
+	for i := range h.sorted {
+		l := line(h.sorted[i])
+		var fulls []int
+		for j, e := range h.sorted {
+			if line(e) == l && e.Type == events.Full && !e.IsDiscarded() {
+				fulls = append(fulls, j)
+			}
 		}
-	}
-	since := 0
-	if k := max(policy.KeepFulls, MinKeepFulls); len(fulls) >= k {
-		since = fulls[len(fulls)-k]
-	}
-	for i := since; i < n; i++ {
-		if !h.sorted[i].IsDiscarded() {
+		since := 0
+		if k := max(policy.KeepFulls, MinKeepFulls); len(fulls) >= k {
+			since = fulls[len(fulls)-k]
+		}
+		if i >= since && !h.sorted[i].IsDiscarded() {
 			mark(i)
 		}
 	}
-	// The window of KeepDays, and the chain that covers its start.
+	// The window of KeepDays, and per line the chain that covers its start.
 	if policy.KeepDays > 0 {
 		cutoff := now.Add(-time.Duration(policy.KeepDays) * 24 * time.Hour)
-		covered := false
 		for i := n - 1; i >= 0; i-- {
-			e := h.sorted[i]
-			if !e.EndedAt.Before(cutoff) && !e.IsDiscarded() {
+			if e := h.sorted[i]; !e.EndedAt.Before(cutoff) && !e.IsDiscarded() {
 				mark(i)
 			}
-			if !covered && restorableDB(i) && !e.EndedAt.After(cutoff) {
+		}
+		for i := n - 1; i >= 0; i-- {
+			e := h.sorted[i]
+			if chains[i] == nil || e.EndedAt.After(cutoff) {
+				continue
+			}
+			newest := true
+			for j := i + 1; j < n; j++ {
+				if o := h.sorted[j]; line(o) == line(e) && chains[j] != nil && !o.EndedAt.After(cutoff) {
+					newest = false
+				}
+			}
+			if newest {
 				mark(i)
-				covered = true
 			}
 		}
 	}
@@ -198,5 +211,5 @@ func retainReference(entries []Entry, policy RetentionPolicy, now time.Time, inU
 		}
 	}
 	slices.SortFunc(drop, func(a, b Entry) int { return Compare(b, a) })
-	return keep, drop
+	return keep, childrenFirst(drop)
 }

@@ -233,7 +233,9 @@ func quiet(h *head, policy RetentionPolicy, now time.Time, inUse map[string]bool
 			continue
 		}
 		added++
-		if r.IsDiscarded() || r.Scope == ScopeDatabase && r.Type == events.Full {
+		// A new full of any line (the database or some table spaces) may let that line's oldest
+		// chain go.
+		if r.IsDiscarded() || r.Type == events.Full {
 			return 0, false
 		}
 		if policy.KeepDays > 0 && !r.EndedAt.After(cutoff) {

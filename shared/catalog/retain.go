@@ -13,8 +13,9 @@ const MinKeepFulls = 2
 
 // RetentionPolicy says how much history to keep.
 type RetentionPolicy struct {
-	// KeepFulls is how many of the newest database-scope full images are kept, together with
-	// every image taken since the oldest of them. At least MinKeepFulls (0 means MinKeepFulls).
+	// KeepFulls is how many of the newest full images of each line (the database, or one set
+	// of table spaces) are kept, together with every image of that line taken since the oldest
+	// of them. At least MinKeepFulls (0 means MinKeepFulls).
 	KeepFulls int
 	// KeepDays, when positive, keeps every image that ended within that many days before now,
 	// with its chain, plus the chain a point-in-time restore to the start of that window needs.
@@ -24,12 +25,14 @@ type RetentionPolicy struct {
 // Retain splits one database's entries into those to keep and those retention may delete. It
 // keeps:
 //
-//   - the newest KeepFulls database fulls and every image taken since the oldest of them (all
-//     images when there are fewer fulls). The newest full is restorable on its own and every
-//     newer image is kept with its chain, so the last restorable chain is always kept;
-//   - with KeepDays, every image that ended at or after now - KeepDays days, and the newest
-//     restorable database chain that ended at or before that moment, so that a restore to any
-//     point in the window stays possible;
+//   - for each line (the whole database, or one set of table spaces: see Chain), its newest
+//     KeepFulls fulls and every image of that line taken since the oldest of them (all its
+//     images when it has fewer fulls). The newest full is restorable on its own and every
+//     newer image is kept with its chain, so the last restorable chain of each line is always
+//     kept; table space chains never count as, keep or drop database chains;
+//   - with KeepDays, every image that ended at or after now - KeepDays days, and, for each
+//     line, the newest restorable chain that ended at or before that moment, so that a restore
+//     to any point in the window stays possible;
 //   - every image whose timestamp is in inUse (images a running restore uses).
 //
 // Discarded images are never restorable and do not count as fulls; they are kept only while a
@@ -86,7 +89,40 @@ func (r *retention) split(kept []bool) (keep, drop []Entry) {
 		}
 	}
 	slices.Reverse(drop) // entries are sorted, and no two compare equal (one timestamp each)
-	return keep, drop
+	return keep, childrenFirst(drop)
+}
+
+// childrenFirst reorders drop (newest first) so that every entry comes after the dropped
+// entries that name it as their parent: an image that sorts before the image it builds on
+// (runs that overlapped, a clock that went back) is deleted before it all the same, so a
+// deletion stopped half way never leaves an image whose parent is gone.
+func childrenFirst(drop []Entry) []Entry {
+	children := make(map[string][]int, len(drop))
+	for i := range drop {
+		if p := drop[i].ParentTimestamp; p != "" {
+			children[p] = append(children[p], i)
+		}
+	}
+	if len(children) == 0 {
+		return drop
+	}
+	out := make([]Entry, 0, len(drop))
+	emitted := make([]bool, len(drop))
+	var emit func(i int)
+	emit = func(i int) {
+		if emitted[i] {
+			return
+		}
+		emitted[i] = true
+		for _, c := range children[drop[i].ImageTimestamp] {
+			emit(c)
+		}
+		out = append(out, drop[i])
+	}
+	for i := range drop {
+		emit(i)
+	}
+	return out
 }
 
 // kept marks the entries Retain keeps under policy at now, by their index in r.h.sorted.
@@ -115,10 +151,15 @@ func (r *retention) kept(policy RetentionPolicy, now time.Time, inUse map[string
 		// Broken chain: keep the parent (with its own chain or ancestors), and what the link
 		// check reads between parent and child.
 		p, ok := h.byTS[cur.ParentTimestamp]
-		if !ok || p >= i {
+		if !ok {
 			return
 		}
 		mark(p)
+		if p > i {
+			// A parent that sorts after its child (runs that overlapped, clocks that went back)
+			// breaks the chain, and is kept all the same: Db2 built the child on it.
+			return
+		}
 		l := line(cur)
 		for k := p + 1; k < i; k++ {
 			if b := h.sorted[k]; line(b) == l && (cur.Type == events.Delta || b.Type == events.Full) {
@@ -126,37 +167,50 @@ func (r *retention) kept(policy RetentionPolicy, now time.Time, inUse map[string
 			}
 		}
 	}
-	restorableDB := func(i int) bool { return complete[i] && h.sorted[i].Scope == ScopeDatabase }
-
-	// The newest KeepFulls full chains, and everything since the oldest of them (everything,
-	// when there are fewer fulls).
-	var fulls []int
+	// Each line (the database, or one set of table spaces) is retained on its own: its newest
+	// KeepFulls full chains and everything of that line since the oldest of them (everything of
+	// it, when it has fewer fulls). A table space backup neither counts as a database full nor
+	// keeps database images, and the other way round.
+	lines := map[string][]int{} // line -> its entries, oldest first
+	var order []string
 	for i, e := range h.sorted {
-		if e.Scope == ScopeDatabase && e.Type == events.Full && !e.IsDiscarded() {
-			fulls = append(fulls, i)
+		l := line(e)
+		if _, ok := lines[l]; !ok {
+			order = append(order, l)
+		}
+		lines[l] = append(lines[l], i)
+	}
+	k := max(policy.KeepFulls, MinKeepFulls)
+	for _, l := range order {
+		idx := lines[l]
+		var fulls []int
+		for _, i := range idx {
+			if e := h.sorted[i]; e.Type == events.Full && !e.IsDiscarded() {
+				fulls = append(fulls, i)
+			}
+		}
+		since := 0
+		if len(fulls) >= k {
+			since = fulls[len(fulls)-k]
+		}
+		for _, i := range idx {
+			if i >= since && !h.sorted[i].IsDiscarded() {
+				mark(i)
+			}
 		}
 	}
-	since := 0
-	if k := max(policy.KeepFulls, MinKeepFulls); len(fulls) >= k {
-		since = fulls[len(fulls)-k]
-	}
-	for i := since; i < n; i++ {
-		if !h.sorted[i].IsDiscarded() {
-			mark(i)
-		}
-	}
-	// The window of KeepDays, and the chain that covers its start.
+	// The window of KeepDays, and for each line the chain that covers its start.
 	if policy.KeepDays > 0 {
 		cutoff := now.Add(-time.Duration(policy.KeepDays) * 24 * time.Hour)
-		covered := false
+		covered := map[string]bool{}
 		for i := n - 1; i >= 0; i-- {
 			e := h.sorted[i]
 			if !e.EndedAt.Before(cutoff) && !e.IsDiscarded() {
 				mark(i)
 			}
-			if !covered && restorableDB(i) && !e.EndedAt.After(cutoff) {
+			if l := line(e); !covered[l] && complete[i] && !e.EndedAt.After(cutoff) {
 				mark(i)
-				covered = true
+				covered[l] = true
 			}
 		}
 	}

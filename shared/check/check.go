@@ -19,6 +19,7 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/logchain"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
@@ -59,6 +60,7 @@ const (
 	Ticks        = "ticks"
 	KeyState     = "key"
 	CatalogCheck = "catalog"
+	ArchivedLogs = "archived logs"
 )
 
 // Item is one check of one database.
@@ -101,7 +103,11 @@ type Observation struct {
 	// whether heartbeats were read at all.
 	Heartbeat time.Time
 	Beats     bool
-	Now       time.Time
+	// Logs is the runner's last log chain report (nil: none written, or not read); LogsErr a
+	// report that could not be read.
+	Logs    *logchain.Report
+	LogsErr error
+	Now     time.Time
 }
 
 // DefaultTickInterval is the interval of the periodic timer when the policy does not say.
@@ -231,6 +237,8 @@ func Evaluate(o Observation) Result {
 		chains(o, th, &r, add)
 	}
 
+	archivedLogs(o, th, add)
+
 	if o.DB.Drill != nil {
 		switch d := st; {
 		case d == nil || d.LastDrill == nil:
@@ -277,6 +285,54 @@ func Evaluate(o Observation) Result {
 		r.Level = max(r.Level, it.Level)
 	}
 	return r
+}
+
+// archivedLogs judges the runner's last log chain check: a file missing inside the restorable
+// range is critical (a restore across it fails), an archive log_archive points at that could
+// not be listed, or whose newest file is older than max_age (archiving stalled), warns; the
+// newest archived log's age is reported either way.
+func archivedLogs(o Observation, th Thresholds, add func(string, Level, string, ...any)) {
+	switch {
+	case o.LogsErr != nil:
+		add(ArchivedLogs, Warning, "log chain report not readable: %v", o.LogsErr)
+		return
+	case o.Logs == nil:
+		return
+	}
+	r := *o.Logs
+	newest := "no archived log"
+	if r.Newest >= 0 {
+		newest = "newest archived log " + logchain.Name(r.Newest)
+		if !r.NewestAt.IsZero() {
+			newest += fmt.Sprintf(" written %s ago", o.Now.Sub(r.NewestAt).Round(time.Minute))
+		}
+	}
+	checked := fmt.Sprintf("checked %s ago", o.Now.Sub(r.CheckedAt).Round(time.Minute))
+	deleter := ""
+	if r.Deleter == "db2" {
+		deleter = "; AUTO_DEL_REC_OBJ is ON: Db2 deletes archived logs"
+	}
+	// An archive the policy does not point at (LOGARCHMETH1's DISK path, which may be on the Db2
+	// host only) not being listable is said, not warned about; one it points at is warned about.
+	configured := o.DB.LogArchive.Dir != "" || o.DB.LogArchive.COSPrefix != "" || o.DB.LogArchive.Prune
+	switch {
+	case r.Error != "" && !configured:
+		add(ArchivedLogs, OK, "archived logs not checked: archive %s not listed where the runner runs (%s): %s; set log_archive to check them", r.Archive, checked, r.Error)
+	case r.Error != "":
+		add(ArchivedLogs, Warning, "archive %s not listed (%s): %s", r.Archive, checked, r.Error)
+	case r.Broken:
+		var gaps []string
+		for _, g := range r.Gaps {
+			if g.Kind == logchain.Missing {
+				gaps = append(gaps, g.String())
+			}
+		}
+		add(ArchivedLogs, Critical, "gap in the restorable range (from %s): %s; %s (%s)%s", logchain.Name(max(r.From, 0)), strings.Join(gaps, ", "), newest, checked, deleter)
+	case r.Newest >= 0 && !r.NewestAt.IsZero() && o.Now.Sub(r.NewestAt) > th.MaxAge:
+		add(ArchivedLogs, Warning, "%s, more than max_age %s: is archiving stalled? (%s)%s", newest, th.MaxAge, checked, deleter)
+	default:
+		add(ArchivedLogs, OK, "%s; %d files, no gap (%s)%s", newest, r.Files, checked, deleter)
+	}
 }
 
 // chains checks the restorable full chains and the newest restorable point.

@@ -9,6 +9,7 @@ import (
 	"github.com/keyguard-dev/keyguard/events"
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
+	"github.com/keyguard-dev/keyguard/shared/logchain"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
 
@@ -43,9 +44,12 @@ func TestEvaluate(t *testing.T) {
 		st := state.New(db.Name, db.KeyCRN)
 		st.LastSuccess = &state.Outcome{At: e2.EndedAt, Type: events.Full}
 		st.LastDrill = &state.DrillOutcome{ID: "d", At: now.Add(-48 * time.Hour), Success: true, Seconds: 12}
+		logs := logchain.Verify([]logchain.File{{Number: 3, Modified: now.Add(-20 * time.Minute)}, {Number: 4, Modified: now.Add(-10 * time.Minute)}},
+			logchain.Need{From: 3, FirstActive: 5, Chain: -1})
+		logs.Database, logs.CheckedAt, logs.Archive, logs.Deleter = db.Name, now.Add(-5*time.Minute), "/archive", "keyguard"
 		return Observation{DB: db, State: st, Now: now, Listing: &catalog.Listing{Entries: []catalog.Entry{e1, e2}},
 			Objects: map[string]Object{e2.Images[0].Key: {Size: 10}}, Keys: map[[2]string]string{{db.KeyCRN, "v1"}: ""},
-			Beats: true, Heartbeat: now.Add(-5 * time.Minute)}
+			Beats: true, Heartbeat: now.Add(-5 * time.Minute), Logs: &logs}
 	}
 	cases := []struct {
 		name   string
@@ -55,6 +59,15 @@ func TestEvaluate(t *testing.T) {
 		says   string
 	}{
 		{"healthy", func(*Observation) {}, OK, NewestPoint, "every image in COS at its size"},
+		{"archived logs healthy", func(*Observation) {}, OK, ArchivedLogs, "newest archived log S0000004.LOG written 10m0s ago; 2 files, no gap"},
+		{"archived log missing in the range", func(o *Observation) {
+			logs := logchain.Verify([]logchain.File{{Number: 3}, {Number: 5, Modified: now.Add(-10 * time.Minute)}}, logchain.Need{From: 3, FirstActive: 6, Chain: -1})
+			logs.Database, logs.CheckedAt = db.Name, now
+			o.Logs = &logs
+		}, Critical, ArchivedLogs, "gap in the restorable range (from S0000003.LOG): S0000004.LOG missing; newest archived log S0000005.LOG written 10m0s ago"},
+		{"archiving stalled", func(o *Observation) { o.Logs.NewestAt = now.Add(-40 * time.Hour) }, Warning, ArchivedLogs, "is archiving stalled"},
+		{"archive of the policy not listed", func(o *Observation) { o.Logs.Error = "permission denied"; o.DB.LogArchive.Dir = "/mnt/a" }, Warning, ArchivedLogs, "permission denied"},
+		{"archive on the Db2 host only", func(o *Observation) { o.Logs.Error = "log archive directory not found" }, OK, ArchivedLogs, "set log_archive to check them"},
 		{"image removed from the bucket", func(o *Observation) { o.Objects = map[string]Object{} }, Critical, NewestPoint, "missing from COS"},
 		{"image of another size", func(o *Observation) {
 			for k := range o.Objects {

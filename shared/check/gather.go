@@ -11,6 +11,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/catalog"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/keyprotect"
+	"github.com/keyguard-dev/keyguard/shared/logchain"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/state"
 )
@@ -86,6 +87,16 @@ func Gather(ctx context.Context, src Sources, dbs []config.Database, now time.Ti
 			o.State = st
 		case !errors.Is(err, state.ErrNotFound):
 			return nil, fmt.Errorf("read state of %s: %w", db.Name, err)
+		}
+		switch body, _, err := src.Objects.Get(ctx, logchain.ReportKey(db.Name)); {
+		case err == nil:
+			if rep, err := logchain.Decode(body); err != nil {
+				o.LogsErr = err
+			} else {
+				o.Logs = &rep
+			}
+		case !errors.Is(err, objstore.ErrNotFound):
+			o.LogsErr = err
 		}
 		l, err := cat.ListReport(ctx, db.Name)
 		if err != nil {

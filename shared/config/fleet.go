@@ -175,8 +175,17 @@ type Database struct {
 	// scheduler starts; the default) or "host" (an agent on the Db2 host, `runner` with
 	// KEYGUARD_RUNNER_POLL set, that pulls runs from the state: for images written on the host).
 	Runner string `yaml:"runner"`
-	// Tablespaces, when set, makes backups table space backups of just these table spaces.
+	// Tablespaces are the table spaces the table space schedule (schedules.tablespace) backs
+	// up, each time in one table space backup beside the database's own backups (which stay
+	// whole-database backups). Required with schedules.tablespace, refused without it.
 	Tablespaces []string `yaml:"tablespaces"`
+	// Partitioned marks a partitioned (DPF) database: each backup is one single-system-view
+	// backup of all its database partitions (BACKUP DATABASE ... ON ALL DBPARTITIONNUMS: one
+	// timestamp, one image per partition), and a restore restores the catalog partition first.
+	Partitioned bool `yaml:"partitioned"`
+	// LogArchive says where the runner lists the database's archived logs, and whether
+	// keyguard's retention deletes those no kept chain needs.
+	LogArchive LogArchive `yaml:"log_archive"`
 	// IncludeLogs adds the logs needed to restore an online image to it (default true).
 	IncludeLogs *bool `yaml:"include_logs"`
 	// Drill, when set, has keyguard prove the backups restorable on a schedule.
@@ -187,6 +196,29 @@ type Database struct {
 	schedules map[events.BackupType]cron.Schedule
 	drill     cron.Schedule
 }
+
+// TablespaceSchedule is the key of the table space schedule in Database.Schedules: table
+// space backups (full) of Database.Tablespaces, beside the database's full, incremental and
+// delta schedules, retained as chains of their own.
+const TablespaceSchedule = events.Tablespace
+
+// LogArchive locates a database's archived logs for the runner's log chain check (db2cli).
+// With neither field the runner lists LOGARCHMETH1's DISK:<path> directory as Db2 reports it.
+type LogArchive struct {
+	// Dir overrides the DISK:<path> of LOGARCHMETH1 (where the runner sees that directory);
+	// the runner lists <dir>/<instance>/<DATABASE>/NODEnnnn/LOGSTREAMnnnn/Cnnnnnnn/.
+	Dir string `yaml:"dir"`
+	// COSPrefix is the key prefix, in keyguard's bucket, of a DB2REMOTE archive
+	// (LOGARCHMETH1 DB2REMOTE://<alias>//<path> with a storage alias on this bucket).
+	COSPrefix string `yaml:"cos_prefix"`
+	// Prune lets retention delete archived logs older than the first log every cataloged
+	// image needs (never when Db2's AUTO_DEL_REC_OBJ is ON: Db2 deletes them then). Off by
+	// default: the check then only reports.
+	Prune bool `yaml:"prune"`
+}
+
+// TablespaceBackups reports whether d has a table space schedule.
+func (d Database) TablespaceBackups() bool { return d.Schedules[TablespaceSchedule] != "" }
 
 // Drill is a scheduled restore drill: at each slot of Cron (UTC) the newest restorable point is
 // restored by the restore job (runner: job) or the runner agent on the Db2 host (runner: host,
@@ -441,8 +473,8 @@ func (f *Fleet) validate(lo loadOptions) error {
 		}
 		d.schedules = map[events.BackupType]cron.Schedule{}
 		for t, expr := range d.Schedules {
-			if !t.Valid() {
-				add("%s: schedules: unknown backup type %q (full, incremental, delta)", at, t)
+			if !t.Valid() && t != TablespaceSchedule {
+				add("%s: schedules: unknown backup type %q (full, incremental, delta, or tablespace)", at, t)
 				continue
 			}
 			if strings.Contains(expr, "=") {
@@ -502,8 +534,22 @@ func (f *Fleet) validate(lo loadOptions) error {
 		if d.Executor == ExecDb2CLI && !aliasRE.MatchString(d.Alias) {
 			add("%s: alias %q is not a Db2 database alias (1-8 letters, digits, @ # $ _; set alias: when the name does not fit)", at, d.Alias)
 		}
-		if len(d.Tablespaces) > 0 && d.Executor == ExecDb2SaaS {
+		if len(d.Tablespaces) > 0 && d.Executor == ExecDb2SaaS || d.TablespaceBackups() && d.Executor == ExecDb2SaaS {
 			add("%s: Db2 on Cloud takes database backups only, not table space backups", at)
+		}
+		if d.TablespaceBackups() != (len(d.Tablespaces) > 0) {
+			add("%s: schedules.tablespace and tablespaces go together: the table space schedule backs up the listed table spaces beside the database's backups", at)
+		}
+		if d.TablespaceBackups() && d.Mode == events.Offline {
+			add("%s: table space backups need archive logging (online mode)", at)
+		}
+		if d.Partitioned && d.Executor != ExecDb2CLI {
+			add("%s: partitioned: partitioned databases are backed up through the Db2 command line (db2cli)", at)
+		}
+		if la := d.LogArchive; la.Dir != "" && !strings.HasPrefix(la.Dir, "/") {
+			add("%s: log_archive.dir %q must be an absolute path", at, la.Dir)
+		} else if la.Dir != "" && la.COSPrefix != "" {
+			add("%s: log_archive: dir or cos_prefix, not both", at)
 		}
 		for _, ts := range d.Tablespaces {
 			if !tablespaceRE.MatchString(ts) {

@@ -104,6 +104,30 @@ keys:
   - crn: crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:5f1e2d3c-0000-4000-8000-00000000aaaa:key:0b1c2d3e-0000-4000-8000-00000000ffff
 `, []string{"managed_rotation.every must be at least 24h", "is listed twice", "protects no database", "keep_fulls must be at least 2",
 			"backup_dir must be an absolute path", `table space name "1bad"`, "runner must be job or host"}},
+		{"table spaces, partitions, log archive", `version: 1
+databases:
+  - name: a
+    instance: x
+    key_crn: ` + goodKey + `
+    executor: db2cli
+    tablespaces: ["TS_ORDERS"]
+    schedules: {full: "@daily"}
+  - name: b
+    instance: x
+    key_crn: ` + goodKey + `
+    executor: db2cli
+    mode: offline
+    schedules: {full: "@daily", tablespace: "@hourly"}
+    tablespaces: ["TS_ORDERS"]
+    log_archive: {dir: relative}
+  - name: c
+    instance: x
+    key_crn: ` + goodKey + `
+    executor: db2saas
+    partitioned: true
+    schedules: {full: "@daily", weekly: "@weekly"}
+`, []string{"schedules.tablespace and tablespaces go together", "table space backups need archive logging", "log_archive.dir",
+			"partitioned databases are backed up through the Db2 command line", `unknown backup type "weekly"`}},
 		{"bad size", `version: 1
 databases:
   - name: a
@@ -344,5 +368,34 @@ func BenchmarkLoadFleet(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestTablespaceSchedule: schedules.tablespace with its table spaces sits beside the database's
+// schedules; partitioned and log_archive are read.
+func TestTablespaceSchedule(t *testing.T) {
+	f, err := Load([]byte(`version: 1
+databases:
+  - name: sales
+    instance: db2inst1@h
+    key_crn: ` + goodKey + `
+    executor: db2cli
+    partitioned: true
+    log_archive: {cos_prefix: "db2logs/", prune: true}
+    schedules: {full: "0 2 * * 0", incremental: "0 2 * * 1-6", tablespace: "0 14 * * *"}
+    tablespaces: [TS_ORDERS, TS_LINES]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := f.Databases[0]
+	if !d.TablespaceBackups() || !d.Partitioned || !d.LogArchive.Prune || d.LogArchive.COSPrefix != "db2logs/" {
+		t.Fatalf("%+v", d)
+	}
+	if _, ok := d.Schedule(TablespaceSchedule); !ok {
+		t.Fatal("no parsed table space schedule")
+	}
+	if _, ok := d.Schedule(events.Full); !ok {
+		t.Fatal("the full schedule is gone")
 	}
 }

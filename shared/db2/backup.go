@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,89 @@ func ParseBackupResult(out string) (timestamp string, err error) {
 		return "", e
 	}
 	return "", unrecognised("backup", "no %q line and no Db2 message", "Backup successful.")
+}
+
+var partResult = regexp.MustCompile(`(?m)^\s*(\d{4})\s+((?:DB|SQL)\d{4,5}[NIWC])\b(.*)$`)
+
+// ParseBackupPartitions reads the per-partition table a single-system-view backup (BACKUP
+// DATABASE ... ON ALL DBPARTITIONNUMS) prints before its "Backup successful" line:
+//
+//	Part  Result
+//	----  ------------------------------------------------------------------------
+//	0000  DB20000I  The BACKUP DATABASE command completed successfully.
+//	0001  DB20000I  The BACKUP DATABASE command completed successfully.
+//
+// and returns the partition numbers, ascending. A partition whose result is an SQL error
+// message fails the whole backup with that message's *Error; output without the table is
+// unrecognised.
+func ParseBackupPartitions(out string) ([]int, error) {
+	if len(out) > maxOutput {
+		return nil, unrecognised("backup", "output larger than %d bytes", maxOutput)
+	}
+	var parts []int
+	for _, m := range partResult.FindAllStringSubmatch(out, MaxPartitions+1) {
+		n := atoi(m[1])
+		if n > 999 {
+			return nil, unrecognised("backup", "partition %s is not 0-999", m[1])
+		}
+		if strings.HasPrefix(m[2], "SQL") && strings.HasSuffix(m[2], "N") {
+			if e := outputError(m[2] + m[3]); e != nil {
+				return nil, fmt.Errorf("partition %d: %w", n, e)
+			}
+			return nil, unrecognised("backup", "partition %d: %s", n, truncate(m[2]+m[3]))
+		}
+		parts = append(parts, n)
+	}
+	if len(parts) == 0 {
+		return nil, unrecognised("backup", "no per-partition result (Part Result table)")
+	}
+	if len(parts) > MaxPartitions {
+		return nil, unrecognised("backup", "more than %d partitions", MaxPartitions)
+	}
+	slices.Sort(parts)
+	for i := 1; i < len(parts); i++ {
+		if parts[i] == parts[i-1] {
+			return nil, unrecognised("backup", "partition %d listed twice", parts[i])
+		}
+	}
+	return parts, nil
+}
+
+// MaxPartitions bounds the database partitions a parser accepts (Db2 numbers them 0-999).
+const MaxPartitions = 1000
+
+var (
+	dirAlias   = regexp.MustCompile(`(?m)^\s*Database alias\s*=\s*(\S+)\s*$`)
+	dirCatalog = regexp.MustCompile(`(?m)^\s*Catalog database partition number\s*=\s*(\d{1,3})\s*$`)
+)
+
+// ParseCatalogPartition reads `db2 list database directory` output and returns the catalog
+// database partition number of the entry whose alias is alias (case-insensitive): each entry
+// has a "Database alias = X" line and, in a partitioned instance, a "Catalog database partition
+// number = N" line after it.
+func ParseCatalogPartition(out, alias string) (int, error) {
+	if len(out) > maxOutput {
+		return 0, unrecognised("database directory", "output larger than %d bytes", maxOutput)
+	}
+	if e := outputError(out); e != nil {
+		return 0, e
+	}
+	aliases := dirAlias.FindAllStringSubmatchIndex(out, -1)
+	for i, m := range aliases {
+		if !strings.EqualFold(out[m[2]:m[3]], alias) {
+			continue
+		}
+		end := len(out)
+		if i+1 < len(aliases) {
+			end = aliases[i+1][0]
+		}
+		c := dirCatalog.FindStringSubmatch(out[m[1]:end])
+		if c == nil {
+			return 0, unrecognised("database directory", "entry %s has no catalog database partition number", truncate(alias))
+		}
+		return atoi(c[1]), nil
+	}
+	return 0, unrecognised("database directory", "no entry for alias %s", truncate(alias))
 }
 
 // ValidTimestamp reports whether s is a 14-digit Db2 backup timestamp naming a real time.

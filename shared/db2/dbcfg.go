@@ -28,6 +28,13 @@ type DBConfig struct {
 	LogPrimary int `json:"logprimary"`
 	LogSecond  int `json:"logsecond"`
 	LogFilSiz  int `json:"logfilsiz"`
+	// FirstActiveLog is the "First active log file" status line (S0000123.LOG): archived log
+	// files are below it, the active log path holds it and the later ones. Empty when absent.
+	FirstActiveLog string `json:"first_active_log,omitempty"`
+	// AutoDelRecObj is AUTO_DEL_REC_OBJ=ON: Db2 deletes archived logs, backup images and
+	// load copies with the recovery history entries it prunes (NUM_DB_BACKUPS,
+	// REC_HIS_RETENTN). False when absent.
+	AutoDelRecObj bool `json:"auto_del_rec_obj,omitempty"`
 	// Params holds every parameter with a name in parentheses, keyed by that name in upper case.
 	Params map[string]string `json:"params"`
 }
@@ -131,6 +138,21 @@ func ParseDBConfig(out string) (DBConfig, error) {
 		}
 		cfg.Rollforward = strings.ToUpper(v)
 	}
+	if v, ok := status["first active log file"]; ok && v != "" {
+		if !historyLog.MatchString(v) {
+			return DBConfig{}, unrecognised("db cfg", "First active log file = %q", truncate(v))
+		}
+		cfg.FirstActiveLog = v
+	}
+	if v, ok := cfg.Params["AUTO_DEL_REC_OBJ"]; ok {
+		switch strings.ToUpper(v) {
+		case "ON":
+			cfg.AutoDelRecObj = true
+		case "OFF", "":
+		default:
+			return DBConfig{}, unrecognised("db cfg", "AUTO_DEL_REC_OBJ = %q", truncate(v))
+		}
+	}
 	for _, p := range []struct {
 		name string
 		dst  *int
@@ -210,4 +232,17 @@ func cfgInt(name, v string) (int, error) {
 		return 0, unrecognised("db cfg", "%s = %q is not a number", name, v)
 	}
 	return n, nil
+}
+
+// ArchiveTarget splits a log archive method (LOGARCHMETH1 or 2) into its kind and target:
+// "DISK:/db2/archive/" is ("DISK", "/db2/archive/"), "DB2REMOTE://alias//logs" is
+// ("DB2REMOTE", "alias//logs"), "TSM:STANDARD" is ("TSM", "STANDARD"), "OFF" and "LOGRETAIN" are
+// themselves with no target. The kind is in upper case.
+func ArchiveTarget(method string) (kind, target string) {
+	kind, target, _ = strings.Cut(method, ":")
+	kind = strings.ToUpper(strings.TrimSpace(kind))
+	if kind == "DB2REMOTE" {
+		target = strings.TrimPrefix(target, "//")
+	}
+	return kind, target
 }

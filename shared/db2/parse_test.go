@@ -84,8 +84,16 @@ func TestParseDBConfig(t *testing.T) {
 			if c.Database != "SALES" || c.LogArchMeth1 != "DISK:/db2/archive/" || !c.TrackMod || !c.Recoverable() || !c.Encrypted {
 				t.Errorf("got %+v", c)
 			}
+			if c.FirstActiveLog != "S0000042.LOG" || c.AutoDelRecObj {
+				t.Errorf("first active log %q, AUTO_DEL_REC_OBJ %v", c.FirstActiveLog, c.AutoDelRecObj)
+			}
 			if c.LogSecond != -1 || c.ActiveLogBytes() != 20*16384*4096 {
 				t.Errorf("infinite logging: LOGSECOND %d, active log %d", c.LogSecond, c.ActiveLogBytes())
+			}
+		}},
+		"auto-delete": {check: func(t *testing.T, c DBConfig) {
+			if !c.AutoDelRecObj {
+				t.Errorf("AUTO_DEL_REC_OBJ = ON read as off: %+v", c.Params["AUTO_DEL_REC_OBJ"])
 			}
 		}},
 		"backup-pending": {check: func(t *testing.T, c DBConfig) {
@@ -305,4 +313,18 @@ func TestParseSQLCode(t *testing.T) {
 			t.Errorf("message is %d bytes, valid UTF-8 %v", len(msg), utf8.ValidString(msg))
 		}
 	})
+}
+
+func TestArchiveTarget(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"DISK:/db2/archive/":             {"DISK", "/db2/archive/"},
+		"DB2REMOTE://cosalias//archive/": {"DB2REMOTE", "cosalias//archive/"},
+		"TSM:STANDARD":                   {"TSM", "STANDARD"},
+		"OFF":                            {"OFF", ""},
+		"disk:/x":                        {"DISK", "/x"},
+	} {
+		if k, tg := ArchiveTarget(in); k != want[0] || tg != want[1] {
+			t.Errorf("ArchiveTarget(%q) = %q %q, want %q", in, k, tg, want)
+		}
+	}
 }

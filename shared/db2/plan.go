@@ -29,6 +29,9 @@ type Request struct {
 	// IncludeLogs asks an online backup to carry the log files it needs (INCLUDE LOGS).
 	IncludeLogs bool
 	Compress    bool
+	// Partitioned asks for one single-system-view backup of every database partition
+	// (ON ALL DBPARTITIONNUMS): one timestamp, one image per partition.
+	Partitioned bool
 	// AllowOffline is the policy switch for an online request on a database without archive
 	// logging: true takes an offline backup instead (a note says so); false refuses with a
 	// configuration error. It never turns an offline request online.
@@ -46,6 +49,7 @@ type Plan struct {
 	Tablespaces []string          `json:"tablespaces,omitempty"`
 	IncludeLogs bool              `json:"include_logs"`
 	Compress    bool              `json:"compress"`
+	Partitioned bool              `json:"partitioned,omitempty"`
 	Commands    [][]string        `json:"commands"`
 	// Notes say, in words, every way the plan differs from the request and every check skipped.
 	Notes []string `json:"notes,omitempty"`
@@ -58,6 +62,17 @@ func (p Plan) ImageName(ts string) string {
 
 // ImagePath is ImageName inside TargetDir.
 func (p Plan) ImagePath(ts string) string { return filepath.Join(p.TargetDir, p.ImageName(ts)) }
+
+// PartitionImagePath is the path of the image of database partition part that a partitioned
+// backup writes at timestamp ts (DBPARTnnn in its name).
+func (p Plan) PartitionImagePath(ts string, part int) string {
+	typ := ImageDatabase
+	if len(p.Tablespaces) > 0 {
+		typ = ImageTablespace
+	}
+	name := Image{Alias: strings.ToUpper(p.Database), Type: typ, Instance: p.Instance, Partition: part, Catalog: -1, Timestamp: ts, Sequence: 1}.String()
+	return filepath.Join(p.TargetDir, name)
+}
 
 // VerifyCommand is the db2ckbkp command that checks the image written at timestamp ts.
 func (p Plan) VerifyCommand(ts string) []string { return []string{"db2ckbkp", p.ImagePath(ts)} }
@@ -107,7 +122,7 @@ var (
 //
 // The command is
 //
-//	db2 backup database <DB> [tablespace (<ts>,...)] [online] [incremental [delta]] to <dir>
+//	db2 backup database <DB> [on all dbpartitionnums] [tablespace (<ts>,...)] [online] [incremental [delta]] to <dir>
 //	    [compress] [include logs | exclude logs] without prompting
 //
 // in the order of Db2's syntax diagram; online backups always say include or exclude logs so
@@ -119,7 +134,7 @@ func PlanBackup(req Request, cfg DBConfig, apps int, hasFullPredecessor bool, fr
 	p := Plan{
 		Database: strings.ToUpper(req.Database), Instance: req.Instance, TargetDir: filepath.Clean(req.TargetDir),
 		Type: req.Type, Mode: req.Mode, Tablespaces: append([]string(nil), req.Tablespaces...),
-		IncludeLogs: req.IncludeLogs, Compress: req.Compress,
+		IncludeLogs: req.IncludeLogs, Compress: req.Compress, Partitioned: req.Partitioned,
 	}
 	if p.Instance == "" {
 		p.Instance = DefaultInstance
@@ -187,6 +202,9 @@ func PlanBackup(req Request, cfg DBConfig, apps int, hasFullPredecessor bool, fr
 
 func (p Plan) backupCommand() []string {
 	argv := []string{"db2", "backup", "database", p.Database}
+	if p.Partitioned {
+		argv = append(argv, "on", "all", "dbpartitionnums")
+	}
 	if len(p.Tablespaces) > 0 {
 		argv = append(argv, "tablespace", "("+strings.Join(p.Tablespaces, ",")+")")
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,16 @@ type RestoreRequest struct {
 	StoragePaths []string
 	// PointInTime is the roll-forward's stop time; zero rolls forward to the end of the logs.
 	PointInTime time.Time
+	// Partitions, for a partitioned database, are its database partitions in restore order,
+	// the catalog partition first: each is restored on its partition (SET CLIENT
+	// CONNECT_DBPARTITIONNUM n, then RESTORE), and the roll-forward runs ON ALL DBPARTITIONNUMS.
+	// In place only, not redirected.
+	Partitions []int
+	// Tablespaces, when set, restores only these table spaces, online, from the image
+	// (RESTORE ... TABLESPACE (...) ONLINE), then rolls them forward to the end of the logs
+	// (ROLLFORWARD ... AND STOP TABLESPACE (...) ONLINE). In place only, not redirected, no
+	// point in time.
+	Tablespaces []string
 }
 
 // RestoreCommands are the argument vectors of a restore, in order.
@@ -93,11 +104,32 @@ func PlanRestore(req RestoreRequest) (RestoreCommands, error) {
 	if req.WithoutRollForward && (req.Online || !req.PointInTime.IsZero()) {
 		p = append(p, "WITHOUT ROLLING FORWARD restores an offline image as it is: not an online image, not to a point in time")
 	}
+	inPlace := req.Into == "" || strings.EqualFold(req.Into, req.Source)
+	if (len(req.Partitions) > 0 || len(req.Tablespaces) > 0) && (!inPlace || len(req.StoragePaths) > 0) {
+		p = append(p, "a restore of a partitioned database or of table spaces is in place and not redirected")
+	}
+	if len(req.Tablespaces) > 0 && (!req.PointInTime.IsZero() || req.WithoutRollForward) {
+		p = append(p, "restored table spaces roll forward to the end of the logs")
+	}
+	for _, ts := range req.Tablespaces {
+		if !tsName.MatchString(ts) {
+			p = append(p, fmt.Sprintf("table space %q is not a valid name", truncate(ts)))
+		}
+	}
+	for _, n := range req.Partitions {
+		if n < 0 || n > 999 {
+			p = append(p, fmt.Sprintf("partition %d is not 0-999", n))
+		}
+	}
 	if len(p) > 0 {
 		return RestoreCommands{}, &Error{Class: events.Permanent, Reason: ReasonInvalidRequest, Msg: strings.Join(p, "; ")}
 	}
 	src, into := strings.ToUpper(req.Source), strings.ToUpper(into)
 	argv := []string{"db2", "restore", "database", src}
+	list := "(" + strings.ToUpper(strings.Join(req.Tablespaces, ",")) + ")"
+	if len(req.Tablespaces) > 0 {
+		argv = append(argv, "tablespace", list, "online")
+	}
 	if req.Incremental {
 		argv = append(argv, "incremental", "automatic")
 	}
@@ -108,7 +140,7 @@ func PlanRestore(req RestoreRequest) (RestoreCommands, error) {
 	if req.LogTarget != "" {
 		argv = append(argv, "logtarget", filepath.Clean(req.LogTarget))
 	}
-	if req.Replace {
+	if req.Replace && len(req.Tablespaces) == 0 { // table spaces are restored into the database as it is
 		argv = append(argv, "replace", "existing")
 	}
 	redirect := len(req.StoragePaths) > 0
@@ -119,6 +151,14 @@ func PlanRestore(req RestoreRequest) (RestoreCommands, error) {
 		argv = append(argv, "without", "rolling", "forward")
 	}
 	c := RestoreCommands{Restore: [][]string{append(argv, "without", "prompting")}}
+	if len(req.Partitions) > 0 {
+		// The catalog partition first, then the others, each on its own partition.
+		one := c.Restore[0]
+		c.Restore = nil
+		for _, n := range req.Partitions {
+			c.Restore = append(c.Restore, []string{"db2", "set", "client", "connect_dbpartitionnum", strconv.Itoa(n)}, one)
+		}
+	}
 	if redirect {
 		paths := make([]string, len(req.StoragePaths))
 		for i, sp := range req.StoragePaths {
@@ -137,6 +177,12 @@ func PlanRestore(req RestoreRequest) (RestoreCommands, error) {
 		rf := []string{"db2", "rollforward", "database", into, "to", "end", "of", "logs", "and", "stop"}
 		if !req.PointInTime.IsZero() {
 			rf = []string{"db2", "rollforward", "database", into, "to", RollForwardTime(req.PointInTime), "using", "utc", "time", "and", "stop"}
+		}
+		if len(req.Partitions) > 0 {
+			rf = slices.Insert(rf, len(rf)-2, "on", "all", "dbpartitionnums")
+		}
+		if len(req.Tablespaces) > 0 {
+			rf = append(rf, "tablespace", list, "online")
 		}
 		if req.LogTarget != "" {
 			rf = append(rf, "overflow", "log", "path", "("+filepath.Clean(req.LogTarget)+")")

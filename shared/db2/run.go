@@ -103,6 +103,10 @@ type Result struct {
 	Image    string       `json:"image"`
 	Verified bool         `json:"verified"`
 	Check    CheckDetails `json:"check"`
+	// Partitions and Images, for a partitioned backup, are the database partitions backed up
+	// (ascending) and the path of each one's image, in the same order; Image is the first.
+	Partitions []int    `json:"partitions,omitempty"`
+	Images     []string `json:"images,omitempty"`
 }
 
 // Execute runs the plan's commands, parses the backup timestamp, then verifies the image with
@@ -130,7 +134,18 @@ func Execute(ctx context.Context, r Runner, p Plan, log *slog.Logger) (Result, e
 				return res, fmt.Errorf("backup %s: %w", p.Database, err)
 			}
 			res.Timestamp, res.Image = ts, p.ImagePath(ts)
-			log.Info("db2 backup done", "database", p.Database, "timestamp", ts, "image", res.Image)
+			if p.Partitioned {
+				parts, err := ParseBackupPartitions(out)
+				if err != nil {
+					return res, fmt.Errorf("backup %s: %w", p.Database, err)
+				}
+				res.Partitions, res.Images = parts, nil
+				for _, n := range parts {
+					res.Images = append(res.Images, p.PartitionImagePath(ts, n))
+				}
+				res.Image = res.Images[0]
+			}
+			log.Info("db2 backup done", "database", p.Database, "timestamp", ts, "image", res.Image, "partitions", res.Partitions)
 			continue
 		}
 		if e := outputError(out); e != nil {
@@ -140,25 +155,32 @@ func Execute(ctx context.Context, r Runner, p Plan, log *slog.Logger) (Result, e
 	if res.Timestamp == "" {
 		return res, &Error{Class: events.Permanent, Reason: ReasonInvalidRequest, Msg: "plan has no backup command"}
 	}
-	out, err := run(ctx, r, p.VerifyCommand(res.Timestamp)...)
-	if err != nil {
-		return res, err
+	images := res.Images
+	if len(images) == 0 {
+		images = []string{res.Image}
 	}
-	ok, details, err := ParseCheckBackup(out)
-	res.Check = details
-	if err != nil {
-		return res, fmt.Errorf("verify %s: %w", res.Image, err)
-	}
-	if !ok {
-		msg := fmt.Sprintf("db2ckbkp found %d error(s) in %s", max(details.ErrorsDetected, len(details.Errors)), res.Image)
-		if len(details.Errors) > 0 {
-			msg += ": " + details.Errors[0]
+	// Every image is verified (one per partition of a partitioned backup).
+	for _, img := range images {
+		out, err := run(ctx, r, "db2ckbkp", img)
+		if err != nil {
+			return res, err
 		}
-		log.Warn("db2 image verification failed", "database", p.Database, "image", res.Image, "errors", details.Errors)
-		return res, &Error{Class: events.Transient, Reason: ReasonVerificationFailed, Msg: msg}
+		ok, details, err := ParseCheckBackup(out)
+		res.Check = details
+		if err != nil {
+			return res, fmt.Errorf("verify %s: %w", img, err)
+		}
+		if !ok {
+			msg := fmt.Sprintf("db2ckbkp found %d error(s) in %s", max(details.ErrorsDetected, len(details.Errors)), img)
+			if len(details.Errors) > 0 {
+				msg += ": " + details.Errors[0]
+			}
+			log.Warn("db2 image verification failed", "database", p.Database, "image", img, "errors", details.Errors)
+			return res, &Error{Class: events.Transient, Reason: ReasonVerificationFailed, Msg: msg}
+		}
+		log.Info("db2 image verified", "database", p.Database, "image", img, "buffers", details.Buffers)
 	}
 	res.Verified = true
-	log.Info("db2 image verified", "database", p.Database, "image", res.Image, "buffers", details.Buffers)
 	return res, nil
 }
 

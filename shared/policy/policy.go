@@ -134,7 +134,8 @@ func Decide(s *state.State, db config.Database, now time.Time) Decision {
 		d.Reason = fmt.Sprintf("%s slot %s", best, d.Slot.Format(time.RFC3339))
 	}
 	for t, slot := range due {
-		if t.Rank() >= d.Type.Rank() {
+		// A table space slot is covered only by a table space run: its chains are its own.
+		if t.Rank() >= d.Type.Rank() && (t != events.Tablespace || d.Type == events.Tablespace) {
 			d.Covers[t] = slot
 		}
 	}
@@ -162,7 +163,7 @@ func deferred(d Decision, reason string) Decision {
 // dueTypes returns each type whose schedule has a slot due that has not been taken.
 func dueTypes(s *state.State, db config.Database, now time.Time) map[events.BackupType]time.Time {
 	due := map[events.BackupType]time.Time{}
-	for _, t := range []events.BackupType{events.Full, events.Incremental, events.Delta} {
+	for _, t := range []events.BackupType{events.Full, events.Incremental, events.Delta, events.Tablespace} {
 		sched, ok := db.Schedule(t)
 		if !ok {
 			continue

@@ -15,6 +15,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/clock"
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/db2"
+	"github.com/keyguard-dev/keyguard/shared/logchain"
 )
 
 // ErrRefused: the restore would do something it was not asked to (replace an existing
@@ -112,6 +113,9 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	if req.Drop && into == "" {
 		return fail(fmt.Errorf("%w: only a database restored into may be dropped, not %s itself", ErrRefused, db.Alias))
 	}
+	if len(req.Tablespaces) > 0 && (into != "" || !req.PointInTime.IsZero() || req.WithoutRollForward) {
+		return fail(fmt.Errorf("%w: table spaces are restored in place and rolled forward to the end of the logs", ErrRefused))
+	}
 	entries, err := r.Catalog.List(ctx, db.Name)
 	if err != nil {
 		return fail(fmt.Errorf("read catalog: %w", err))
@@ -134,9 +138,17 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	if r.Keys == nil {
 		noCheck = nil // PlanRestore notes that keys were not checked
 	}
-	plan, err := catalog.PlanRestore(entries, req.PointInTime, noCheck)
+	var plan catalog.RestorePlan
+	if len(req.Tablespaces) > 0 {
+		plan, err = catalog.PlanTablespaceRestore(entries, req.Tablespaces, noCheck)
+	} else {
+		plan, err = catalog.PlanRestore(entries, req.PointInTime, noCheck)
+	}
 	if err != nil {
 		return fail(err)
+	}
+	if len(plan.Partitions) > 0 && into != "" {
+		return fail(fmt.Errorf("%w: a partitioned database is restored in place, partition by partition", ErrRefused))
 	}
 	for _, e := range plan.Images {
 		o.rec.Images = append(o.rec.Images, e.Name())
@@ -151,8 +163,10 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 		if keys, err = observeKeys(ctx, r.Keys, keyCRNs(entries)); err != nil {
 			return fail(fmt.Errorf("check key availability: %w", err))
 		}
-		if plan, err = planWithKeys(entries, req.PointInTime, plan, keys); err != nil {
-			return fail(err)
+		if len(req.Tablespaces) == 0 {
+			if plan, err = planWithKeys(entries, req.PointInTime, plan, keys); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	// From here on the images are in use: retention keeps them until the lease is released.
@@ -219,6 +233,17 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	withLogs := details.Header["Includes Logs"] == "1"
 	encrypted := details.Header["Encrypt Info Flags"] != "" && details.Header["Encrypt Info Flags"] != "0x0"
 	online := details.Header["Backup Mode"] == "1" || target.Mode == events.Online
+	if !req.WithoutRollForward {
+		// The archived logs the roll-forward reads must all be there: refused now, before the
+		// database is touched, rather than halted by Db2 half way (SQL4970N).
+		note, err := r.checkArchivedLogs(ctx, db, target, withLogs, req.PointInTime)
+		if err != nil {
+			return fail(err)
+		}
+		if note != "" {
+			o.notes = append(o.notes, note)
+		}
+	}
 
 	if err := r.prepareTarget(ctx, db, req, into, &o); err != nil {
 		return fail(err)
@@ -238,7 +263,7 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	}
 	cmds, err := db2.PlanRestore(db2.RestoreRequest{Source: db.Alias, Into: into, Dir: db.BackupDir, Target: plan.Target,
 		Incremental: len(plan.Images) > 1, LogTarget: logDir, Replace: into == "" || req.Replace, WithoutRollForward: req.WithoutRollForward,
-		Online: online, StoragePaths: req.StoragePaths, PointInTime: req.PointInTime})
+		Online: online, StoragePaths: req.StoragePaths, PointInTime: req.PointInTime, Partitions: plan.Partitions, Tablespaces: plan.Tablespaces})
 	if err != nil {
 		return fail(err)
 	}
@@ -264,7 +289,8 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 		return fail(fmt.Errorf("db cfg for %s after the restore: %w", restored, err))
 	}
 	rolled := "no roll-forward: Db2 did not leave the database rollforward pending, so it is as of the image"
-	if cfg.RollforwardPending && cmds.RollForward != nil {
+	// Restored table spaces are always left rollforward pending (the database itself is not).
+	if (cfg.RollforwardPending || len(plan.Tablespaces) > 0) && cmds.RollForward != nil {
 		out, err := r.run(ctx, cmds.RollForward...)
 		if err != nil {
 			return fail(err)
@@ -297,6 +323,12 @@ func (r *Restorer) restore(ctx context.Context, db config.Database, req events.R
 	where := "in place"
 	if into != "" {
 		where = "into " + into
+	}
+	if len(plan.Tablespaces) > 0 {
+		where = "table spaces " + strings.Join(plan.Tablespaces, ", ") + " in place"
+	}
+	if len(plan.Partitions) > 0 {
+		where += fmt.Sprintf(" on partitions %v (catalog partition first)", plan.Partitions)
 	}
 	msg := fmt.Sprintf("restored %s %s to image %s from %s in %.1fs; %s", db.Name, where, plan.Target, strings.Join(o.rec.Images, ", "), o.rec.Seconds, rolled)
 	if req.Probe != "" {
@@ -447,4 +479,87 @@ func (r *Restorer) db2ish(ctx context.Context, argv []string) error {
 		return fmt.Errorf("%s: %w", strings.Join(argv[1:min(3, len(argv))], " "), &db2.Error{Class: db2.Classify(code), Code: code, Msg: msg})
 	}
 	return nil
+}
+
+// checkArchivedLogs lists the archive of db's logs (when keyguard can: see logchain.ArchiveOf)
+// and refuses, naming the gap, a roll-forward from target that needs an archived log file
+// that is missing: from the image's first log (after its last when the image carries its logs)
+// up to the log holding pointInTime (Db2's archive log history), or to the end of the logs. It
+// returns a note on what was checked, or why nothing was.
+func (r *Restorer) checkArchivedLogs(ctx context.Context, db config.Database, target catalog.Entry, withLogs bool, pointInTime time.Time) (string, error) {
+	first, err := logchain.ParseName(target.LogRange.First)
+	if err != nil {
+		return "archived logs not checked: image " + target.Name() + " does not record its log range", nil
+	}
+	if last, err := logchain.ParseName(target.LogRange.Last); withLogs && err == nil {
+		first = last + 1 // the image carries its own logs
+	}
+	out, err := r.run(ctx, "db2", "get", "db", "cfg", "for", db.Alias)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := db2.ParseDBConfig(out)
+	if err != nil {
+		return "archived logs not checked: " + err.Error(), nil
+	}
+	lister, why, ok := logchain.ArchiveOf(db, cfg, r.Archive)
+	if !ok {
+		return "archived logs not checked: " + why, nil
+	}
+	end := -1 // the last archived log the roll-forward reads
+	if fa, err := logchain.ParseName(cfg.FirstActiveLog); err == nil {
+		end = fa - 1
+	}
+	if !pointInTime.IsZero() {
+		if out, err := r.run(ctx, "db2", "list", "history", "archive", "log", "all", "for", db.Alias); err == nil {
+			if h, err := db2.ParseHistory(out); err == nil {
+				if n, ok := archivedThrough(h, pointInTime); ok && (end < 0 || n < end) {
+					end = n
+				}
+			}
+		}
+	}
+	files, err := lister.List(ctx)
+	switch {
+	case errors.Is(err, logchain.ErrNoArchive):
+		return "archived logs not checked: " + err.Error(), nil
+	case err != nil:
+		return "", fmt.Errorf("list archived logs of %s: %w", db.Name, err)
+	}
+	rep := logchain.Verify(files, logchain.Need{From: first, FirstActive: end + 1, Chain: -1})
+	if end < 0 {
+		end = rep.Newest
+	}
+	if end < first {
+		return "no archived log needed", nil
+	}
+	to := "the end of the logs"
+	if !pointInTime.IsZero() {
+		to = pointInTime.UTC().Format(time.RFC3339)
+	}
+	if g, ok := rep.FirstMissing(first, end); ok {
+		return "", fmt.Errorf("%w: the roll-forward from image %s to %s needs archived logs %s to %s, and %s is missing from the archive %s",
+			ErrRefused, target.Name(), to, logchain.Name(first), logchain.Name(end), strings.TrimSuffix(g.String(), " "+logchain.Missing), lister)
+	}
+	return fmt.Sprintf("archived logs %s to %s present in %s", logchain.Name(first), logchain.Name(end), lister), nil
+}
+
+// archivedThrough returns the number of the first archived log whose records reach t (End
+// Time at or after t), from LIST HISTORY ARCHIVE LOG.
+func archivedThrough(h db2.History, t time.Time) (int, bool) {
+	best, ok := 0, false
+	for _, x := range h.Entries {
+		if x.Op != db2.OpArchiveLog || x.Failed() || x.End == "" {
+			continue
+		}
+		end, err := time.Parse(db2.TimestampLayout, x.End)
+		n, nerr := logchain.ParseName(x.FirstLog)
+		if err != nil || nerr != nil || end.Before(t.UTC().Truncate(time.Second)) {
+			continue
+		}
+		if !ok || n < best {
+			best, ok = n, true
+		}
+	}
+	return best, ok
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/config"
 	"github.com/keyguard-dev/keyguard/shared/db2"
 	"github.com/keyguard-dev/keyguard/shared/edge"
+	"github.com/keyguard-dev/keyguard/shared/logchain"
 	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
 )
@@ -63,7 +64,10 @@ type Restorer struct {
 	// checks that its images are still cataloged (DefaultLeaseSettle when zero; negative: no
 	// wait). See settle.
 	LeaseSettle time.Duration
-	Clock       clock.Clock
+	// Archive, when set, is keyguard's bucket, where a DB2REMOTE log archive
+	// (log_archive.cos_prefix) is listed before a roll-forward; nil lists DISK archives only.
+	Archive logchain.ObjectStore
+	Clock   clock.Clock
 	// Timer is the clock the restore's waits for its lease run on (the wall clock when nil): a
 	// local stack judging a simulated day keeps Clock still.
 	Timer clock.Clock

@@ -96,7 +96,7 @@ func TestBasis(t *testing.T) {
 			})}
 			db := config.Database{Name: "sales", Alias: "SALES"}
 			run := events.BackupStarted{Database: "sales", RunID: "r", Type: tc.typ, KeyVersion: "v1"}
-			b := r.basis(context.Background(), db, run, tc.entries)
+			b := r.basis(context.Background(), db, run, nil, tc.entries)
 			got := string(b.typ)
 			if b.parent != nil {
 				got = b.parent.ImageTimestamp

@@ -21,6 +21,7 @@ import (
 	"github.com/keyguard-dev/keyguard/shared/db2"
 	"github.com/keyguard-dev/keyguard/shared/edge"
 	"github.com/keyguard-dev/keyguard/shared/keystore"
+	"github.com/keyguard-dev/keyguard/shared/objstore"
 	"github.com/keyguard-dev/keyguard/shared/outbox"
 	"github.com/keyguard-dev/keyguard/shared/upload"
 )
@@ -60,6 +61,10 @@ type Runner struct {
 	Keys keystore.Wrapper
 	// FreeSpace reports the free bytes of a directory (statfs when nil).
 	FreeSpace func(dir string) (int64, error)
+	// Objects, when set, is keyguard's bucket: the log chain check after each backup writes its
+	// report there (logchain/<database>.json), and lists a DB2REMOTE archive in it
+	// (log_archive.cos_prefix). Without it no log chain check is made.
+	Objects objstore.Store
 }
 
 // Handle runs the backup of a backup.started event, records its outcome in the catalog (the
@@ -148,9 +153,15 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 	if err != nil {
 		free = -1 // unknown: the planner notes the skipped check
 	}
-	b := r.basis(ctx, db, run, entries)
+	// A run of the table space schedule backs up the listed table spaces; every other run the
+	// whole database.
+	var tablespaces []string
+	if run.Scope == events.ScopeTablespace {
+		tablespaces = db.Tablespaces
+	}
+	b := r.basis(ctx, db, run, tablespaces, entries)
 	req := db2.Request{Database: db.Alias, Instance: db.Db2Instance(), Type: b.typ, Mode: run.Mode, TargetDir: db.BackupDir,
-		Tablespaces: db.Tablespaces, IncludeLogs: db.WithLogs() && run.Mode == events.Online, Compress: true}
+		Tablespaces: tablespaces, IncludeLogs: db.WithLogs() && run.Mode == events.Online, Compress: true, Partitioned: db.Partitioned}
 	needed := db2.RequiredSpace(insp.Size, insp.Config, req.IncludeLogs, run.Mode)
 	plan, err := db2.PlanBackup(req, insp.Config, len(insp.Applications), b.parent != nil || b.typ == events.Full, free, needed)
 	if err != nil {
@@ -175,9 +186,15 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 		ent.ParentTimestamp = parent.ImageTimestamp
 	}
 	res, err := db2.Execute(ctx, r.DB2, plan, r.Log)
-	if res.Image != "" {
-		defer os.Remove(res.Image) // the local copy goes, uploaded or not
+	localImages := res.Images
+	if len(localImages) == 0 && res.Image != "" {
+		localImages = []string{res.Image}
 	}
+	defer func() {
+		for _, p := range localImages {
+			os.Remove(p) // the local copies go, uploaded or not
+		}
+	}()
 	ent.ImageTimestamp = res.Timestamp
 	ent.Verification = catalog.Verification{Verified: res.Verified, Tool: "db2ckbkp", At: now()}
 	if err != nil {
@@ -188,6 +205,8 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 		return r.discard(ctx, ent, fail, err)
 	}
 	ent.Verification.Detail = "Image Verification Complete - successful."
+	// The log files the image needs, from Db2's history of the backup.
+	ent.LogRange = r.logRange(ctx, db, res.Timestamp)
 	// The keystore copy is sealed (Key Protect wraps its data key) before anything is uploaded:
 	// when Key Protect cannot wrap, the run fails without storing the image or the keystore.
 	sealed, err := r.sealKeystore(ctx, db, res.Timestamp)
@@ -195,11 +214,33 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 		keystoreFail := func(err error) (events.BackupFailed, string) { return failAs(keystoreClass(err), err) }
 		return r.discard(ctx, ent, keystoreFail, fmt.Errorf("copy keystore: %w", err))
 	}
-	img, err := r.Upload.UploadFile(ctx, catalog.ImageKey(db.Name, res.Timestamp, filepath.Base(res.Image)), res.Image)
-	if err != nil {
-		return r.discard(ctx, ent, fail, fmt.Errorf("upload image: %w", err))
+	if len(res.Partitions) > 0 {
+		cat, err := r.catalogPartition(ctx, db)
+		if err != nil {
+			return r.discard(ctx, ent, fail, fmt.Errorf("catalog partition: %w", err))
+		}
+		if !slices.Contains(res.Partitions, cat) {
+			return r.discard(ctx, ent, fail, fmt.Errorf("the backup holds partitions %v but not the catalog partition %d", res.Partitions, cat))
+		}
+		for _, n := range res.Partitions {
+			ent.Partitions = append(ent.Partitions, catalog.Partition{Number: n, Catalog: n == cat})
+		}
 	}
-	ent.Images, ent.SizeBytes = []catalog.Object{catalog.Object(img)}, img.Size
+	var img upload.Object
+	ent.Images, ent.SizeBytes = nil, 0
+	for i, local := range localImages {
+		o, err := r.Upload.UploadFile(ctx, catalog.ImageKey(db.Name, res.Timestamp, filepath.Base(local)), local)
+		if err != nil {
+			return r.discard(ctx, ent, fail, fmt.Errorf("upload image: %w", err))
+		}
+		if i == 0 {
+			img = o
+		}
+		ent.Images, ent.SizeBytes = append(ent.Images, catalog.Object(o)), ent.SizeBytes+o.Size
+		if i < len(ent.Partitions) {
+			ent.Partitions[i].Image = o.Key
+		}
+	}
 	if sealed != nil {
 		ks, err := r.Upload.Upload(ctx, catalog.ImageKey(db.Name, res.Timestamp, KeystoreObject), bytes.NewReader(sealed.body), int64(len(sealed.body)))
 		if err != nil {
@@ -219,7 +260,10 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 	if err := r.putEntry(ctx, ent); err != nil {
 		return r.discard(ctx, ent, fail, fmt.Errorf("%w: %w", errNotCataloged, err))
 	}
-	note := fmt.Sprintf("%s %s image %s, %d bytes, sha256 %s", plan.Mode, plan.Type, res.Timestamp, img.Size, img.SHA256[:12])
+	note := fmt.Sprintf("%s %s image %s, %d bytes, sha256 %s", plan.Mode, plan.Type, res.Timestamp, ent.SizeBytes, img.SHA256[:12])
+	if len(ent.Partitions) > 0 {
+		note += fmt.Sprintf(", %d partitions (catalog partition %d)", len(ent.Partitions), catalogOf(ent))
+	}
 	for _, n := range slices.Concat(b.notes, plan.Notes) {
 		note += "; " + n
 	}
@@ -230,7 +274,37 @@ func (r *Runner) backup(ctx context.Context, db config.Database, run events.Back
 			note += fmt.Sprintf("; the run record could not be written (%v): the outcome is the catalog entry", err)
 		}
 	}
+	if lc := r.checkLogs(ctx, db, insp.Config, append(slices.Clone(entries), ent)); lc != "" {
+		note += "; " + lc
+	}
 	return done, note
+}
+
+func catalogOf(e catalog.Entry) int { n, _ := e.CatalogPartition(); return n }
+
+// logRange reads, from Db2's history, the first and last log files the image taken at ts
+// needs. Empty when the history does not say (the entry then records no range).
+func (r *Runner) logRange(ctx context.Context, db config.Database, ts string) catalog.LogRange {
+	hist, err := db2.ListHistory(ctx, r.DB2, db.Alias, ts)
+	if err != nil {
+		r.log().Warn("read Db2 history for the log range", "database", db.Name, "image", ts, "err", err)
+		return catalog.LogRange{}
+	}
+	for _, h := range hist.Backups() {
+		if h.Timestamp == ts && h.FirstLog != "" {
+			return catalog.LogRange{First: h.FirstLog, Last: h.LastLog}
+		}
+	}
+	return catalog.LogRange{}
+}
+
+// catalogPartition asks Db2's database directory for the catalog partition of db.
+func (r *Runner) catalogPartition(ctx context.Context, db config.Database) (int, error) {
+	out, _, err := r.DB2.Run(ctx, []string{"db2", "list", "database", "directory"})
+	if err != nil {
+		return 0, err
+	}
+	return db2.ParseCatalogPartition(out, db.Alias)
 }
 
 // putEntry stores the image's entry, trying twice.
@@ -322,7 +396,7 @@ const historyDays = 1
 // are newer than everything the catalog holds were taken outside keyguard (or lost before they
 // were recorded): they are logged and noted, never chained on. A history that cannot be read
 // makes an incremental or delta a full.
-func (r *Runner) basis(ctx context.Context, db config.Database, run events.BackupStarted, entries []catalog.Entry) basis {
+func (r *Runner) basis(ctx context.Context, db config.Database, run events.BackupStarted, tablespaces []string, entries []catalog.Entry) basis {
 	b := basis{typ: run.Type}
 	full := func(format string, args ...any) basis {
 		b.typ, b.parent = events.Full, nil
@@ -330,7 +404,7 @@ func (r *Runner) basis(ctx context.Context, db config.Database, run events.Backu
 		return b
 	}
 	scope := catalog.ScopeDatabase
-	if len(db.Tablespaces) > 0 {
+	if len(tablespaces) > 0 {
 		scope = catalog.ScopeTablespace
 	}
 	byTS := make(map[string]catalog.Entry, len(entries))
@@ -370,7 +444,7 @@ func (r *Runner) basis(ctx context.Context, db config.Database, run events.Backu
 		return full("%s, which is not in the catalog (taken outside keyguard, or lost before it was recorded)", on)
 	case e.IsDiscarded():
 		return full("%s, which is discarded in the catalog (%s)", on, e.Discarded.Reason)
-	case !sameLine(e, scope, db.Tablespaces):
+	case !sameLine(e, scope, tablespaces):
 		return full("%s, a backup of %s", on, describeScope(e))
 	case e.KeyVersion != run.KeyVersion:
 		return full("%s, taken under key version %q, not the current %q", on, e.KeyVersion, run.KeyVersion)

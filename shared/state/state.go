@@ -165,8 +165,13 @@ type Run struct {
 
 // Event is the backup.started event of r, a run of database db.
 func (r Run) Event(db string) events.BackupStarted {
-	return events.BackupStarted{Database: db, RunID: r.ID, Type: r.Type, Mode: r.Mode, Slot: r.Slot, StartedAt: r.StartedAt,
+	e := events.BackupStarted{Database: db, RunID: r.ID, Type: r.Type, Mode: r.Mode, Slot: r.Slot, StartedAt: r.StartedAt,
 		LeaseUntil: r.LeaseUntil, KeyCRN: r.KeyCRN, KeyVersion: r.KeyVersion, Executor: r.Executor}
+	if r.Type == events.Tablespace {
+		// A run of the table space schedule is a full table space backup.
+		e.Type, e.Scope = events.Full, events.ScopeTablespace
+	}
+	return e
 }
 
 // Outcome records how a run ended.

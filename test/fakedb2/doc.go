@@ -26,4 +26,14 @@
 // and from its OVERFLOW LOG PATH, or when the time is past the newest log record; QUIESCE and
 // FORCE APPLICATION disconnect applications; SELECT COUNT(*) reads the connected database's
 // rows; DROP DATABASE drops. testdata/recover.golden in package clp is a whole session.
+//
+// With LOGARCHMETH1 DISK:<an existing directory>, archived log files are real files under
+// <dir>/<instance>/<DATABASE>/NODE0000/LOGSTREAM0000/C0000000, and one removed from there halts
+// a roll-forward that needs it. State.Partitions makes a partitioned database: BACKUP ... ON ALL
+// DBPARTITIONNUMS writes one image per partition and prints the per-partition result table;
+// SET CLIENT CONNECT_DBPARTITIONNUM picks the partition a RESTORE runs on, and a partition
+// other than State.CatalogPartition is refused (SQL2551N, the fake's choice of code) until the
+// catalog partition was restored from that image; the roll-forward waits for every partition.
+// RESTORE ... TABLESPACE (...) ONLINE restores table spaces from a table space or database image
+// and ROLLFORWARD ... TABLESPACE (...) ONLINE ends their pending state.
 package fakedb2

@@ -260,3 +260,134 @@ func TestRunnerErrors(t *testing.T) {
 		t.Errorf("db2 terminate: %v %s", err, out)
 	}
 }
+
+// TestDiskArchiveHoldsLogFiles: with LOGARCHMETH1 DISK:<an existing directory>, each closed
+// log file is written under <dir>/<instance>/<DATABASE>/NODE0000/LOGSTREAM0000/C0000000, `get db
+// cfg` names the first active log, LIST HISTORY names the log each backup needs, and a file
+// removed from the archive halts the roll-forward that needs it with SQL4970N.
+func TestDiskArchiveHoldsLogFiles(t *testing.T) {
+	arch := t.TempDir()
+	e := setup(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:" + arch + "/", TrackMod: true})
+	run := func(argv ...string) string {
+		t.Helper()
+		out, _, err := e.r.Run(ctx(t), argv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if err := fakedb2.Write(e.state, time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC), 5); err != nil {
+		t.Fatal(err)
+	}
+	run("db2", "backup", "database", "SALES", "online", "to", e.target, "without", "prompting")
+	if err := fakedb2.Write(e.state, time.Date(2026, 11, 24, 1, 40, 0, 0, time.UTC), 3); err != nil {
+		t.Fatal(err)
+	}
+	run("db2", "archive", "log", "for", "database", "SALES")
+	dir := filepath.Join(arch, "db2inst1", "SALES", "NODE0000", "LOGSTREAM0000", "C0000000")
+	for _, n := range []int{0, 1} {
+		if _, err := os.Stat(filepath.Join(dir, fakedb2.LogName(n))); err != nil {
+			t.Fatalf("archived log %d: %v", n, err)
+		}
+	}
+	cfg, err := db2.ParseDBConfig(run("db2", "get", "db", "cfg", "for", "SALES"))
+	if err != nil || cfg.FirstActiveLog != "S0000002.LOG" || cfg.AutoDelRecObj {
+		t.Fatalf("db cfg: %+v %v", cfg.FirstActiveLog, err)
+	}
+	h, err := db2.ParseHistory(run("db2", "list", "history", "backup", "all", "for", "SALES"))
+	if err != nil || len(h.Entries) != 1 || h.Entries[0].FirstLog != "S0000000.LOG" {
+		t.Fatalf("history: %+v %v", h, err)
+	}
+	if err := os.Remove(filepath.Join(dir, fakedb2.LogName(1))); err != nil {
+		t.Fatal(err)
+	}
+	ts := h.Entries[0].Timestamp
+	run("db2", "restore", "database", "SALES", "from", e.target, "taken", "at", ts, "replace", "existing", "without", "prompting")
+	out := run("db2", "rollforward", "database", "SALES", "to", "end", "of", "logs", "and", "stop")
+	if !strings.Contains(out, "SQL4970N") || !strings.Contains(out, "S0000001.LOG") {
+		t.Fatalf("roll-forward across a removed log file: %s", out)
+	}
+}
+
+// TestPartitionsRestoreCatalogFirst: a two-partition database backs up ON ALL DBPARTITIONNUMS
+// (one image per partition, the per-partition result table); a restore on partition 1 before
+// the catalog partition is refused, in the right order it succeeds and the roll-forward runs.
+func TestPartitionsRestoreCatalogFirst(t *testing.T) {
+	e := setup(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/nowhere/", Partitions: []int{0, 1}, CatalogPartition: 0})
+	run := func(argv ...string) string {
+		t.Helper()
+		out, _, err := e.r.Run(ctx(t), argv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := run("db2", "backup", "database", "SALES", "on", "all", "dbpartitionnums", "online", "to", e.target, "include", "logs", "without", "prompting")
+	parts, err := db2.ParseBackupPartitions(out)
+	if err != nil || len(parts) != 2 {
+		t.Fatalf("backup: %v %v\n%s", parts, err, out)
+	}
+	ts, _ := db2.ParseBackupResult(out)
+	for _, p := range []string{"DBPART000", "DBPART001"} {
+		if _, err := os.Stat(filepath.Join(e.target, "SALES.0.db2inst1."+p+"."+ts+".001")); err != nil {
+			t.Fatalf("image of %s: %v", p, err)
+		}
+	}
+	if n, err := db2.ParseCatalogPartition(run("db2", "list", "db", "directory"), "SALES"); err != nil || n != 0 {
+		t.Fatalf("catalog partition %d %v", n, err)
+	}
+	restore := []string{"db2", "restore", "database", "SALES", "from", e.target, "taken", "at", ts, "replace", "existing", "without", "prompting"}
+	run("db2", "set", "client", "connect_dbpartitionnum", "1")
+	if out := run(restore...); !strings.Contains(out, "SQL2551N") {
+		t.Fatalf("partition 1 before the catalog partition: %s", out)
+	}
+	run("db2", "set", "client", "connect_dbpartitionnum", "0")
+	if out := run(restore...); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("catalog partition: %s", out)
+	}
+	if out := run("db2", "rollforward", "database", "SALES", "to", "end", "of", "logs", "on", "all", "dbpartitionnums", "and", "stop"); !strings.Contains(out, "SQL1276N") {
+		t.Fatalf("roll-forward before every partition is restored: %s", out)
+	}
+	run("db2", "set", "client", "connect_dbpartitionnum", "1")
+	if out := run(restore...); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("partition 1 after the catalog partition: %s", out)
+	}
+	if out := run("db2", "rollforward", "database", "SALES", "to", "end", "of", "logs", "on", "all", "dbpartitionnums", "and", "stop"); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("roll-forward: %s", out)
+	}
+}
+
+// TestTablespaceRestore: a table space image restores its table spaces online, left rollforward
+// pending until ROLLFORWARD ... TABLESPACE (...) ONLINE; a table space not in the image is
+// refused.
+func TestTablespaceRestore(t *testing.T) {
+	e := setup(t, fakedb2.State{Database: "SALES", LogArchMeth1: "DISK:/nowhere/"})
+	run := func(argv ...string) string {
+		t.Helper()
+		out, _, err := e.r.Run(ctx(t), argv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := run("db2", "backup", "database", "SALES", "tablespace", "(TS_ORDERS,TS_LINES)", "online", "to", e.target, "without", "prompting")
+	ts, err := db2.ParseBackupResult(out)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	if out := run("db2", "restore", "database", "SALES", "tablespace", "(USERSPACE1)", "online", "from", e.target, "taken", "at", ts, "without", "prompting"); !strings.Contains(out, "SQL2560N") {
+		t.Fatalf("a table space not in the image: %s", out)
+	}
+	if out := run("db2", "restore", "database", "SALES", "tablespace", "(TS_ORDERS)", "online", "from", e.target, "taken", "at", ts, "without", "prompting"); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("table space restore: %s", out)
+	}
+	if s := fakedb2.ReadState(t, e.state); len(s.TablespacesPending) != 1 {
+		t.Fatalf("pending %v", s.TablespacesPending)
+	}
+	if out := run("db2", "rollforward", "database", "SALES", "to", "end", "of", "logs", "and", "stop", "tablespace", "(TS_ORDERS)", "online"); !strings.Contains(out, "DB20000I") {
+		t.Fatalf("table space roll-forward: %s", out)
+	}
+	if s := fakedb2.ReadState(t, e.state); len(s.TablespacesPending) != 0 || s.Restores[0].RollForward != "END OF LOGS" {
+		t.Fatalf("after the roll-forward: %+v", s.Restores)
+	}
+}

@@ -43,7 +43,7 @@ func (s *Stack) db2cli(o Options, apiKey, enURL string, log *slog.Logger) (sched
 			return nil, err
 		}
 		r := &runner.Runner{Fleet: s.fleet, DB2: fakedb2.Runner{Bin: d.FakeBin, State: d.StateFile}, Upload: up,
-			Catalog: catalog.New(s.Objects), Send: send, Clock: s.Clock, Log: rlog}
+			Catalog: catalog.New(s.Objects), Send: send, Clock: s.Clock, Log: rlog, Objects: s.Objects}
 		in := &inProcess{h: r, log: log}
 		s.waiters = append(s.waiters, in)
 		return simTime{in, d.StateFile}, nil

@@ -80,7 +80,7 @@ func (s *Stack) startRestoreJob(d *Db2CLI, log *slog.Logger) error {
 		return err
 	}
 	j := &restoreJob{log: log, r: &restore.Restorer{Fleet: config.Static{F: s.Fleet}, DB2: fakedb2.Runner{Bin: d.FakeBin, State: d.StateFile},
-		Catalog: catalog.New(s.Objects), Download: up, Send: send, Marks: s.Objects, Leases: s.Objects, Keys: s.Keys, Clock: s.Clock, Log: log.With("fn", config.FnRestore),
+		Catalog: catalog.New(s.Objects), Download: up, Send: send, Marks: s.Objects, Leases: s.Objects, Archive: s.Objects, Keys: s.Keys, Clock: s.Clock, Log: log.With("fn", config.FnRestore),
 		LeaseSettle: localLeaseSettle}}
 	s.waiters = append(s.waiters, j)
 	u, err := s.serve(edge.Mux(edge.Options{Token: s.Token, Logger: log.With("fn", config.FnRestore)}, map[string]edge.Handler{config.PathEvents: j}))

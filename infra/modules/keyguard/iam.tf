@@ -175,7 +175,7 @@ resource "ibm_iam_custom_role" "objects" {
 resource "ibm_iam_custom_role" "object_delete" {
   name         = "${local.custom_role_prefix}ObjectDelete"
   display_name = "${var.prefix} object delete"
-  description  = "keyguard completion: delete objects retention no longer keeps (a delete marker; versions stay until they expire)"
+  description  = "keyguard completion and runner: delete objects retention no longer keeps, images and archived logs (a delete marker; versions stay until they expire)"
   service      = "cloud-object-storage"
   actions      = local.cos_delete_actions
 }

@@ -211,7 +211,8 @@ locals {
   # checks in infra/check/access.go hold the same table, derived from the code, and compare.
   #   objects:     read, list and write objects of the bucket (every function: state, catalog,
   #                fleet policy, images, restore marks)
-  #   delete:      delete objects (completion's chain-safe retention)
+  #   delete:      delete objects (completion's chain-safe retention; the runner's log
+  #                retention of a DB2REMOTE archive in the bucket, log_archive.prune)
   #   publish:     send notifications (every function)
   #   keys:        read the fleet's root keys, rotate those keyguard rotates (scheduler)
   #   job_runs:    start, read and cancel runner job runs (scheduler, Code Engine executor)
@@ -220,7 +221,7 @@ locals {
     scheduler  = { objects = true, delete = false, publish = true, keys = true, rotate = true, job_runs = true, db2_backups = true }
     rotation   = { objects = true, delete = false, publish = true, keys = false, rotate = false, job_runs = false, db2_backups = false }
     completion = { objects = true, delete = true, publish = true, keys = false, rotate = false, job_runs = false, db2_backups = false }
-    runner     = { objects = true, delete = false, publish = true, keys = true, rotate = false, job_runs = false, db2_backups = false }
+    runner     = { objects = true, delete = true, publish = true, keys = true, rotate = false, job_runs = false, db2_backups = false }
     restore    = { objects = true, delete = false, publish = true, keys = true, rotate = false, job_runs = false, db2_backups = false }
   }
 

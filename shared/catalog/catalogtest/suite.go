@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -451,4 +452,21 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// Partitioned returns e as a backup of a partitioned database over partitions parts (the first
+// is the catalog partition): one image per partition, named as Db2 names them
+// (<ALIAS>.0.db2inst1.DBPARTnnn.<timestamp>.001), each recorded in Partitions.
+func Partitioned(e catalog.Entry, parts ...int) catalog.Entry {
+	e.Images, e.Partitions, e.SizeBytes = nil, nil, 0
+	for i, n := range parts {
+		name := fmt.Sprintf("%s.0.db2inst1.DBPART%03d.%s.001", e.Database, n, e.ImageTimestamp)
+		sum := sha256.Sum256([]byte(name))
+		o := catalog.Object{Key: catalog.ImageKey(e.Database, e.ImageTimestamp, name), Size: 1 << 20, SHA256: hex.EncodeToString(sum[:])}
+		e.Images = append(e.Images, o)
+		e.SizeBytes += o.Size
+		e.Partitions = append(e.Partitions, catalog.Partition{Number: n, Catalog: i == 0, Image: o.Key})
+	}
+	slices.SortFunc(e.Partitions, func(a, b catalog.Partition) int { return a.Number - b.Number })
+	return e
 }

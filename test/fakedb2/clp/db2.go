@@ -100,6 +100,10 @@ func (c *session) dispatch(tok []string) int {
 	case is("list", "history", "backup", "all", "for", "database") && len(tok) == 7,
 		is("list", "history", "backup", "all", "for", "db") && len(tok) == 7:
 		return c.listHistory(tok[6], "")
+	case is("set", "client", "connect_dbpartitionnum") && len(tok) == 4:
+		return c.setPartition(tok[3])
+	case (is("list", "db", "directory") || is("list", "database", "directory")) && len(tok) == 3:
+		return c.listDirectory()
 	case is("backup", "database") || is("backup", "db"):
 		return c.backup(tok[2:])
 	case is("restore", "database") || is("restore", "db"):
@@ -195,12 +199,16 @@ func (c *session) dbCfg(db string) int {
 		{"Number of secondary log files", "LOGSECOND", "12"},
 		{"Path to log files", "", "/database/" + s.instance() + "/NODE0000/SQL00001/LOGSTREAM0000/"},
 		{},
+		{"First active log file", "", LogName(s.LogSeq)},
+		{},
 		{"First log archive method", "LOGARCHMETH1", s.logArchMeth1()},
 		{"Archive compression for logarchmeth1", "LOGARCHCOMPR1", "OFF"},
 		{"Options for logarchmeth1", "LOGARCHOPT1", ""},
 		{"Second log archive method", "LOGARCHMETH2", "OFF"},
 		{},
 		{"Number of database backups to retain", "NUM_DB_BACKUPS", "12"},
+		{"Recovery history retention (days)", "REC_HIS_RETENTN", "366"},
+		{"Auto deletion of recovery objects", "AUTO_DEL_REC_OBJ", map[bool]string{true: "ON", false: "OFF"}[s.AutoDelRecObj]},
 		{"Encryption Library for Backup", "ENCRLIB", ""},
 		{"Encryption Options for Backup", "ENCROPTS", ""},
 		{},
@@ -309,6 +317,33 @@ type backupCmd struct {
 	dir                   string
 	compress, includeLogs bool
 	excludeLogs           bool
+	// allParts is ON ALL DBPARTITIONNUMS.
+	allParts bool
+}
+
+// parseList reads "(A,B)" written as one or more tokens from tok[i+1] on; it returns the names
+// (upper case) and the index of the last token read, or ok false.
+func parseList(tok []string, i int) ([]string, int, bool) {
+	var list []string
+	for {
+		if i+1 >= len(tok) {
+			return nil, i, false
+		}
+		i++
+		list = append(list, tok[i])
+		if strings.HasSuffix(tok[i], ")") {
+			break
+		}
+	}
+	joined := strings.Join(list, "")
+	if !strings.HasPrefix(joined, "(") {
+		return nil, i, false
+	}
+	var out []string
+	for _, ts := range strings.Split(strings.Trim(joined, "()"), ",") {
+		out = append(out, strings.ToUpper(ts))
+	}
+	return out, i, true
 }
 
 func parseBackup(tok []string) (backupCmd, string, string) {
@@ -328,25 +363,18 @@ func parseBackup(tok []string) (backupCmd, string, string) {
 			return "", false
 		}
 		switch t {
+		case "on":
+			if i+2 >= len(tok) || !strings.EqualFold(tok[i+1], "all") || !strings.EqualFold(tok[i+2], "dbpartitionnums") {
+				return b, tok[min(i+1, len(tok)-1)], "ON"
+			}
+			i += 2
+			b.allParts = true
 		case "tablespace":
-			var list []string
-			for {
-				w, ok := next()
-				if !ok {
-					return b, "END-OF-STATEMENT", "TABLESPACE"
-				}
-				list = append(list, w)
-				if strings.HasSuffix(w, ")") {
-					break
-				}
+			list, j, ok := parseList(tok, i)
+			if !ok {
+				return b, tok[min(i+1, len(tok)-1)], "TABLESPACE"
 			}
-			joined := strings.Join(list, "")
-			if !strings.HasPrefix(joined, "(") {
-				return b, list[0], "TABLESPACE"
-			}
-			for _, ts := range strings.Split(strings.Trim(joined, "()"), ",") {
-				b.tablespaces = append(b.tablespaces, strings.ToUpper(ts))
-			}
+			i, b.tablespaces = j, list
 		case "online":
 			b.online = true
 		case "incremental":
@@ -438,18 +466,33 @@ func (c *session) backup(tok []string) int {
 	if len(b.tablespaces) > 0 {
 		objType = 3
 	}
-	path := filepath.Join(dir, fmt.Sprintf("%s.%d.%s.DBPART000.%s.001", s.Database, objType, s.instance(), ts))
+	// One image per partition backed up: all of them ON ALL DBPARTITIONNUMS, else the
+	// session's own.
+	parts := []int{s.CurrentPartition}
+	if b.allParts {
+		parts = s.Partitions
+		if len(parts) == 0 {
+			parts = []int{0}
+		}
+	}
 	var limit int64
 	if s.Has(FaultDiskFull) {
 		limit = s.imageBytes() / 2
 	}
-	sum, err := WriteImage(path, meta, s.imageBytes(), s.Has(FaultCorruptImage), limit)
-	if err != nil {
-		os.Remove(path)
-		if errors.Is(err, errDiskFull) {
-			return c.fail("SQL2419N  The target disk %q has become full.", dir)
+	var path, sum string
+	for k, part := range parts {
+		p := filepath.Join(dir, fmt.Sprintf("%s.%d.%s.DBPART%03d.%s.001", s.Database, objType, s.instance(), part, ts))
+		sm, err := WriteImage(p, meta, s.imageBytes(), s.Has(FaultCorruptImage), limit)
+		if err != nil {
+			os.Remove(p)
+			if errors.Is(err, errDiskFull) {
+				return c.fail("SQL2419N  The target disk %q has become full.", dir)
+			}
+			return c.fail("SQL2062N  An error occurred while accessing media %q. Reason code: \"%d\".\n(fake db2: %v)", dir, 2, err)
 		}
-		return c.fail("SQL2062N  An error occurred while accessing media %q. Reason code: \"%d\".\n(fake db2: %v)", dir, 2, err)
+		if k == 0 {
+			path, sum = p, sm
+		}
 	}
 	if offlineFull {
 		s.BackupPending = false
@@ -461,6 +504,12 @@ func (c *session) backup(tok []string) int {
 		// The backup closes the active log, which an online image carries (INCLUDE LOGS).
 		at, _ := time.Parse("20060102150405", ts)
 		s.closeLog(at)
+	}
+	if b.allParts {
+		c.printf("\nPart  Result\n----  ------------------------------------------------------------------------\n")
+		for _, part := range parts {
+			c.printf("%04d  DB20000I  The BACKUP DATABASE command completed successfully.\n", part)
+		}
 	}
 	c.printf("\nBackup successful. The timestamp for this backup image is : %s\n\n", ts)
 	return exitOK
@@ -511,7 +560,9 @@ func (c *session) listHistory(db, since string) int {
 		}
 		c.printf("\n Op Obj Timestamp+Sequence Type Dev Earliest Log Current Log  Backup ID\n")
 		c.printf(" -- --- ------------------ ---- --- ------------ ------------ --------------\n")
-		log := fmt.Sprintf("S%07d.LOG", b.EID)
+		// The log file active during the backup is the first and last one the image needs (the
+		// backup closes it into the archive).
+		log := LogName(b.Log)
 		c.printf("  B  %s  %s001    %s    D  %s %s\n", obj, b.Timestamp, historyTypes[[2]string{b.Type, b.Mode}], log, log)
 		c.printf("%s  Contains %d tablespace(s):\n\n", rule, len(spaces))
 		for i, ts := range spaces {

@@ -17,6 +17,9 @@ type restoreCmd struct {
 	incr, auto                   bool
 	replace, withoutRollForward  bool
 	redirect, abort, cont        bool
+	// tablespaces and online are TABLESPACE (...) ONLINE (a table space restore).
+	tablespaces []string
+	online      bool
 }
 
 // parseRestore reads `<db> [incremental [automatic|auto|abort]] [from <dir>] [taken at <ts>]
@@ -89,6 +92,14 @@ func parseRestore(tok []string) (restoreCmd, string, string) {
 			r.replace = true
 		case "redirect":
 			r.redirect = true
+		case "tablespace":
+			list, j, ok := parseList(tok, i)
+			if !ok {
+				return r, tok[min(i+1, len(tok)-1)], "TABLESPACE"
+			}
+			i, r.tablespaces = j, list
+		case "online":
+			r.online = true
 		case "continue":
 			r.cont = true
 		case "abort":
@@ -140,6 +151,14 @@ func (c *session) restore(tok []string) int {
 	dir := r.dir
 	if dir == "" {
 		dir, _ = os.Getwd()
+	}
+	if len(r.tablespaces) > 0 {
+		return c.restoreTablespaces(r, dir)
+	}
+	if s.partitioned() && (r.into == "" || strings.EqualFold(r.into, s.Database)) && r.ts != "" {
+		if done, code := c.restorePartition(dir, r.ts); done {
+			return code
+		}
 	}
 	into := r.into
 	if into == "" || strings.EqualFold(into, s.Database) {
@@ -324,7 +343,7 @@ func orText(s, alt string) string {
 }
 
 func (c *session) imageName(ts string) string {
-	return fmt.Sprintf("%s.0.%s.DBPART000.%s.001", c.s.Database, c.s.instance(), ts)
+	return fmt.Sprintf("%s.0.%s.DBPART%03d.%s.001", c.s.Database, c.s.instance(), c.s.CurrentPartition, ts)
 }
 
 func (c *session) noImage(ts string) int {
@@ -379,6 +398,11 @@ type rollforwardCmd struct {
 	stop, query bool
 	// overflow is the OVERFLOW LOG PATH, where logs missing from the archive may be found.
 	overflow string
+	// tablespaces and online are TABLESPACE (...) ONLINE (a table space roll-forward);
+	// allParts is ON ALL DBPARTITIONNUMS.
+	tablespaces []string
+	online      bool
+	allParts    bool
 }
 
 // parseRollforward reads `<db> [to end of logs | to <time> [using utc|local time]]
@@ -432,6 +456,22 @@ func parseRollforward(tok []string) (rollforwardCmd, string, string) {
 			r.stop = true
 		case "stop", "complete":
 			r.stop = true
+		case "tablespace":
+			list, j, ok := parseList(tok, i)
+			if !ok {
+				return r, tok[min(i+1, len(tok)-1)], "TABLESPACE"
+			}
+			i, r.tablespaces = j, list
+		case "online":
+			r.online = true
+		case "on":
+			if w, ok := word("all"); !ok {
+				return r, w, "ON"
+			}
+			if w, ok := word("dbpartitionnums"); !ok {
+				return r, w, "ALL"
+			}
+			r.allParts = true
 		case "query":
 			if w, ok := word("status"); !ok {
 				return r, w, "QUERY"
@@ -483,9 +523,18 @@ func (c *session) rollforward(tok []string) int {
 		return c.syntax(bad, after)
 	}
 	s := c.s
+	if len(r.tablespaces) > 0 {
+		if !c.known(r.db) {
+			return c.notFound(r.db)
+		}
+		return c.rollforwardTablespaces(r)
+	}
 	ref, ok := c.db(r.db)
 	if !ok {
 		return c.notFound(r.db)
+	}
+	if s.partitioned() && ref.main && len(s.RestoredPartitions) < len(s.Partitions) && *ref.rfPending {
+		return c.fail("SQL1276N  Database %q cannot be rolled forward: database partitions %v of %v are restored; restore every partition first.", ref.name, s.RestoredPartitions, s.Partitions)
 	}
 	if !*ref.rfPending {
 		return c.fail("SQL1260N  Database %q is not in ROLL-FORWARD PENDING state.", ref.name)
@@ -528,7 +577,7 @@ func (c *session) rollforward(tok []string) int {
 	// What the logs hold after the image, and whether each log needed can be read.
 	rows, committed := image.Rows, imageTime.Add(time.Second)
 	readable := func(n int) bool {
-		if !slices.Contains(s.MissingLogs, LogName(n)) {
+		if s.inArchive(n) {
 			return true
 		}
 		if r.overflow == "" {

@@ -93,6 +93,24 @@ type State struct {
 	LogSeq int `json:"log_seq,omitempty"`
 	// Archived are the archived log files, oldest first (LIST HISTORY ARCHIVE LOG prints them).
 	Archived []ArchivedLog `json:"archived,omitempty"`
+	// Partitions are the database partitions of a partitioned (DPF) database, e.g. [0, 1]; a
+	// single-partition database when it has fewer than two. CatalogPartition is the one that
+	// holds the catalog (LIST DATABASE DIRECTORY reports it).
+	Partitions       []int `json:"partitions,omitempty"`
+	CatalogPartition int   `json:"catalog_partition,omitempty"`
+	// CurrentPartition is the partition the CLP session's commands go to (SET CLIENT
+	// CONNECT_DBPARTITIONNUM).
+	CurrentPartition int `json:"current_partition,omitempty"`
+	// RestoredPartitions are the partitions restored so far from the image RestoringImage,
+	// in order: a partition other than the catalog partition is refused before it.
+	RestoredPartitions []int  `json:"restored_partitions,omitempty"`
+	RestoringImage     string `json:"restoring_image,omitempty"`
+	// TablespacesPending are the table spaces a table space restore left rollforward pending
+	// (until ROLLFORWARD ... TABLESPACE (...) ONLINE), with the image they came from.
+	TablespacesPending []string `json:"tablespaces_pending,omitempty"`
+	TablespaceImage    string   `json:"tablespace_image,omitempty"`
+	// AutoDelRecObj is AUTO_DEL_REC_OBJ=ON as `get db cfg` reports it.
+	AutoDelRecObj bool `json:"auto_del_rec_obj,omitempty"`
 	// MissingLogs names archived log files that are gone from the archive: a roll-forward that
 	// needs one halts with SQL4970N unless the file is in its overflow log path.
 	MissingLogs []string `json:"missing_logs,omitempty"`
@@ -169,11 +187,55 @@ func (s *State) closeLog(end time.Time) {
 		end = start
 	}
 	s.Archived = append(s.Archived, ArchivedLog{Name: LogName(s.LogSeq), Start: start, End: end})
+	if dir, ok := s.ArchiveDir(); ok {
+		// Db2 copies the closed file into the archive; the fake writes its name and span.
+		if os.MkdirAll(dir, 0o755) == nil {
+			_ = os.WriteFile(filepath.Join(dir, LogName(s.LogSeq)), fmt.Appendf(nil, "fake db2 log %s %s %s\n", LogName(s.LogSeq),
+				start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano)), 0o644)
+		}
+	}
 	s.LogSeq++
 }
 
+// ArchiveDir is where Db2 archives log files of chain 0 when LOGARCHMETH1 is DISK:<path> and
+// <path> exists: <path>/<instance>/<DATABASE>/NODE0000/LOGSTREAM0000/C0000000. ok is false for
+// other methods, or a path that does not exist (the fake then keeps its archive in the state
+// alone).
+func (s *State) ArchiveDir() (string, bool) {
+	m := s.logArchMeth1()
+	if len(m) < 6 || !strings.EqualFold(m[:5], "DISK:") {
+		return "", false
+	}
+	base := m[5:]
+	if st, err := os.Stat(base); err != nil || !st.IsDir() {
+		return "", false
+	}
+	return filepath.Join(base, s.instance(), strings.ToUpper(s.Database), "NODE0000", "LOGSTREAM0000", "C0000000"), true
+}
+
+// inArchive reports whether archived log n can be read from the archive: not named in
+// MissingLogs and, for a DISK archive on this machine, its file is there.
+func (s *State) inArchive(n int) bool {
+	if slices.Contains(s.MissingLogs, LogName(n)) {
+		return false
+	}
+	if dir, ok := s.ArchiveDir(); ok && n < s.LogSeq {
+		if _, err := os.Stat(filepath.Join(dir, LogName(n))); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// partitioned reports whether the database has several partitions.
+func (s *State) partitioned() bool { return len(s.Partitions) > 1 }
+
 // Restore is one RESTORE DATABASE the fake ran.
 type Restore struct {
+	// Tablespaces are the table spaces of a table space restore (RESTORE ... TABLESPACE (...)
+	// ONLINE); Partition the partition a restore of a partitioned database ran on.
+	Tablespaces []string `json:"tablespaces,omitempty"`
+	Partition   int      `json:"partition,omitempty"`
 	// Timestamp is the TAKEN AT image (the target of an incremental restore).
 	Timestamp string `json:"timestamp"`
 	// Incremental is INCREMENTAL, Automatic INCREMENTAL AUTOMATIC.
