@@ -275,22 +275,10 @@ func PlanRestore(entries []Entry, pointInTime time.Time, keyAvailable func(keyCR
 	if err != nil {
 		return RestorePlan{}, fmt.Errorf("plan restore: %w", err)
 	}
-	var skipped skips
-	for i := len(h.sorted) - 1; i >= 0; i-- {
-		e := h.sorted[i]
-		if e.Scope != ScopeDatabase || (!pointInTime.IsZero() && e.EndedAt.After(pointInTime)) {
-			continue
-		}
-		idx, err := h.chain(e.ImageTimestamp)
-		if err != nil {
-			skipped.add(chainReason(err), e.Name())
-			continue
-		}
-		chain := h.pick(idx)
-		if missing := unavailableKeys(chain, keyAvailable); missing != "" {
-			skipped.add(missing, e.Name())
-			continue
-		}
+	_, chain, skipped, ok := h.newest(func(e *Entry) bool {
+		return e.Scope == ScopeDatabase && (pointInTime.IsZero() || !e.EndedAt.After(pointInTime))
+	}, keyAvailable)
+	if ok {
 		return plan(h.db, chain, pointInTime, skipped.notes(), keyAvailable == nil), nil
 	}
 	when := "the latest point"
@@ -305,6 +293,30 @@ func PlanRestore(entries []Entry, pointInTime time.Time, keyAvailable func(keyCR
 }
 
 // skips groups the images PlanRestore passed over by reason, in the order met (newest first).
+// newest finds, newest first, the entry accept takes whose chain is complete and whose keys
+// keyAvailable accepts (nil: any), with its chain; skipped holds why newer ones it took were
+// passed over.
+func (h *history) newest(accept func(*Entry) bool, keyAvailable func(keyCRN, version string) bool) (e *Entry, chain []Entry, skipped skips, ok bool) {
+	for i := len(h.sorted) - 1; i >= 0; i-- {
+		e := h.sorted[i]
+		if !accept(e) {
+			continue
+		}
+		idx, err := h.chain(e.ImageTimestamp)
+		if err != nil {
+			skipped.add(chainReason(err), e.Name())
+			continue
+		}
+		chain := h.pick(idx)
+		if missing := unavailableKeys(chain, keyAvailable); missing != "" {
+			skipped.add(missing, e.Name())
+			continue
+		}
+		return e, chain, skipped, true
+	}
+	return nil, nil, skipped, false
+}
+
 type skips struct {
 	reasons []string
 	images  map[string][]string
@@ -477,43 +489,29 @@ func PlanTablespaceRestore(entries []Entry, tablespaces []string, keyAvailable f
 		}
 		return true
 	}
-	var skipped skips
-	for i := len(h.sorted) - 1; i >= 0; i-- {
-		e := h.sorted[i]
-		if !holds(e) {
-			continue
+	e, chain, skipped, ok := h.newest(holds, keyAvailable)
+	if !ok {
+		notes := skipped.notes()
+		if len(notes) == 0 {
+			notes = []string{"no image holds " + strings.Join(want, ", ")}
 		}
-		idx, err := h.chain(e.ImageTimestamp)
-		if err != nil {
-			skipped.add(chainReason(err), e.Name())
-			continue
-		}
-		chain := h.pick(idx)
-		if missing := unavailableKeys(chain, keyAvailable); missing != "" {
-			skipped.add(missing, e.Name())
-			continue
-		}
-		list := "(" + strings.Join(want, ",") + ")"
-		restore := fmt.Sprintf("RESTORE DATABASE %s TABLESPACE %s ONLINE TAKEN AT %s", h.db, list, e.ImageTimestamp)
-		if len(chain) > 1 {
-			restore = fmt.Sprintf("RESTORE DATABASE %s TABLESPACE %s ONLINE INCREMENTAL AUTOMATIC TAKEN AT %s", h.db, list, e.ImageTimestamp)
-		}
-		p := RestorePlan{Database: h.db, Target: e.ImageTimestamp, Images: chain, Tablespaces: want, RollForward: "end of logs",
-			Commands: []string{restore, fmt.Sprintf("ROLLFORWARD DATABASE %s TO END OF LOGS AND STOP TABLESPACE %s ONLINE", h.db, list)},
-			Notes:    skipped.notes()}
-		if e.Scope == ScopeDatabase {
-			p.Notes = append(p.Notes, fmt.Sprintf("from database image %s (no newer table space image holds %s)", e.Name(), strings.Join(want, ", ")))
-		}
-		if keyAvailable == nil {
-			p.Notes = append(p.Notes, "key availability was not checked")
-		}
-		return p, nil
+		return RestorePlan{}, fmt.Errorf("plan restore of table spaces %s of %s: %w: %s", strings.Join(want, ", "), h.db, ErrNoRestorableChain, strings.Join(notes, "; "))
 	}
-	notes := skipped.notes()
-	if len(notes) == 0 {
-		notes = []string{"no image holds " + strings.Join(want, ", ")}
+	list := "(" + strings.Join(want, ",") + ")"
+	restore := fmt.Sprintf("RESTORE DATABASE %s TABLESPACE %s ONLINE TAKEN AT %s", h.db, list, e.ImageTimestamp)
+	if len(chain) > 1 {
+		restore = fmt.Sprintf("RESTORE DATABASE %s TABLESPACE %s ONLINE INCREMENTAL AUTOMATIC TAKEN AT %s", h.db, list, e.ImageTimestamp)
 	}
-	return RestorePlan{}, fmt.Errorf("plan restore of table spaces %s of %s: %w: %s", strings.Join(want, ", "), h.db, ErrNoRestorableChain, strings.Join(notes, "; "))
+	p := RestorePlan{Database: h.db, Target: e.ImageTimestamp, Images: chain, Tablespaces: want, RollForward: "end of logs",
+		Commands: []string{restore, fmt.Sprintf("ROLLFORWARD DATABASE %s TO END OF LOGS AND STOP TABLESPACE %s ONLINE", h.db, list)},
+		Notes:    skipped.notes()}
+	if e.Scope == ScopeDatabase {
+		p.Notes = append(p.Notes, fmt.Sprintf("from database image %s (no newer table space image holds %s)", e.Name(), strings.Join(want, ", ")))
+	}
+	if keyAvailable == nil {
+		p.Notes = append(p.Notes, "key availability was not checked")
+	}
+	return p, nil
 }
 
 // Dependents names, newest first, the other entries of list (sorted oldest first) whose restore
