@@ -230,7 +230,6 @@ func (o *operator) delete(a OpAction) {
 
 var errRefused = errors.New("refused")
 
-
 func countFulls(list []catalog.Entry) int {
 	n := 0
 	for _, e := range list {
