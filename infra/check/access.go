@@ -50,6 +50,7 @@ var s3Actions = map[string]string{
 	"UploadPart":              "cloud-object-storage.object.put_part",
 	"CompleteMultipartUpload": "cloud-object-storage.object.post_complete_upload",
 	"AbortMultipartUpload":    "cloud-object-storage.object.delete_upload",
+	"ListParts":               "cloud-object-storage.object.get_uploads",
 	"DeleteObject":            "cloud-object-storage.object.delete",
 	"DeleteObjects":           "cloud-object-storage.object.post_multi_delete",
 }

@@ -39,6 +39,10 @@ type fakeS3 struct {
 	onPart     func(num int64) error
 	onComplete func(key string) error
 	onAbort    func() error
+	// partAfterAbort, when set, makes the first Abort leave the upload in place, as a part that
+	// was still being stored when the abort came would bring it back (S3 documents that an abort
+	// may have to be repeated).
+	partAfterAbort bool
 	// afterComplete, when set, replaces the answer of a Complete that succeeded.
 	afterComplete func() error
 
@@ -234,8 +238,30 @@ func (f *fakeS3) AbortMultipartUploadWithContext(ctx aws.Context, in *s3.AbortMu
 	if _, ok := f.uploads[aws.StringValue(in.UploadId)]; !ok {
 		return nil, awsErr(404, s3.ErrCodeNoSuchUpload)
 	}
+	if f.partAfterAbort {
+		f.partAfterAbort = false
+		return &s3.AbortMultipartUploadOutput{}, nil
+	}
 	delete(f.uploads, aws.StringValue(in.UploadId))
 	return &s3.AbortMultipartUploadOutput{}, nil
+}
+
+func (f *fakeS3) ListPartsWithContext(ctx aws.Context, in *s3.ListPartsInput, _ ...request.Option) (*s3.ListPartsOutput, error) {
+	f.count("list-parts")
+	if err := ctx.Err(); err != nil {
+		return nil, awserr.New(request.CanceledErrorCode, "canceled", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	up, ok := f.uploads[aws.StringValue(in.UploadId)]
+	if !ok {
+		return nil, awsErr(404, s3.ErrCodeNoSuchUpload)
+	}
+	out := &s3.ListPartsOutput{}
+	for num, size := range up.sizes {
+		out.Parts = append(out.Parts, &s3.Part{PartNumber: aws.Int64(num), Size: aws.Int64(size)})
+	}
+	return out, nil
 }
 
 func (f *fakeS3) HeadObjectWithContext(_ aws.Context, in *s3.HeadObjectInput, _ ...request.Option) (*s3.HeadObjectOutput, error) {

@@ -68,6 +68,7 @@ type API interface {
 	UploadPartWithContext(aws.Context, *s3.UploadPartInput, ...request.Option) (*s3.UploadPartOutput, error)
 	CompleteMultipartUploadWithContext(aws.Context, *s3.CompleteMultipartUploadInput, ...request.Option) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUploadWithContext(aws.Context, *s3.AbortMultipartUploadInput, ...request.Option) (*s3.AbortMultipartUploadOutput, error)
+	ListPartsWithContext(aws.Context, *s3.ListPartsInput, ...request.Option) (*s3.ListPartsOutput, error)
 	HeadObjectWithContext(aws.Context, *s3.HeadObjectInput, ...request.Option) (*s3.HeadObjectOutput, error)
 	GetObjectWithContext(aws.Context, *s3.GetObjectInput, ...request.Option) (*s3.GetObjectOutput, error)
 	HeadBucketWithContext(aws.Context, *s3.HeadBucketInput, ...request.Option) (*s3.HeadBucketOutput, error)
@@ -607,20 +608,47 @@ func (up *upload) complete(ctx context.Context, id string, parts []*s3.Completed
 	return err
 }
 
-// abort cancels the multipart upload id, even when ctx is done, within AbortTimeout. An upload
-// already gone is not an error.
+// abortAttempts bounds the aborts of one upload: a part still being stored when an abort comes
+// may bring the upload back, so abort checks with ListParts and aborts again (S3 documents that
+// an abort may have to be repeated).
+const abortAttempts = 4
+
+// abort cancels the multipart upload id, even when ctx is done, within AbortTimeout, and makes
+// sure it is gone. An upload already gone is not an error.
 func (up *upload) abort(ctx context.Context, id string) error {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), up.u.opt.AbortTimeout)
 	defer cancel()
-	_, err := up.u.api.AbortMultipartUploadWithContext(actx, &s3.AbortMultipartUploadInput{
-		Bucket:   aws.String(up.u.bucket),
-		Key:      aws.String(up.full),
-		UploadId: aws.String(id),
-	})
-	if err = classify(actx, "abort multipart upload "+id, up.full, err); err != nil && !errors.Is(err, errNoSuchUpload) {
-		return err
+	what := "abort multipart upload " + id
+	for attempt := 1; ; attempt++ {
+		_, err := up.u.api.AbortMultipartUploadWithContext(actx, &s3.AbortMultipartUploadInput{
+			Bucket:   aws.String(up.u.bucket),
+			Key:      aws.String(up.full),
+			UploadId: aws.String(id),
+		})
+		if err = classify(actx, what, up.full, err); err != nil {
+			if errors.Is(err, errNoSuchUpload) {
+				return nil
+			}
+			return err
+		}
+		_, err = up.u.api.ListPartsWithContext(actx, &s3.ListPartsInput{
+			Bucket:   aws.String(up.u.bucket),
+			Key:      aws.String(up.full),
+			UploadId: aws.String(id),
+			MaxParts: aws.Int64(1),
+		})
+		switch err = classify(actx, what+": list its parts", up.full, err); {
+		case errors.Is(err, errNoSuchUpload):
+			return nil
+		case err != nil:
+			return err
+		case attempt == abortAttempts:
+			return fmt.Errorf("%s: still there after %d aborts", what, attempt)
+		}
+		if err := clock.Sleep(actx, nil, time.Duration(attempt)*100*time.Millisecond); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 	}
-	return nil
 }
 
 func (u *Uploader) head(ctx context.Context, full string) (*s3.HeadObjectOutput, error) {

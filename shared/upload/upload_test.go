@@ -286,6 +286,31 @@ func TestAbortFailureIsReported(t *testing.T) {
 	}
 }
 
+// TestAbortIsRepeatedUntilTheUploadIsGone: a part still being stored when the abort came brings
+// the upload back (S3: "it might be necessary to abort a given multipart upload multiple
+// times"); the uploader checks with ListParts and aborts again, leaving nothing pending (seen
+// against versitygw under load: TestUploadAbortVersitygw).
+func TestAbortIsRepeatedUntilTheUploadIsGone(t *testing.T) {
+	f := newFake()
+	f.partAfterAbort = true
+	f.onPart = func(n int64) error {
+		if n == 2 {
+			return awsErr(400, "InvalidArgument")
+		}
+		return nil
+	}
+	u := newUploader(t, f, upload.Options{PartSize: upload.MinPartSize, Concurrency: 2, AbortTimeout: time.Second})
+	if _, err := u.Upload(context.Background(), "x", stream(5, 12*mib), -1); err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
+		t.Fatalf("Upload = %v, want the part's error", err)
+	}
+	if _, pending := f.state(); len(pending) != 0 {
+		t.Errorf("pending uploads after the failure: %v", pending)
+	}
+	if got := f.Calls("abort"); got != 2 {
+		t.Errorf("aborts = %d, want 2 (the second after ListParts found the upload)", got)
+	}
+}
+
 func TestCreateOnly(t *testing.T) {
 	ctx := context.Background()
 	data := func(seed uint64, n int64) []byte { b, _ := io.ReadAll(stream(seed, n)); return b }

@@ -237,6 +237,7 @@ locals {
     "cloud-object-storage.object.put_part",             # UploadPart
     "cloud-object-storage.object.post_complete_upload", # CompleteMultipartUpload
     "cloud-object-storage.object.delete_upload",        # AbortMultipartUpload
+    "cloud-object-storage.object.get_uploads",          # ListParts (is an aborted upload gone?)
   ]
   cos_delete_actions = [
     "cloud-object-storage.object.delete",            # DeleteObject (on a versioned bucket: a delete marker)
