@@ -354,6 +354,16 @@ func TestUnconfirmedStartIsNotAskedAgainInAWindow(t *testing.T) {
 		t.Fatalf("cancel %+v, want %s", r.Cancel, run.ID)
 	case st.Run != nil || st.LastFailure == nil || st.LastFailure.Class != events.Rotation || st.NextRetry == nil:
 		t.Fatalf("run %+v, last failure %+v, retry %+v: want the run closed as a rotation failure, with a retry", st.Run, st.LastFailure, st.NextRetry)
+	case st.LastExpired == nil || st.LastExpired.ID != run.ID:
+		// The cancel may be lost (a crash after the state write) and the run may have begun
+		// after all: its late outcome must be applied, not ignored while a retry backs the
+		// slot up again (hostile seed 8 of the simulated year, slot-once).
+		t.Fatalf("last expired %+v, want %s, so that its late outcome counts", st.LastExpired, run.ID)
+	}
+	late := events.BackupCompleted{RunID: run.ID, Database: "db1", Type: run.Type, Mode: run.Mode, KeyCRN: db.KeyCRN, KeyVersion: "v1",
+		ImageTimestamp: "20261123023000", StartedAt: mon0205.Add(20 * time.Minute), EndedAt: mon0205.Add(30 * time.Minute), Verified: true}
+	if note, _ := Completed(st, db, late, mon0205.Add(40*time.Minute)); !strings.Contains(note, "late") {
+		t.Errorf("late completion of %s: %q, want it applied as a late outcome", run.ID, note)
 	}
 	// Without a hold, an unconfirmed start is asked for again (the same run).
 	st = withSuccess(state.New("db1", db.KeyCRN))

@@ -256,11 +256,14 @@ func reconcileRun(st *state.State, db config.Database, ev *RunEvidence, now time
 			// A hold began before the start was confirmed: asking again would back up inside it
 			// (Db2 re-wrapping its keys, or a key not active). The run is closed as failed, and
 			// cancelled in case an ambiguous start did create it; its retry waits for the hold.
+			// It is remembered as the last expired run: should the cancel be lost and the run
+			// have begun after all, its late outcome is applied (and the cancel asked again).
 			class := events.Transient
 			if st.Window != nil {
 				class = events.Rotation
 			}
 			ApplyFailure(st, db, run, class, "start not confirmed before a hold began: "+reason, now)
+			st.LastExpired = &run
 			eff.Cancel = &run
 			eff.note("start of %s not confirmed before a hold began (%s): closed as failed", run.ID, reason)
 			return true
